@@ -1,0 +1,124 @@
+"""Checkpoints: safetensors tensors + JSON metadata, validated on load, never pickled.
+
+One ``.safetensors`` file holds the model's state dict (μ, ρ and the prior of every layer) and, in
+the safetensors header, two metadata strings: ``bayesim`` (JSON: format, architecture, prior, data,
+training settings, seed, package versions) and ``sha256`` (a digest over that JSON and every
+tensor's name, dtype, shape and bytes). Loading rebuilds the architecture from the metadata, checks
+every tensor name and shape against it, and verifies the digest, so a wrong shape, an edited
+metadata field or an altered tensor is a :class:`CheckpointError`, never a silent partial load.
+"""
+
+import hashlib
+import json
+import os
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydantic
+import safetensors
+import safetensors.torch
+import torch
+from torch import nn
+
+import bayesim
+from bayesim.atomic import write_bytes
+from bayesim.bnn.models import ModelConfig, build_model
+from bayesim.errors import CheckpointError
+
+FORMAT = "bayesim.bnn/1"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model (in eval mode), its config and the stored metadata."""
+
+    model: nn.Module
+    model_config: ModelConfig
+    metadata: dict[str, Any]
+    path: Path
+
+
+def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256(meta_json.encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    return {"bayesim": bayesim.__version__, "torch": torch.__version__,
+            "numpy": np.__version__, "python": platform.python_version()}
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, model_config: ModelConfig,
+                    **extra: Any) -> Path:
+    """Write ``model`` with its config and ``extra`` JSON-ready metadata (data, training, seed…)."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {
+        "format": FORMAT,
+        "model": model_config.model_dump(mode="json"),
+        "versions": package_versions(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **extra,
+    }
+    meta_json = json.dumps(meta, sort_keys=True)
+    data = safetensors.torch.save(tensors, metadata={"bayesim": meta_json,
+                                                     "sha256": _digest(meta_json, tensors)})
+    write_bytes(path, data)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Load and validate a checkpoint written by :func:`save_checkpoint`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found")
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except Exception as exc:  # safetensors raises its own error types for malformed files
+        raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from None
+    if "bayesim" not in header or "sha256" not in header:
+        raise CheckpointError(f"{path} has no bayesim metadata; it was not written by bayesim")
+    try:
+        meta = json.loads(header["bayesim"])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unsupported checkpoint format "
+                              f"{meta.get('format') if isinstance(meta, dict) else None!r}; "
+                              f"expected {FORMAT!r}")
+    try:
+        model_config = ModelConfig.model_validate(meta.get("model"))
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CheckpointError(f"{path}: invalid model metadata at model.{where}: "
+                              f"{first['msg']}") from None
+    model = build_model(model_config, seed=int(meta.get("seed", 0)))
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: tensors do not match the {model_config.arch} architecture "
+                              f"in its metadata (missing: {missing[:3]}, unexpected: "
+                              f"{unexpected[:3]})")
+    for name, ref in expected.items():
+        if tuple(tensors[name].shape) != tuple(ref.shape) or tensors[name].dtype != ref.dtype:
+            raise CheckpointError(
+                f"{path}: tensor {name} has shape {tuple(tensors[name].shape)} "
+                f"({tensors[name].dtype}), the architecture in its metadata needs "
+                f"{tuple(ref.shape)} ({ref.dtype})")
+    if _digest(header["bayesim"], tensors) != header["sha256"]:
+        raise CheckpointError(f"{path}: content does not match its SHA-256 digest; the metadata or "
+                              f"tensors were modified after saving. Re-create the checkpoint")
+    model.load_state_dict(tensors, strict=True)
+    model.eval()
+    return Checkpoint(model, model_config, meta, path)

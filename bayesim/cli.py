@@ -1,0 +1,182 @@
+"""The ``bayesim`` command.
+
+Bad input of any kind ends with one line ``bayesim: error: …`` on stderr and exit code 2, without a
+traceback and without output files (every command validates before it writes, and writes
+atomically).
+"""
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pydantic
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bayesim.errors import BayesimError, ConfigError
+
+app = typer.Typer(name="bayesim", add_completion=False, no_args_is_help=True,
+                  pretty_exceptions_enable=False,
+                  help="Simulate analog Bayesian machines: train, quantize, simulate, evaluate.")
+data_app = typer.Typer(no_args_is_help=True, help="Find, inspect and fetch the data sets.")
+app.add_typer(data_app, name="data")
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="TOML config file (see experiments/).")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config value, e.g. --set train.epochs=5 (repeatable).")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+out_console = Console()
+EXIT_BAD_INPUT = 2
+
+
+def _print_report_summary(report_path: Path) -> None:
+    report = json.loads(report_path.read_text())
+    ind, unc = report["in_distribution"], report["uncertainty"]
+    table = Table(title=f"{report['predictor'].get('kind')} predictor, S = {report['n_samples']}, "
+                        f"seed {report['seed']}")
+    for column in ("accuracy", "NLL", "Brier", "ECE", "AUROC alea (EE)", "AUROC epi (MI)",
+                   "AUROC epi (PE)"):
+        table.add_column(column, justify="right")
+    table.add_row(*(f"{v:.4f}" for v in (ind["accuracy"], ind["nll"], ind["brier"], ind["ece"],
+                                          unc["auroc_aleatoric"], unc["auroc_epistemic"],
+                                          unc["auroc_epistemic_pe"])))
+    out_console.print(table)
+    out_console.print(f"report: {report_path}")
+
+
+def _render_plots(out_dir: Path) -> None:
+    from bayesim.plots.report import render_report_plots
+
+    for path in render_report_plots(out_dir):
+        out_console.print(f"plot:   {path}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("runs/demo"),
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Train the fp32 mean-field LeNet-5 on dirty-mnist and write its uncertainty report."""
+    from bayesim.config import load_config
+    from bayesim.pipeline import run_demo
+
+    experiment = load_config(config, set_ or [])
+    report = run_demo(experiment, out, progress=not quiet)
+    _render_plots(out)
+    _print_report_summary(report)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option("--config", help="TOML experiment config.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Train a mean-field BNN; writes OUT/model.safetensors."""
+    from bayesim.config import load_config
+    from bayesim.pipeline import train_experiment
+
+    experiment = load_config(config, set_ or [])
+    trained = train_experiment(experiment, out, progress=not quiet)
+    last = trained.history[-1]
+    out_console.print(f"epoch {last.epoch}: loss {last.loss:.4f}, train accuracy "
+                      f"{last.accuracy:.4f}")
+    out_console.print(f"checkpoint: {trained.checkpoint}")
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="A model.safetensors file.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    samples: Annotated[int | None, typer.Option(
+        "--samples", help="Monte-Carlo samples S (default: the checkpoint's eval.n_samples).")]
+    = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Monte-Carlo evaluation of a checkpoint; writes report.json, scores.npz and plots."""
+    from bayesim.pipeline import evaluate_checkpoint
+
+    overrides = list(set_ or [])
+    if samples is not None:
+        if samples < 1:
+            raise ConfigError(f"--samples must be a positive number of Monte-Carlo samples, "
+                              f"got {samples}")
+        overrides.append(f"eval.n_samples={samples}")
+    report = evaluate_checkpoint(checkpoint, out, str(config) if config else None, overrides,
+                                 progress=not quiet)
+    _render_plots(out)
+    _print_report_summary(report)
+
+
+@data_app.command("info")
+def data_info() -> None:
+    """Show where each data set was found (or why not)."""
+    from bayesim.data.sources import data_home, describe_sources
+
+    table = Table(title=f"data sets (data home: {data_home()})")
+    for column in ("dataset", "found", "kind", "path / reason"):
+        table.add_column(column)
+    for row in describe_sources():
+        table.add_row(row["dataset"], row["found"], row["kind"], row["path"] or row["origin"])
+    out_console.print(table)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: Annotated[str, typer.Argument(help="mnist or fashion-mnist")],
+    dest: Annotated[Path | None, typer.Option(
+        "--dest", help="Target directory (default: $BAYESIM_DATA/NAME).")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        "--base-url", help="Download from this mirror instead of the official ones.")] = None,
+) -> None:
+    """Download the official IDX files of NAME and check their MD5 sums (needs internet)."""
+    from bayesim.data.sources import fetch
+
+    target = fetch(name, dest, base_url=base_url,
+                   on_file=lambda f, status: out_console.print(f"{f}: {status}"))
+    out_console.print(f"{name}: {target}")
+
+
+def _fail(message: str) -> int:
+    print(f"bayesim: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: runs the app and maps every user error to one line and exit code 2."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="bayesim", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        print("bayesim: aborted", file=sys.stderr)
+        return 130
+    except typer.TyperException as exc:  # usage errors: unknown option, missing value, …
+        message = exc.format_message().strip()
+        if not message:  # bare `bayesim` or a bare group: the help was shown
+            return 0
+        return _fail(message.replace("\n", " "))
+    except BayesimError as exc:
+        return _fail(str(exc))
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        return _fail(f"invalid value for '{'.'.join(map(str, first['loc']))}': {first['msg']}")
+    except KeyboardInterrupt:
+        print("bayesim: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Experiment configuration: TOML files, dotted ``--set`` overrides, validation with clear messages.
+
+Each concern owns its config model next to its code (``data.dirty.DataConfig``,
+``bnn.models.ModelConfig``, ``bnn.train.TrainConfig``, ``evaluate.EvalConfig``); this module only
+composes them into :class:`ExperimentConfig` and turns every validation failure into one
+:class:`~bayesim.errors.ConfigError` line naming the key, the bad value and what is allowed.
+"""
+
+import os
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+from pydantic import BaseModel, Field
+
+from bayesim.bnn.models import ModelConfig
+from bayesim.bnn.train import TrainConfig
+from bayesim.data.dirty import DataConfig
+from bayesim.errors import ConfigError
+from bayesim.evaluate import EvalConfig
+from bayesim.schema import StrictModel
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ExperimentConfig(StrictModel):
+    """One experiment: data, model, training and evaluation, all keyed by one seed."""
+
+    name: str = "experiment"
+    seed: int = Field(default=0, ge=0)
+    """Root seed; data splits, initialisation, minibatch order and Monte-Carlo draws derive from
+    it through bayesim.seeding.derive_seed."""
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+
+def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """Field names of the (sub)model that ``loc`` points into."""
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            break
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            current = annotation
+        else:
+            break
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def format_validation_error(error: pydantic.ValidationError, model: type[BaseModel],
+                            source: str = "") -> str:
+    """One line for the first validation problem (and how many more there are)."""
+    problems = error.errors()
+    first = problems[0]
+    loc = [p for p in first["loc"] if not isinstance(p, int)]
+    key = ".".join(str(p) for p in first["loc"])
+    where = f" in {source}" if source else ""
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    if first["type"] == "extra_forbidden":
+        allowed = ", ".join(_allowed_keys(model, loc[:-1]))
+        return f"unknown key '{key}'{where}; allowed keys here: {allowed}{more}"
+    if first["type"] == "missing":
+        return f"missing required key '{key}'{where}{more}"
+    value = first.get("input")
+    return f"invalid value for '{key}'{where}: {value!r}: {first['msg']}{more}"
+
+
+def validate(model: type[M], data: Any, source: str = "") -> M:
+    """``model.model_validate(data)`` with errors turned into a one-line ConfigError."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, model, source)) from None
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``dotted.key=value``; the value is read as a TOML value, else kept as a string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} must look like section.key=value, e.g. "
+                          f"train.epochs=5")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``key=value`` override set (creating sections)."""
+    result = _deep_copy(data)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = result
+        for part in keys[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: '{part}' is a value, not a section")
+            node = child
+        node[keys[-1]] = value
+    return result
+
+
+def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = (),
+                model: type[M] = ExperimentConfig) -> M:  # type: ignore[assignment]
+    """Load a TOML config (or the defaults if ``path`` is None), apply overrides, validate."""
+    data = read_toml(path) if path is not None else {}
+    source = str(path) if path is not None else "the defaults"
+    if overrides:
+        source += " with --set " + " ".join(overrides)
+    return validate(model, apply_overrides(data, overrides), source)

@@ -1,0 +1,90 @@
+"""Figures of one evaluation report: reliability diagram and EE/MI histograms per subset."""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from bayesim.atomic import write_with
+from bayesim.errors import DataError
+
+SUBSET_COLOURS = {"clean": "tab:blue", "ambiguous": "tab:orange", "ood": "tab:red"}
+RELIABILITY_NAME = "reliability.png"
+HISTOGRAM_NAME = "uncertainty_hist.png"
+
+
+def _save(fig: Figure, path: Path) -> None:
+    write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight"))
+    plt.close(fig)
+
+
+def plot_reliability(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Accuracy vs confidence per bin (top-label, clean test split), with bin counts below."""
+    cal = report["calibration"]
+    edges = np.asarray(cal["edges"])
+    acc = np.asarray(cal["accuracy"], dtype=float)
+    conf = np.asarray(cal["confidence"], dtype=float)
+    count = np.asarray(cal["count"], dtype=float)
+    centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(5, 6), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 1]})
+    ax.bar(centres, np.nan_to_num(acc), width=width, edgecolor="black", color="tab:blue",
+           alpha=0.8, label="accuracy")
+    ax.bar(centres, np.nan_to_num(conf - acc), bottom=np.nan_to_num(acc), width=width,
+           color="tab:red", alpha=0.3, label="gap to confidence")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ind = report["in_distribution"]
+    ax.set_title(f"{report['predictor'].get('kind', '')}, S = {report['n_samples']}: "
+                 f"ECE = {ind['ece']:.3f}, accuracy = {ind['accuracy']:.3f}")
+    ax.set_ylabel("accuracy in bin (fraction)")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    ax_n.bar(centres, count, width=width, color="grey", edgecolor="black")
+    ax_n.set_yscale("log")
+    ax_n.set_xlabel("confidence max p̄ (fraction)")
+    ax_n.set_ylabel("examples")
+    ax_n.set_xlim(0, 1)
+    _save(fig, Path(path))
+    return Path(path)
+
+
+def plot_uncertainty_histograms(scores: dict[str, np.ndarray], report: dict[str, Any],
+                                path: str | os.PathLike[str]) -> Path:
+    """Histograms of expected entropy (aleatoric) and mutual information (epistemic) per subset."""
+    unc = report["uncertainty"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key, label, auc in (
+        (axes[0], "ee", "expected entropy EE (nats)", unc["auroc_aleatoric"]),
+        (axes[1], "mi", "mutual information MI (nats)", unc["auroc_epistemic"]),
+    ):
+        values = [scores[f"{name}_{key}"] for name in SUBSET_COLOURS]
+        top = max(float(np.max(v)) for v in values) or 1e-6
+        bins = np.linspace(0, top, 41)
+        for name, v in zip(SUBSET_COLOURS, values, strict=True):
+            ax.hist(v, bins=bins, density=True, histtype="step", lw=1.6,
+                    color=SUBSET_COLOURS[name], label=f"{name} (mean {v.mean():.3f})")
+        kind = "aleatoric: clean vs ambiguous" if key == "ee" else "epistemic: clean vs OOD"
+        ax.set_title(f"{kind}, AUROC = {auc:.3f}", fontsize=10)
+        ax.set_xlabel(label)
+        ax.set_ylabel("density (1/nat)")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    _save(fig, Path(path))
+    return Path(path)
+
+
+def render_report_plots(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Draw the figures of ``out_dir/report.json`` and ``out_dir/scores.npz`` next to them."""
+    out = Path(out_dir)
+    report_path, scores_path = out / "report.json", out / "scores.npz"
+    if not report_path.is_file() or not scores_path.is_file():
+        raise DataError(f"{out} holds no report.json and scores.npz; run 'bayesim evaluate' first")
+    report = json.loads(report_path.read_text())
+    with np.load(scores_path) as data:
+        scores = {k: data[k] for k in data.files}
+    return [plot_reliability(report, out / RELIABILITY_NAME),
+            plot_uncertainty_histograms(scores, report, out / HISTOGRAM_NAME)]
