@@ -32,7 +32,8 @@ def as_mc(probs: torch.Tensor) -> torch.Tensor:
     if probs.ndim == 2:
         probs = probs.unsqueeze(0)
     if probs.ndim != 3:
-        raise ValueError(f"probabilities must be [S, B, C] or [B, C], got shape {tuple(probs.shape)}")
+        raise ValueError(
+            f"probabilities must be [S, B, C] or [B, C], got shape {tuple(probs.shape)}")
     return probs.to(torch.float64)
 
 

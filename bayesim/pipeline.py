@@ -87,7 +87,8 @@ def evaluation_config(checkpoint_experiment: dict[str, Any], config_path: str | 
         foreign = sorted(set(file_data) - set(EVALUATE_SECTIONS))
         if foreign:
             raise ConfigError(f"{config_path}: evaluate takes only the sections "
-                              f"{', '.join(EVALUATE_SECTIONS)} from --config, not {', '.join(foreign)}")
+                              f"{', '.join(EVALUATE_SECTIONS)} from --config, "
+                              f"not {', '.join(foreign)}")
         for section in EVALUATE_SECTIONS:
             if section in file_data:
                 merged[section] = {**merged.get(section, {}), **file_data[section]}

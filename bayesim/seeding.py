@@ -1,9 +1,9 @@
 """Derivation of independent seeds from a root seed and a key path.
 
 ``derive_seed(seed, "eval", 3)`` is a pure function of its arguments: the same key path always gives
-the same 63-bit seed, different key paths give statistically independent seeds (BLAKE2b). This is how
-every random draw in bayesim is tied to *what* it is for rather than to the order in which work was
-done, so results do not depend on batch sizes, chunking or thread counts.
+the same 63-bit seed, different key paths give statistically independent seeds (BLAKE2b). This is
+how every random draw in bayesim is tied to *what* it is for rather than to the order in which work
+was done, so results do not depend on batch sizes, chunking or thread counts.
 """
 
 import hashlib

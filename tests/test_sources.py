@@ -93,7 +93,8 @@ def test_fetch_downloads_and_checks_md5(http_mirror, tmp_path: Path,
     url, www = http_mirror
     md5 = _serve_fake_release(www, monkeypatch)
     seen: list[tuple[str, str]] = []
-    target = fetch("mnist", tmp_path / "dest", base_url=url, on_file=lambda f, s: seen.append((f, s)))
+    target = fetch("mnist", tmp_path / "dest", base_url=url,
+                   on_file=lambda f, s: seen.append((f, s)))
     assert {p.name: sources.md5_of(p) for p in target.glob("*.gz")} == md5
     assert {s for _, s in seen} == {"downloaded"}
     assert len(load_split(locate("mnist", target), "test")) == 10

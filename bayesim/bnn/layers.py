@@ -6,8 +6,8 @@ checkpoint restores it). The KL divergence is the closed form summed over all pa
 
 Sampling modes (set with :func:`sampling`):
 
-* ``"sample"`` — a fresh ε on every forward. With ``estimator="reparam"`` one weight sample is shared
-  by the whole batch (``w = μ + σ·ε``); with ``estimator="local"`` (local reparameterisation,
+* ``"sample"`` — a fresh ε on every forward. With ``estimator="reparam"`` one weight sample is
+  shared by the whole batch (``w = μ + σ·ε``); with ``estimator="local"`` (local reparameterisation,
   Kingma et al. 2015) the pre-activations are sampled per example from
   ``N(x·μ, x²·σ²)``, which lowers gradient variance in training.
 * ``"mean"`` — the posterior means, deterministic.
@@ -70,7 +70,7 @@ class BayesianLayer(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """μ ~ U(±1/√fan_in) (PyTorch's Linear/Conv default, Kaiming-uniform with a = √5); ρ = ρ₀."""
+        """μ ~ U(±1/√fan_in) (PyTorch's Linear/Conv default: Kaiming-uniform, a = √5); ρ = ρ₀."""
         bound = 1.0 / math.sqrt(self.fan_in)
         with torch.no_grad():
             self.weight_mu.uniform_(-bound, bound, generator=generator)

@@ -28,12 +28,17 @@ from bayesim.seeding import generator
 class TrainConfig(StrictModel):
     """Optimiser and ELBO settings."""
 
-    epochs: int = Field(default=20, ge=1)
+    epochs: int = Field(default=50, ge=1)
+    """Passes over the training set; 50 for the 8,000-example dirty-mnist demo set (the posterior
+    std moves about lr per Adam step, so small data sets need many epochs to converge)."""
     batch_size: int = Field(default=128, ge=1)
     lr: float = Field(default=1e-3, gt=0)
     """Adam learning rate (Adam defaults otherwise; 1e-3 as in uncertainty-baselines)."""
-    kl_weight: float = Field(default=1.0, ge=0)
-    """Multiplier of KL_sum/N_train; 1 is the ELBO."""
+    kl_weight: float = Field(default=0.3, ge=0)
+    """Multiplier of KL_sum/N_train; 1 is the ELBO, < 1 a tempered posterior. Default 0.3: on
+    dirty-mnist (embedded subset, LeNet-5, seed 0) the full ELBO left the model under-confident
+    (ECE 0.043) while 0.3 gave ECE 0.019 at equal accuracy (docs/bnn.md; Laplace-Redux's BBB
+    baseline tempers with 0.1)."""
     kl_warmup_epochs: float = Field(default=0.0, ge=0)
     """Epochs over which the KL factor rises linearly from 0 to kl_weight."""
     mc_train: int = Field(default=1, ge=1)

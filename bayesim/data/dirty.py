@@ -8,8 +8,8 @@ Two benchmarks (reference/bnn_software.md §7.2, DDU protocol):
 Ambiguous data is either the real Ambiguous-MNIST release (``amnist_samples.pt`` of shape
 ``(N, 1, 28, 28)`` in [0, 1] and ``amnist_labels.pt`` of shape ``(N, 10)``, loaded with
 ``torch.load(weights_only=True)`` and shape-checked; first half of the images for training, second
-half for testing, as ddu_dirty_mnist does) or a **proxy**: convex blends ``α·x_a + (1−α)·x_b`` of two
-images of different classes from the same split, ``α ~ U(0.3, 0.7)``, each labelled 10 times by
+half for testing, as ddu_dirty_mnist does) or a **proxy**: convex blends ``α·x_a + (1−α)·x_b`` of
+two images of different classes from the same split, ``α ~ U(0.3, 0.7)``, each labelled 10 times by
 sampling class a with probability α and class b otherwise. The training set holds each ambiguous
 image once per label (10 copies with their sampled labels), so splitting happens per image, i.e. in
 multiples of 10 flattened examples. Test-time ambiguous images are de-duplicated (one per image).

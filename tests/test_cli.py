@@ -1,0 +1,198 @@
+"""The `bayesim` command: end to end on tiny data, and every kind of bad input → exit 2, one
+line on stderr, no traceback, no output file."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors
+import safetensors.torch
+
+from bayesim.cli import main
+from bayesim.data.idx import write_idx
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_bad_input(code: int, err: str, out_dir: Path, pattern: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("bayesim: error: ") and "Traceback" not in err
+    assert pattern in lines[0], lines[0]
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def config_file(tmp_path: Path, overrides: list[str]) -> Path:
+    """A TOML file holding the tiny overrides (so that --config is exercised too)."""
+    lines: dict[str, list[str]] = {}
+    for item in overrides:
+        key, value = item.split("=", 1)
+        section, name = key.split(".")
+        lines.setdefault(section, []).append(f"{name} = {value}")
+    text = "\n".join(f"[{s}]\n" + "\n".join(v) for s, v in lines.items())
+    path = tmp_path / "tiny.toml"
+    path.write_text(text + "\n")
+    return path
+
+
+@pytest.fixture
+def trained(tmp_path_factory, data_root: Path, tiny_overrides: list[str],
+            capsys: pytest.CaptureFixture[str]) -> Path:
+    out = tmp_path_factory.mktemp("train")
+    cfg = config_file(out, tiny_overrides)
+    code, stdout, err = run(["train", "--config", cfg, "--out", out / "run", "-q"], capsys)
+    assert code == 0, err
+    assert "checkpoint:" in stdout
+    return out / "run" / "model.safetensors"
+
+
+def test_train_then_evaluate(trained: Path, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "eval"
+    code, stdout, err = run(["evaluate", "--checkpoint", trained, "--out", out, "--samples", 5,
+                             "-q"], capsys)
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_samples"] == 5 and report["predictor"]["kind"] == "fp32"
+    assert report["in_distribution"]["accuracy"] > 0.5  # the synthetic task is easy
+    for name in ("scores.npz", "reliability.png", "uncertainty_hist.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "reliability.png").read_bytes()[:4] == b"\x89PNG"
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert "AUROC" in stdout
+
+
+def test_demo_with_overrides(data_root: Path, tiny_overrides: list[str], tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["demo", "--out", tmp_path / "demo", "-q"]
+    for item in tiny_overrides:
+        args += ["--set", item]
+    code, _, err = run(args, capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert report["training"]["epochs"] == 2
+    assert {"in_distribution", "uncertainty", "memory", "calibration"} <= set(report)
+
+
+def _bad_data_dir(tmp_path: Path, data_root: Path, damage: str) -> Path:
+    bad = tmp_path / "bad-mnist"
+    shutil.copytree(data_root / "mnist", bad)
+    images = bad / "train-images-idx3-ubyte.gz"
+    if damage == "truncated":
+        write_idx(images, np.zeros((300, 28, 28), np.uint8), compress=False)
+        images.write_bytes(images.read_bytes()[:-100])
+    elif damage == "magic":
+        images.write_bytes(b"\x00\x01\x08\x03" + images.read_bytes()[4:])
+    elif damage == "labels":
+        write_idx(bad / "train-labels-idx1-ubyte.gz", np.full(300, 12, np.uint8))
+    return bad
+
+
+@pytest.mark.parametrize(
+    ("damage", "pattern"),
+    [("truncated", "truncated"), ("magic", "wrong magic number"),
+     ("labels", "label 12 at index 0 is out of range")],
+)
+def test_bad_idx_files(damage: str, pattern: str, data_root: Path, tiny_overrides: list[str],
+                       tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = _bad_data_dir(tmp_path, data_root, damage)
+    cfg = config_file(tmp_path, tiny_overrides)
+    out = tmp_path / "out"
+    code, _, err = run(["train", "--config", cfg, "--out", out, "--set",
+                        f"data.mnist_dir='{bad}'"], capsys)
+    assert_bad_input(code, err, out, pattern)
+
+
+def test_missing_data_directory(data_root: Path, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    code, _, err = run(["demo", "--out", out, "--set", f"data.fashion_dir='{tmp_path}/nowhere'"],
+                       capsys)
+    assert_bad_input(code, err, out, "does not exist")
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [("[train]\nepohcs = 3\n", "unknown key 'train.epohcs'"),
+     ("[train]\nepochs = 'three'\n", "invalid value for 'train.epochs'"),
+     ("[model]\nprior_std = -0.5\n", "invalid value for 'model.prior_std'")],
+)
+def test_bad_toml(text: str, pattern: str, tmp_path: Path,
+                  capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "c.toml").write_text(text)
+    out = tmp_path / "out"
+    code, _, err = run(["train", "--config", tmp_path / "c.toml", "--out", out], capsys)
+    assert_bad_input(code, err, out, pattern)
+
+
+def test_negative_prior_std_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    code, _, err = run(["demo", "--out", out, "--set", "model.prior_std=-1"], capsys)
+    assert_bad_input(code, err, out, "greater than 0")
+
+
+def test_zero_samples(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    code, _, err = run(["evaluate", "--checkpoint", trained, "--out", out, "--samples", 0],
+                       capsys)
+    assert_bad_input(code, err, out, "--samples must be a positive number")
+    code, _, err = run(["evaluate", "--checkpoint", trained, "--out", out, "--set",
+                        "eval.n_samples=0"], capsys)
+    assert_bad_input(code, err, out, "eval.n_samples")
+
+
+def _edit_checkpoint(src: Path, dst: Path, edit) -> Path:
+    with safetensors.safe_open(str(src), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        meta = dict(f.metadata())
+    info = json.loads(meta["bayesim"])
+    edit(info)
+    meta["bayesim"] = json.dumps(info, sort_keys=True)
+    dst.write_bytes(safetensors.torch.save(tensors, metadata=meta))
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("edit", "pattern"),
+    [(lambda m: m["model"].update(hidden=[33]), "has shape"),
+     (lambda m: m["experiment"]["train"].update(epochs=99), "modified after saving")],
+    ids=["wrong-shapes", "edited-metadata"],
+)
+def test_bad_checkpoints(trained: Path, tmp_path: Path, edit, pattern: str,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    bad = _edit_checkpoint(trained, tmp_path / "bad.safetensors", edit)
+    out = tmp_path / "out"
+    code, _, err = run(["evaluate", "--checkpoint", bad, "--out", out], capsys)
+    assert_bad_input(code, err, out, pattern)
+
+
+def test_usage_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["train", "--out", tmp_path / "o"], capsys)
+    assert_bad_input(code, err, tmp_path / "o", "Missing option '--config'")
+    code, _, err = run(["frobnicate"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_data_info(data_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["data", "info"], capsys)
+    assert code == 0 and "fashion-mnist" in out and "yes" in out
+
+
+def test_console_script_exit_code_and_stderr(tmp_path: Path) -> None:
+    """The installed entry point, in a real process: exit code 2, one line, no traceback."""
+    proc = subprocess.run([sys.executable, "-m", "bayesim.cli", "evaluate", "--checkpoint",
+                           str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"bayesim: error: checkpoint {tmp_path / 'missing.safetensors'} not found"]
+    assert not (tmp_path / "o").exists()
