@@ -75,15 +75,13 @@ class SoftwarePredictor:
                      sample_offset: int = 0) -> torch.Tensor:
         if n_samples < 1:
             raise ValueError(f"n_samples must be ≥ 1, got {n_samples}")
-        first = self.model(x[:1]) if x.shape[0] else None
-        n_classes = first.shape[-1] if first is not None else 0
-        out = torch.empty(n_samples, x.shape[0], n_classes)
+        samples = []
         for i in range(n_samples):
             with sampling(self.model, "fixed", seed=derive_seed(seed, "mc", sample_offset + i)):
-                for a in range(0, x.shape[0], self.batch_size):
-                    logits = self.model(x[a:a + self.batch_size])
-                    out[i, a:a + self.batch_size] = torch.softmax(logits, dim=-1)
-        return out
+                samples.append(torch.cat([
+                    torch.softmax(self.model(x[a:a + self.batch_size]), dim=-1)
+                    for a in range(0, x.shape[0], self.batch_size)]))
+        return torch.stack(samples)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, **self.config}

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from bayesim.atomic import write_bytes, write_json
@@ -103,7 +102,6 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
     loaded = load_checkpoint(checkpoint)
     config = evaluation_config(loaded.metadata.get("experiment", {}), config_path, overrides or [])
     benchmark = build_benchmark(config.data, config.seed)
-    torch.manual_seed(0)  # nothing below uses the global RNG; this guards third-party code
     result = evaluate_model(loaded.model, benchmark, config, progress)
     return write_evaluation(result, out_dir, {"checkpoint": str(Path(checkpoint))})
 
