@@ -39,7 +39,8 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Strict JSON (NaN and infinities are refused rather than written as invalid tokens)."""
+    write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
 def write_with(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> None:

@@ -210,7 +210,7 @@ def evaluate(predictor: Predictor, benchmark: Benchmark, config: EvalConfig, see
         "data": benchmark.info,
         "in_distribution": in_distribution,
         "uncertainty": uncertainty,
-        "calibration": metrics.calibration_bins(p_clean, labels, config.ece_bins),
+        "calibration": _json_safe(metrics.calibration_bins(p_clean, labels, config.ece_bins)),
         "memory": predictor.memory(),
         "eval_seconds": round(time.perf_counter() - started, 3),
     }
@@ -219,3 +219,8 @@ def evaluate(predictor: Predictor, benchmark: Benchmark, config: EvalConfig, see
     flat["clean_confidence"] = p_clean.max(-1).values.numpy().astype(np.float32)
     flat["clean_correct"] = (p_clean.argmax(-1) == labels).numpy()
     return EvaluationResult(report, flat)
+
+
+def _json_safe(bins: dict[str, list[float]]) -> dict[str, list[float | None]]:
+    """Empty calibration bins hold NaN; JSON has no NaN, so they become null."""
+    return {k: [None if math.isnan(v) else v for v in values] for k, values in bins.items()}

@@ -1,3 +1,4 @@
+import json
 import math
 from pathlib import Path
 
@@ -82,6 +83,7 @@ def test_report_schema(data_root: Path, predictor: SoftwarePredictor) -> None:
         assert 0 <= unc[key] <= 1
     assert r["memory"]["bits_per_weight"] == 64.0 and r["memory"]["compression_vs_fp32"] == 1.0
     assert sum(r["calibration"]["count"]) == 100
+    json.dumps(r, allow_nan=False)  # strict JSON: empty bins are null, not NaN
     assert result.scores["ood_mi"].shape == (100,)
     # the report's AUROC is the metric applied to the stored per-example scores
     assert unc["auroc_epistemic"] == pytest.approx(metrics.auroc(

@@ -12,7 +12,7 @@ from bayesim.bnn.layers import kl_divergence, sampling
 from bayesim.bnn.models import LeNet5, ModelConfig, build_model, count_weights
 from bayesim.bnn.train import TrainConfig, elbo_loss, fit
 from bayesim.data.dirty import DataConfig, build_benchmark
-from bayesim.errors import CheckpointError
+from bayesim.errors import CheckpointError, ConfigError
 
 
 def test_elbo_loss_formula() -> None:
@@ -63,6 +63,13 @@ def test_fit_learns_and_is_reproducible(data_root: Path) -> None:
     with sampling(runs[0], "mean"):
         acc = (runs[0](bench.test["clean"].x).argmax(1) == bench.test["clean"].y).float().mean()
     assert acc > 0.9
+
+
+def test_divergence_is_a_clear_error(data_root: Path) -> None:
+    bench = build_benchmark(DataConfig(ambiguous_fraction=0.0), seed=0)
+    model = build_model(ModelConfig(arch="mlp", hidden=[8]), seed=0)
+    with pytest.raises(ConfigError, match="training diverged.*lower train.lr"):
+        fit(model, bench.train, TrainConfig(epochs=1, lr=1e30), seed=0)
 
 
 def _saved(tmp_path: Path) -> tuple[Path, torch.nn.Module]:

@@ -21,6 +21,7 @@ from torch import nn
 
 from bayesim.bnn.layers import kl_divergence, sampling
 from bayesim.data.dirty import Subset
+from bayesim.errors import ConfigError
 from bayesim.schema import StrictModel
 from bayesim.seeding import generator
 
@@ -96,6 +97,10 @@ def fit(model: nn.Module, data: Subset, config: TrainConfig, seed: int,
                     nll = nll + F.cross_entropy(logits, y) / config.mc_train
                 kl = kl_divergence(model)
                 loss = nll + config.kl_weight * factor * kl / n_train
+                if not torch.isfinite(loss):
+                    raise ConfigError(f"training diverged: the loss is {loss.item()} at epoch "
+                                      f"{epoch + 1}, step {step + 1}; lower train.lr "
+                                      f"(now {config.lr})")
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()

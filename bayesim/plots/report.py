@@ -34,8 +34,8 @@ def plot_reliability(report: dict[str, Any], path: str | os.PathLike[str]) -> Pa
                                    gridspec_kw={"height_ratios": [3, 1]})
     ax.bar(centres, np.nan_to_num(acc), width=width, edgecolor="black", color="tab:blue",
            alpha=0.8, label="accuracy")
-    ax.bar(centres, np.nan_to_num(conf - acc), bottom=np.nan_to_num(acc), width=width,
-           color="tab:red", alpha=0.3, label="gap to confidence")
+    ax.vlines(centres, np.fmin(acc, conf), np.fmax(acc, conf), color="tab:red", lw=2)
+    ax.plot(centres, conf, "o", color="tab:red", ms=4, label="mean confidence (gap in red)")
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     ind = report["in_distribution"]
     ax.set_title(f"{report['predictor'].get('kind', '')}, S = {report['n_samples']}: "
