@@ -6,7 +6,13 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from bayesim.bnn.layers import DEFAULT_RHO_INIT, BayesConv2d, BayesLinear, attach_generator
+from bayesim.bnn.layers import (
+    DEFAULT_RHO_INIT,
+    BayesConv2d,
+    BayesLinear,
+    attach_generator,
+    bayesian_layers,
+)
 from bayesim.schema import StrictModel
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -77,9 +83,8 @@ def build_model(config: ModelConfig, seed: int) -> nn.Module:
     init = torch.Generator()
     init.manual_seed(int(seed))
     model = LeNet5(config) if config.arch == "lenet5" else MLP(config)
-    for module in model.modules():
-        if hasattr(module, "reset_parameters") and hasattr(module, "weight_rho"):
-            module.reset_parameters(init)
+    for layer in bayesian_layers(model):
+        layer.reset_parameters(init)
     attach_generator(model, seed)
     return model
 
