@@ -7,6 +7,7 @@ atomically).
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -152,9 +153,15 @@ def _fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"bayesim: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: runs the app and maps every user error to one line and exit code 2."""
     command = typer.main.get_command(app)
+    previous_showwarning = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         command.main(args=argv, prog_name="bayesim", standalone_mode=False)
     except typer.Exit as exc:
@@ -175,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bayesim: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous_showwarning
     return 0
 
 

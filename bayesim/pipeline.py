@@ -6,6 +6,7 @@ writes each output atomically, so a bad input leaves no output file behind.
 
 import io
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,15 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
     loaded = load_checkpoint(checkpoint)
     config = evaluation_config(loaded.metadata.get("experiment", {}), config_path, overrides or [])
     benchmark = build_benchmark(config.data, config.seed)
+    trained_on = loaded.metadata.get("data_info", {}).get("in_distribution")
+    same_data = trained_on == benchmark.info["in_distribution"]
+    if not same_data:
+        warnings.warn(f"the checkpoint was trained on '{trained_on}' but the in-distribution data "
+                      f"found now is '{benchmark.info['in_distribution']}': the test split may "
+                      f"overlap its training data", stacklevel=2)
     result = evaluate_model(loaded.model, benchmark, config, progress)
-    return write_evaluation(result, out_dir, {"checkpoint": str(Path(checkpoint))})
+    return write_evaluation(result, out_dir, {"checkpoint": str(Path(checkpoint)),
+                                              "same_data_as_training": same_data})
 
 
 def run_demo(config: ExperimentConfig, out_dir: str | os.PathLike[str],

@@ -69,6 +69,19 @@ def test_train_then_evaluate(trained: Path, tmp_path: Path,
     assert (out / "reliability.png").read_bytes()[:4] == b"\x89PNG"
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     assert "AUROC" in stdout
+    assert report["same_data_as_training"] is True
+
+
+def test_evaluate_warns_when_the_data_changed(trained: Path, data_root: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    moved = tmp_path / "moved-mnist"
+    shutil.copytree(data_root / "mnist", moved)
+    out = tmp_path / "eval"
+    code, _, err = run(["evaluate", "--checkpoint", trained, "--out", out, "--samples", 2, "-q",
+                        "--set", f"data.mnist_dir='{moved}'"], capsys)
+    assert code == 0
+    assert err.startswith("bayesim: warning: ") and "may overlap its training data" in err
+    assert json.loads((out / "report.json").read_text())["same_data_as_training"] is False
 
 
 def test_demo_with_overrides(data_root: Path, tiny_overrides: list[str], tmp_path: Path,
