@@ -1,13 +1,17 @@
 """Shared fixtures: tiny synthetic IDX data sets written on the fly (tests never need real data)."""
 
+import http.server
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from bayesim.data import sources
 from bayesim.data.idx import write_idx
-from bayesim.data.sources import SPLIT_FILES
+from bayesim.data.sources import SPLIT_FILES, DatasetInfo
 
 torch.set_num_threads(1)
 
@@ -56,3 +60,34 @@ def tiny_overrides(data_root: Path) -> list[str]:
         "model.arch='mlp'", "model.hidden=[32]", "train.epochs=2", "train.batch_size=64",
         "eval.n_samples=4", "eval.sample_chunk=3", "data.ambiguous_test_images=20",
     ]
+
+
+@pytest.fixture
+def http_mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A local HTTP server on 127.0.0.1 serving tmp_path/www."""
+    www = tmp_path / "www"
+    www.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(www), **kwargs)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", www
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def serve_fake_release(www: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    write_dataset(www, "digits", n_train=20, n_test=10)
+    md5 = {p.name: sources.md5_of(p) for p in www.glob("*.gz")}
+    monkeypatch.setitem(sources.DATASETS, "mnist",
+                        DatasetInfo("mnist", ("http://127.0.0.1:9/",), md5, 0.1307, 0.3081))
+    return md5

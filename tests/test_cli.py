@@ -14,6 +14,7 @@ import safetensors.torch
 
 from bayesim.cli import main
 from bayesim.data.idx import write_idx
+from tests.conftest import serve_fake_release
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -209,3 +210,17 @@ def test_console_script_exit_code_and_stderr(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         f"bayesim: error: checkpoint {tmp_path / 'missing.safetensors'} not found"]
     assert not (tmp_path / "o").exists()
+
+
+def test_data_fetch_command(http_mirror, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    url, www = http_mirror
+    serve_fake_release(www, monkeypatch)
+    code, out, err = run(["data", "fetch", "mnist", "--dest", tmp_path / "m", "--base-url", url],
+                         capsys)
+    assert code == 0, err
+    assert out.count("downloaded") == 4 and len(list((tmp_path / "m").glob("*.gz"))) == 4
+    (www / "t10k-labels-idx1-ubyte.gz").write_bytes(b"corrupt")
+    code, _, err = run(["data", "fetch", "mnist", "--dest", tmp_path / "n", "--base-url", url],
+                       capsys)
+    assert code == 2 and "does not match the official" in err and len(err.splitlines()) == 1

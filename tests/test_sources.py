@@ -1,15 +1,13 @@
 import hashlib
-import http.server
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bayesim.data import sources
-from bayesim.data.sources import DatasetInfo, fetch, load_split, locate
+from bayesim.data.sources import fetch, load_split, locate
 from bayesim.errors import DataError
+from tests.conftest import serve_fake_release as _serve_fake_release
 from tests.conftest import write_dataset
 
 
@@ -55,37 +53,6 @@ def test_embedded_mnist_subset_split(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     # the two splits are disjoint images
     train_hashes = {hashlib.md5(im.tobytes()).hexdigest() for im in train.images}
     assert not train_hashes & {hashlib.md5(im.tobytes()).hexdigest() for im in test.images}
-
-
-@pytest.fixture
-def http_mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A local HTTP server on 127.0.0.1 serving tmp_path/www."""
-    www = tmp_path / "www"
-    www.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(www), **kwargs)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", www
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _serve_fake_release(www: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    write_dataset(www, "digits", n_train=20, n_test=10)
-    md5 = {p.name: sources.md5_of(p) for p in www.glob("*.gz")}
-    monkeypatch.setitem(sources.DATASETS, "mnist",
-                        DatasetInfo("mnist", ("http://127.0.0.1:9/",), md5, 0.1307, 0.3081))
-    return md5
 
 
 def test_fetch_downloads_and_checks_md5(http_mirror, tmp_path: Path,
