@@ -19,8 +19,8 @@ from torch import nn
 
 from bayesim import metrics
 from bayesim.bnn.layers import sampling
-from bayesim.bnn.models import count_weights
 from bayesim.data.dirty import Benchmark
+from bayesim.quant.strategies import model_memory, quantization_of
 from bayesim.schema import StrictModel
 from bayesim.seeding import derive_seed
 
@@ -59,16 +59,18 @@ class Predictor(Protocol):
 
 
 class SoftwarePredictor:
-    """fp32 software sampling of a mean-field BNN: sample s uses one weight draw ``μ + σ·ε_s``
-    for all inputs, with ε_s drawn from a generator seeded by ``derive_seed(seed, "mc", s)``."""
-
-    kind = "fp32"
+    """Software sampling of a mean-field BNN with a digital RNG: sample s uses one weight draw
+    ``μ + σ·ε_s`` for all inputs, with ε_s drawn from a generator seeded by
+    ``derive_seed(seed, "mc", s)``. A model quantized by :func:`bayesim.quant.quantize_model` makes
+    this the ``"digital"`` b-bit predictor (quantized μ, σ and/or samples); otherwise ``"fp32"``."""
 
     def __init__(self, model: nn.Module, batch_size: int = 2000,
                  config: dict[str, Any] | None = None) -> None:
         self.model = model.eval()
         self.batch_size = batch_size
         self.config = config or {}
+        self.quant = quantization_of(model)
+        self.kind = "fp32" if self.quant is None or self.quant.strategy == "fp" else "digital"
 
     @torch.no_grad()
     def sample_probs(self, x: torch.Tensor, n_samples: int, seed: int, *,
@@ -84,12 +86,12 @@ class SoftwarePredictor:
         return torch.stack(samples)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, **self.config}
+        quant = {} if self.quant is None else {"quant": self.quant.model_dump(mode="json"),
+                                               "label": self.quant.label}
+        return {"kind": self.kind, **quant, **self.config}
 
     def memory(self) -> dict[str, Any]:
-        n = count_weights(self.model)
-        return {"n_weights": n, "bits_per_weight": 64.0, "compression_vs_fp32": 1.0,
-                "note": "fp32 mean-field BNN: μ and σ stored with 32 bits each per weight"}
+        return model_memory(self.model, self.quant)
 
 
 @dataclass

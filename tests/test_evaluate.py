@@ -82,6 +82,7 @@ def test_report_schema(data_root: Path, predictor: SoftwarePredictor) -> None:
     for key in ("auroc_aleatoric", "auroc_epistemic", "auroc_epistemic_pe"):
         assert 0 <= unc[key] <= 1
     assert r["memory"]["bits_per_weight"] == 64.0 and r["memory"]["compression_vs_fp32"] == 1.0
+    assert r["memory"]["n_weights"] + r["memory"]["n_biases"] == 784 * 16 + 16 + 16 * 10 + 10
     assert sum(r["calibration"]["count"]) == 100
     json.dumps(r, allow_nan=False)  # strict JSON: empty bins are null, not NaN
     assert result.scores["ood_mi"].shape == (100,)

@@ -22,7 +22,7 @@ global RNG.
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -39,10 +39,30 @@ DEFAULT_RHO_INIT = -5.0
 _MIN_VARIANCE = 1e-16
 
 
+class ParameterTransform(Protocol):
+    """A hook that changes how a layer's parameters are used, e.g. quantization (bayesim.quant).
+
+    ``role`` is ``"weight"`` or ``"bias"``. ``variational`` maps (μ, σ) to the distribution actually
+    used (for sampling *and* for the KL); ``sample`` maps a drawn (or mean) parameter to the value
+    used in the forward pass.
+    """
+
+    def variational(self, mu: torch.Tensor, sigma: torch.Tensor, role: str
+                    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def sample(self, w: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, role: str
+               ) -> torch.Tensor: ...
+
+
+KL_SIGMA_FLOOR = 1e-8
+"""σ_q below this (a point mass, e.g. a σ that a uniform quantizer rounded to 0) enters the KL as
+this value, so the objective stays finite."""
+
+
 def kl_normal(mu_q: torch.Tensor, sigma_q: torch.Tensor, mu_p: torch.Tensor,
               sigma_p: torch.Tensor) -> torch.Tensor:
     """Closed-form KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) summed over all elements, in nats."""
-    ratio = (sigma_q / sigma_p) ** 2
+    ratio = (sigma_q.clamp_min(KL_SIGMA_FLOOR) / sigma_p) ** 2
     return 0.5 * (ratio + ((mu_q - mu_p) / sigma_p) ** 2 - 1.0 - torch.log(ratio)).sum()
 
 
@@ -66,7 +86,9 @@ class BayesianLayer(nn.Module):
         self.mode: Mode = "sample"
         self.estimator: Estimator = estimator
         self.generator: torch.Generator | None = None
+        self.transform: ParameterTransform | None = None
         self._fixed_eps: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self._fixed_params: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -87,11 +109,22 @@ class BayesianLayer(nn.Module):
     def bias_sigma(self) -> torch.Tensor | None:
         return None if self.bias_rho is None else F.softplus(self.bias_rho)
 
+    def distribution(self, role: str = "weight") -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, σ) of the weights or biases as used, i.e. after the transform (if any)."""
+        if role == "weight":
+            mu, sigma = self.weight_mu, self.weight_sigma
+        else:
+            mu, sigma = self.bias_mu, self.bias_sigma  # type: ignore[assignment]
+        if self.transform is not None:
+            mu, sigma = self.transform.variational(mu, sigma, role)
+        return mu, sigma
+
     def kl(self) -> torch.Tensor:
-        """KL(q ‖ p) of this layer's weights and biases, summed (nats)."""
-        total = kl_normal(self.weight_mu, self.weight_sigma, self.prior_mean, self.prior_std)
+        """KL(q ‖ p) of this layer's weights and biases as used (after the transform), summed
+        (nats)."""
+        total = kl_normal(*self.distribution("weight"), self.prior_mean, self.prior_std)
         if self.bias_mu is not None:
-            total = total + kl_normal(self.bias_mu, self.bias_sigma, self.prior_mean,
+            total = total + kl_normal(*self.distribution("bias"), self.prior_mean,
                                       self.prior_std)
         return total
 
@@ -105,22 +138,34 @@ class BayesianLayer(nn.Module):
             eps_w = self._randn(self.weight_mu)
             eps_b = None if self.bias_mu is None else self._randn(self.bias_mu)
         self._fixed_eps = (eps_w, eps_b)
+        self._fixed_params = None
 
     def current_parameters(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The weight and bias this forward uses in the ``"mean"``, ``"fixed"`` or ``"sample"`` mode
         (reparameterised, so gradients reach μ and ρ)."""
-        if self.mode == "mean":
-            return self.weight_mu, self.bias_mu
         if self.mode == "fixed":
+            if self._fixed_params is not None and not torch.is_grad_enabled():
+                return self._fixed_params  # one network sample, reused across batches
             if self._fixed_eps is None:
                 self.draw_fixed_noise()
             eps_w, eps_b = self._fixed_eps  # type: ignore[misc]
-        else:
+        elif self.mode == "sample":
             eps_w = self._randn(self.weight_mu)
             eps_b = None if self.bias_mu is None else self._randn(self.bias_mu)
-        weight = self.weight_mu + self.weight_sigma * eps_w
-        bias = None if self.bias_mu is None else self.bias_mu + self.bias_sigma * eps_b
+        else:
+            eps_w = eps_b = None
+        weight = self._parameter("weight", eps_w)
+        bias = None if self.bias_mu is None else self._parameter("bias", eps_b)
+        if self.mode == "fixed" and not torch.is_grad_enabled():
+            self._fixed_params = (weight, bias)
         return weight, bias
+
+    def _parameter(self, role: str, eps: torch.Tensor | None) -> torch.Tensor:
+        mu, sigma = self.distribution(role)
+        value = mu if eps is None else mu + sigma * eps
+        if self.transform is not None:
+            value = self.transform.sample(value, mu, sigma, role)
+        return value
 
     def operation(self, x: torch.Tensor, weight: torch.Tensor,
               bias: torch.Tensor | None) -> torch.Tensor:
@@ -129,9 +174,14 @@ class BayesianLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "sample" and self.estimator == "local":
-            mean = self.operation(x, self.weight_mu, self.bias_mu)
-            bias_var = None if self.bias_sigma is None else self.bias_sigma**2
-            var = self.operation(x * x, self.weight_sigma**2, bias_var)
+            # (a transform that quantizes samples cannot be used here: bayesim.quant refuses it)
+            weight_mu, weight_sigma = self.distribution("weight")
+            bias_mu, bias_var = None, None
+            if self.bias_mu is not None:
+                bias_mu, bias_sigma = self.distribution("bias")
+                bias_var = bias_sigma**2
+            mean = self.operation(x, weight_mu, bias_mu)
+            var = self.operation(x * x, weight_sigma**2, bias_var)
             return mean + torch.sqrt(var.clamp_min(_MIN_VARIANCE)) * self._randn(mean)
         weight, bias = self.current_parameters()
         return self.operation(x, weight, bias)
@@ -233,3 +283,4 @@ def sampling(model: nn.Module, mode: Mode, seed: int | None = None) -> Iterator[
         for layer, prev in zip(layers, previous, strict=True):
             layer.mode = prev
             layer._fixed_eps = None
+            layer._fixed_params = None
