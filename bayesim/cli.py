@@ -35,19 +35,24 @@ out_console = Console()
 EXIT_BAD_INPUT = 2
 
 
-def _print_report_summary(report_path: Path) -> None:
-    report = json.loads(report_path.read_text())
-    ind, unc = report["in_distribution"], report["uncertainty"]
-    table = Table(title=f"{report['predictor'].get('kind')} predictor, S = {report['n_samples']}, "
-                        f"seed {report['seed']}")
-    for column in ("accuracy", "NLL", "Brier", "ECE", "AUROC alea (EE)", "AUROC epi (MI)",
-                   "AUROC epi (PE)"):
+def _print_report_summary(*report_paths: Path) -> None:
+    """One table row per report (fp32, digital, …)."""
+    reports = [json.loads(p.read_text()) for p in report_paths]
+    table = Table(title=f"S = {reports[0]['n_samples']}, seed {reports[0]['seed']}")
+    for column in ("predictor", "bits/weight", "accuracy", "NLL", "ECE", "AUROC alea (EE)",
+                   "AUROC epi (MI)", "AUROC epi (PE)"):
         table.add_column(column, justify="right")
-    table.add_row(*(f"{v:.4f}" for v in (ind["accuracy"], ind["nll"], ind["brier"], ind["ece"],
-                                          unc["auroc_aleatoric"], unc["auroc_epistemic"],
-                                          unc["auroc_epistemic_pe"])))
+    for report in reports:
+        ind, unc = report["in_distribution"], report["uncertainty"]
+        name = report["predictor"].get("label", report["predictor"]["kind"])
+        table.add_row(f"{report['predictor']['kind']} {name}".replace("fp32 fp32", "fp32"),
+                      f"{report['memory']['bits_per_weight']:g}",
+                      *(f"{v:.4f}" for v in (ind["accuracy"], ind["nll"], ind["ece"],
+                                              unc["auroc_aleatoric"], unc["auroc_epistemic"],
+                                              unc["auroc_epistemic_pe"])))
     out_console.print(table)
-    out_console.print(f"report: {report_path}")
+    for path in report_paths:
+        out_console.print(f"report: {path}")
 
 
 def _render_plots(out_dir: Path) -> None:
@@ -64,14 +69,17 @@ def demo(
     set_: SetOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Train the fp32 mean-field LeNet-5 on dirty-mnist and write its uncertainty report."""
+    """Train the fp32 mean-field LeNet-5 on dirty-mnist, quantize it (digital JQ 4-bit) and write
+    both uncertainty reports."""
     from bayesim.config import load_config
-    from bayesim.pipeline import run_demo
+    from bayesim.pipeline import DIGITAL_DEMO_DIR, run_demo
 
     experiment = load_config(config, set_ or [])
     report = run_demo(experiment, out, progress=not quiet)
+    digital = out / DIGITAL_DEMO_DIR
     _render_plots(out)
-    _print_report_summary(report)
+    _render_plots(digital)
+    _print_report_summary(report, digital / report.name)
 
 
 @app.command()
@@ -114,6 +122,37 @@ def evaluate(
                               f"got {samples}")
         overrides.append(f"eval.n_samples={samples}")
     report = evaluate_checkpoint(checkpoint, out, str(config) if config else None, overrides,
+                                 progress=not quiet)
+    _render_plots(out)
+    _print_report_summary(report)
+
+
+@app.command()
+def quantize(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="An fp32 model.safetensors.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    strategy: Annotated[str | None, typer.Option(
+        "--strategy", help="fp, VPQ, SPQ or JQ (default: the config's quant.strategy, JQ).")]
+    = None,
+    bits: Annotated[int | None, typer.Option("--bits", help="Bits of μ, σ and samples (1–16).")]
+    = None,
+    sigma_quantizer: Annotated[str | None, typer.Option(
+        "--sigma-quantizer", help="log (default) or uniform (the ablation).")] = None,
+    qat_epochs: Annotated[int | None, typer.Option(
+        "--qat-epochs", help="Epochs of quantization-aware fine-tuning (0: PTQ only).")] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Quantize a trained BNN (VPQ/SPQ/JQ, PTQ or QAT); writes the quantized checkpoint, the
+    digital predictor's report and plots."""
+    from bayesim.pipeline import quantize_checkpoint
+
+    flags = {"strategy": strategy, "bits": bits, "sigma_quantizer": sigma_quantizer,
+             "qat_epochs": qat_epochs}
+    overrides = list(set_ or []) + [f"quant.{k}={json.dumps(v)}" for k, v in flags.items()
+                                    if v is not None]
+    report = quantize_checkpoint(checkpoint, out, str(config) if config else None, overrides,
                                  progress=not quiet)
     _render_plots(out)
     _print_report_summary(report)

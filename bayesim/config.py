@@ -1,7 +1,8 @@
 """Experiment configuration: TOML files, dotted ``--set`` overrides, validation with clear messages.
 
 Each concern owns its config model next to its code (``data.dirty.DataConfig``,
-``bnn.models.ModelConfig``, ``bnn.train.TrainConfig``, ``evaluate.EvalConfig``); this module only
+``bnn.models.ModelConfig``, ``bnn.train.TrainConfig``, ``evaluate.EvalConfig``,
+``quant.strategies.QuantConfig``); this module only
 composes them into :class:`ExperimentConfig` and turns every validation failure into one
 :class:`~bayesim.errors.ConfigError` line naming the key, the bad value and what is allowed.
 """
@@ -20,6 +21,7 @@ from bayesim.bnn.train import TrainConfig
 from bayesim.data.dirty import DataConfig
 from bayesim.errors import ConfigError
 from bayesim.evaluate import EvalConfig
+from bayesim.quant.strategies import QuantConfig
 from bayesim.schema import StrictModel
 
 M = TypeVar("M", bound=BaseModel)
@@ -36,6 +38,10 @@ class ExperimentConfig(StrictModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    quant: QuantConfig = Field(default_factory=lambda: QuantConfig(strategy="JQ", bits=4,
+                                                                   qat_epochs=5))
+    """Used by `bayesim quantize` and by the demo's digital row (default: JQ, 4 bits, 5 epochs
+    of QAT); `bayesim train` ignores it."""
 
 
 def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:

@@ -17,14 +17,16 @@ from torch import nn
 from bayesim.atomic import write_bytes, write_json
 from bayesim.bnn.checkpoint import load_checkpoint, save_checkpoint
 from bayesim.bnn.models import build_model
-from bayesim.bnn.train import EpochStats, fit
+from bayesim.bnn.train import EpochStats, TrainConfig, fit
 from bayesim.config import ExperimentConfig, apply_overrides, read_toml, validate
 from bayesim.data.dirty import Benchmark, build_benchmark
 from bayesim.errors import ConfigError
 from bayesim.evaluate import EvaluationResult, SoftwarePredictor, evaluate
 from bayesim.progress import progress_bar
+from bayesim.quant.strategies import QuantConfig, quantize_model
 
 CHECKPOINT_NAME = "model.safetensors"
+DIGITAL_DEMO_DIR = "digital"
 REPORT_NAME = "report.json"
 SCORES_NAME = "scores.npz"
 EVALUATE_SECTIONS = ("data", "eval")
@@ -96,32 +98,99 @@ def evaluation_config(checkpoint_experiment: dict[str, Any], config_path: str | 
                     "the checkpoint's config" + (f" with {config_path}" if config_path else ""))
 
 
+def load_model(checkpoint: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a checkpoint; a quantized one comes back with its quantizers attached."""
+    loaded = load_checkpoint(checkpoint)
+    model = loaded.model
+    if "quant" in loaded.metadata:
+        quant = validate(QuantConfig, loaded.metadata["quant"], f"{checkpoint} (quant metadata)")
+        model = quantize_model(model, quant, source=str(checkpoint))
+    return model, loaded.metadata
+
+
 def evaluate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                         config_path: str | None = None, overrides: list[str] | None = None,
                         progress: bool = True) -> Path:
     """Load a checkpoint, rebuild its benchmark (same seed → same splits), evaluate, report."""
-    loaded = load_checkpoint(checkpoint)
-    config = evaluation_config(loaded.metadata.get("experiment", {}), config_path, overrides or [])
+    model, metadata = load_model(checkpoint)
+    config = evaluation_config(metadata.get("experiment", {}), config_path, overrides or [])
     benchmark = build_benchmark(config.data, config.seed)
-    trained_on = loaded.metadata.get("data_info", {}).get("in_distribution")
+    trained_on = metadata.get("data_info", {}).get("in_distribution")
     same_data = trained_on == benchmark.info["in_distribution"]
     if not same_data:
         warnings.warn(f"the checkpoint was trained on '{trained_on}' but the in-distribution data "
                       f"found now is '{benchmark.info['in_distribution']}': the test split may "
                       f"overlap its training data", stacklevel=2)
-    result = evaluate_model(loaded.model, benchmark, config, progress)
+    result = evaluate_model(model, benchmark, config, progress)
     return write_evaluation(result, out_dir, {"checkpoint": str(Path(checkpoint)),
                                               "same_data_as_training": same_data})
 
 
+def quantize_trained(model: nn.Module, benchmark: Benchmark, config: ExperimentConfig,
+                     out_dir: str | os.PathLike[str], source: str,
+                     progress: bool = True) -> tuple[nn.Module, Path]:
+    """PTQ of ``model`` with ``config.quant``, then ``qat_epochs`` of QAT; saves the checkpoint."""
+    quant = config.quant
+    qmodel = quantize_model(model, quant, source=source)
+    history: list[EpochStats] = []
+    if quant.qat_epochs:
+        qat = TrainConfig(epochs=quant.qat_epochs, batch_size=config.train.batch_size,
+                          lr=quant.qat_lr, kl_weight=config.train.kl_weight,
+                          mc_train=config.train.mc_train)
+        with progress_bar(f"QAT {quant.label}", progress) as update:
+            history = fit(qmodel, benchmark.train, qat, config.seed + 1, on_step=update)
+    path = save_checkpoint(
+        Path(out_dir) / CHECKPOINT_NAME, qmodel, config.model,
+        seed=config.seed,
+        experiment=config.model_dump(mode="json"),
+        quant=quant.model_dump(mode="json"),
+        data_info=benchmark.info,
+        source_checkpoint=source,
+        history=[asdict(h) for h in history],
+    )
+    return qmodel, path
+
+
+def quantize_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+                        config_path: str | None = None, overrides: list[str] | None = None,
+                        progress: bool = True) -> Path:
+    """Quantize an fp32 checkpoint (``[quant]`` of its config, a ``--config`` file or
+    ``--set quant.…``), optionally fine-tune it (QAT), evaluate the digital predictor, report."""
+    loaded = load_checkpoint(checkpoint)
+    if "quant" in loaded.metadata:
+        raise ConfigError(f"{checkpoint} is already quantized; quantize its fp32 source "
+                          f"{loaded.metadata.get('source_checkpoint', '')}".rstrip())
+    experiment = dict(loaded.metadata.get("experiment", {}))
+    if config_path is not None:
+        file_quant = read_toml(config_path).get("quant")
+        if file_quant is not None:
+            experiment["quant"] = file_quant
+    config = validate(ExperimentConfig, apply_overrides(experiment, overrides or []),
+                      "the checkpoint's config" + (f" with {config_path}" if config_path else ""))
+    benchmark = build_benchmark(config.data, config.seed)
+    qmodel, path = quantize_trained(loaded.model, benchmark, config, out_dir, str(checkpoint),
+                                    progress)
+    result = evaluate_model(qmodel, benchmark, config, progress)
+    return write_evaluation(result, out_dir, {"checkpoint": str(path),
+                                              "source_checkpoint": str(checkpoint)})
+
+
 def run_demo(config: ExperimentConfig, out_dir: str | os.PathLike[str],
              progress: bool = True) -> Path:
-    """Train the fp32 BNN of ``config`` and evaluate it: checkpoint, report and scores."""
+    """Train the fp32 BNN of ``config`` and evaluate it (``out_dir``), then quantize it with
+    ``config.quant`` and evaluate the digital predictor (``out_dir/digital``)."""
     trained = train_experiment(config, out_dir, progress)
     result = evaluate_model(trained.model, trained.benchmark, config, progress)
     last = trained.history[-1]
-    return write_evaluation(result, out_dir, {
+    report = write_evaluation(result, out_dir, {
         "checkpoint": str(trained.checkpoint),
         "training": {"epochs": last.epoch, "final_loss": last.loss,
                      "final_train_accuracy": last.accuracy},
     })
+    digital_dir = Path(out_dir) / DIGITAL_DEMO_DIR
+    qmodel, qpath = quantize_trained(trained.model, trained.benchmark, config, digital_dir,
+                                     str(trained.checkpoint), progress)
+    digital = evaluate_model(qmodel, trained.benchmark, config, progress)
+    write_evaluation(digital, digital_dir, {"checkpoint": str(qpath),
+                                            "source_checkpoint": str(trained.checkpoint)})
+    return report

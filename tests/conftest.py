@@ -59,6 +59,7 @@ def tiny_overrides(data_root: Path) -> list[str]:
     return [
         "model.arch='mlp'", "model.hidden=[32]", "train.epochs=2", "train.batch_size=64",
         "eval.n_samples=4", "eval.sample_chunk=3", "data.ambiguous_test_images=20",
+        "quant.qat_epochs=1",
     ]
 
 

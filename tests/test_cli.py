@@ -95,6 +95,60 @@ def test_demo_with_overrides(data_root: Path, tiny_overrides: list[str], tmp_pat
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert report["training"]["epochs"] == 2
     assert {"in_distribution", "uncertainty", "memory", "calibration"} <= set(report)
+    digital = json.loads((tmp_path / "demo" / "digital" / "report.json").read_text())
+    assert digital["predictor"]["kind"] == "digital" and digital["predictor"]["label"] == "JQ-4"
+    assert digital["memory"]["bits_per_weight"] == 8.0
+    assert (tmp_path / "demo" / "digital" / "reliability.png").is_file()
+
+
+def test_quantize_then_evaluate_the_quantized_checkpoint(
+        trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "q"
+    code, stdout, err = run(["quantize", "--checkpoint", trained, "--out", out, "--strategy",
+                             "VPQ", "--bits", 3, "--qat-epochs", 1, "-q"], capsys)
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["predictor"]["label"] == "VPQ-3" and report["memory"]["bits_per_weight"] == 6
+    assert "VPQ-3" in stdout
+    code, _, err = run(["evaluate", "--checkpoint", out / "model.safetensors", "--out",
+                        tmp_path / "e", "-q"], capsys)
+    assert code == 0, err
+    again = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert again["predictor"]["label"] == "VPQ-3"  # the quantizers come back with the checkpoint
+    assert again["in_distribution"]["accuracy"] == report["in_distribution"]["accuracy"]
+    code, _, err = run(["quantize", "--checkpoint", out / "model.safetensors", "--out",
+                        tmp_path / "qq"], capsys)
+    assert_bad_input(code, err, tmp_path / "qq", "already quantized")
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [(["--bits", 17], "less than or equal to 16"), (["--bits", 0], "greater than or equal to 1"),
+     (["--strategy", "XQ"], "'fp', 'VPQ', 'SPQ' or 'JQ'"),
+     (["--sigma-quantizer", "cubic"], "'log' or 'uniform'")],
+)
+def test_quantize_bad_arguments(trained: Path, tmp_path: Path, args: list, pattern: str,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "q"
+    code, _, err = run(["quantize", "--checkpoint", trained, "--out", out, *args], capsys)
+    assert_bad_input(code, err, out, pattern)
+
+
+def test_quantize_refuses_zero_sigma(trained: Path, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from bayesim.bnn.checkpoint import load_checkpoint, save_checkpoint
+
+    loaded = load_checkpoint(trained)
+    with torch.no_grad():
+        loaded.model[1].weight_rho[0, 0] = -200.0  # σ = softplus(−200) = 0 in float32
+    meta = {k: v for k, v in loaded.metadata.items()
+            if k not in ("format", "model", "versions", "created")}
+    bad = save_checkpoint(tmp_path / "zero.safetensors", loaded.model, loaded.model_config, **meta)
+    out = tmp_path / "q"
+    code, _, err = run(["quantize", "--checkpoint", bad, "--out", out], capsys)
+    assert_bad_input(code, err, out, "σ ≤ 0")
 
 
 def _bad_data_dir(tmp_path: Path, data_root: Path, damage: str) -> Path:
