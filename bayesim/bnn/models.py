@@ -15,12 +15,29 @@ from bayesim.bnn.layers import (
 )
 from bayesim.schema import StrictModel
 
+PACT_ALPHA_INIT = 6.0
+"""Initial clip of PACT: ReLU6's bound."""
+
+
+class PACT(nn.Module):
+    """ReLU with a learned clip, ``y = clamp(x, 0, α)`` (Choi et al. 2018, "PACT"); one trainable
+    scalar α per layer, initialised to 6; ∂y/∂α = 1 where x > α."""
+
+    def __init__(self, alpha: float = PACT_ALPHA_INIT) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.tensor(float(alpha)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(torch.relu(x), self.alpha)
+
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "relu6": nn.ReLU6,
     "hardtanh": nn.Hardtanh,
     "tanh": nn.Tanh,
     "gelu": nn.GELU,
+    "pact": PACT,
 }
 INPUT_SHAPE = (1, 28, 28)
 N_CLASSES = 10
@@ -32,7 +49,7 @@ class ModelConfig(StrictModel):
     arch: Literal["lenet5", "mlp"] = "lenet5"
     hidden: list[int] = Field(default_factory=lambda: [512, 512])
     """MLP hidden widths (ignored by LeNet-5)."""
-    activation: Literal["relu", "relu6", "hardtanh", "tanh", "gelu"] = "relu"
+    activation: Literal["relu", "relu6", "hardtanh", "tanh", "gelu", "pact"] = "relu"
     prior_std: float = Field(default=1.0, gt=0)
     """Std of the N(prior_mean, prior_std²) prior on every weight and bias; 1.0 is the common
     default of bayesian-torch, TyXe and uncertainty-baselines (reference/bnn_software.md)."""

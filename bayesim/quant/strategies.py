@@ -31,6 +31,7 @@ from torch import nn
 
 from bayesim.bnn.layers import BayesianLayer, bayesian_layers
 from bayesim.errors import CheckpointError, ConfigError
+from bayesim.quant.activations import attach_activation_quantizer
 from bayesim.quant.memory import memory_report
 from bayesim.quant.quantizers import (
     DEFAULT_MIN_QUANTILE,
@@ -60,6 +61,8 @@ class QuantConfig(StrictModel):
     quantize_bias: bool = False
     sigma_min_quantile: float = Field(default=DEFAULT_MIN_QUANTILE, ge=0.0, lt=1.0)
     sample_range_sigmas: float = Field(default=3.0, gt=0.0)
+    activation_bits: int | None = Field(default=None, ge=MIN_BITS, le=MAX_BITS)
+    """Quantize activation outputs to this many bits (bounded activations only); None: fp32."""
     qat_epochs: int = Field(default=0, ge=0)
     """Epochs of quantization-aware fine-tuning after PTQ (0: post-training quantization only)."""
     qat_lr: float = Field(default=3e-4, gt=0.0)
@@ -76,8 +79,12 @@ class QuantConfig(StrictModel):
         if self.strategy == "fp":
             return "fp32"
         widths = f"{mu}" if mu == sigma == w else f"{mu}-{sigma}-{w}"
-        return f"{self.strategy}-{widths}" + ("-uniform-sigma" if self.sigma_quantizer ==
-                                                "uniform" else "")
+        label = f"{self.strategy}-{widths}"
+        if self.sigma_quantizer == "uniform":
+            label += "-uniform-sigma"
+        if self.activation_bits is not None:
+            label += f"-a{self.activation_bits}"
+        return label
 
 
 class Quantizer:
@@ -143,6 +150,8 @@ def quantize_model(model: nn.Module, config: QuantConfig, source: str = "the mod
     generator = layers[0].generator if layers else None
     for layer in layers:  # deepcopy gave each layer its own generator copy: share one again
         layer.generator = generator
+    if config.activation_bits is not None:
+        attach_activation_quantizer(quantized, config.activation_bits)
     return quantized
 
 
