@@ -38,14 +38,14 @@ EXIT_BAD_INPUT = 2
 def _print_report_summary(*report_paths: Path) -> None:
     """One table row per report (fp32, digital, …)."""
     reports = [json.loads(p.read_text()) for p in report_paths]
-    table = Table(title=f"S = {reports[0]['n_samples']}, seed {reports[0]['seed']}")
-    for column in ("predictor", "bits/weight", "accuracy", "NLL", "ECE", "AUROC alea (EE)",
-                   "AUROC epi (MI)", "AUROC epi (PE)"):
+    table = Table(title=f"S = {reports[0]['n_samples']}, seed {reports[0]['seed']}; AUROC EE: "
+                        f"aleatoric (clean vs ambiguous), MI and PE: epistemic (clean vs OOD)")
+    for column in ("predictor", "bits/w", "acc", "NLL", "ECE", "AUROC EE", "AUROC MI",
+                   "AUROC PE"):
         table.add_column(column, justify="right")
     for report in reports:
         ind, unc = report["in_distribution"], report["uncertainty"]
-        name = report["predictor"].get("label", report["predictor"]["kind"])
-        table.add_row(f"{report['predictor']['kind']} {name}".replace("fp32 fp32", "fp32"),
+        table.add_row(report["predictor"].get("label", report["predictor"]["kind"]),
                       f"{report['memory']['bits_per_weight']:g}",
                       *(f"{v:.4f}" for v in (ind["accuracy"], ind["nll"], ind["ece"],
                                               unc["auroc_aleatoric"], unc["auroc_epistemic"],
@@ -156,6 +156,24 @@ def quantize(
                                  progress=not quiet)
     _render_plots(out)
     _print_report_summary(report)
+
+
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="Sweep spec (e.g. experiments/seed_qbnn.toml).")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (resumed if it exists).")],
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Run a sweep; for now the quantization reproduction grid. Finished points are skipped."""
+    from bayesim.plots.qbnn import plot_grid
+    from bayesim.sweep.qbnn import load_grid, run_grid
+
+    grid = load_grid(spec, set_ or [])
+    results = run_grid(grid, out, progress=not quiet, log=out_console.print)
+    for path in plot_grid(results):
+        out_console.print(f"plot:   {path}")
+    out_console.print(f"results: {results} and {results.with_suffix('.md')}")
 
 
 @data_app.command("info")

@@ -1,0 +1,1 @@
+"""Sweeps: for now the reproduction grid of the quantization paper (qbnn.py)."""
