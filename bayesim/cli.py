@@ -8,6 +8,7 @@ atomically).
 import json
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,8 @@ SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a config value, e.g. --set train.epochs=5 (repeatable).")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+OutOption = Annotated[Path, typer.Option("--out", help="Output directory.")]
+CheckpointOption = Annotated[Path, typer.Option("--checkpoint", help="A model.safetensors file.")]
 
 out_console = Console()
 EXIT_BAD_INPUT = 2
@@ -62,6 +65,15 @@ def _render_plots(out_dir: Path) -> None:
         out_console.print(f"plot:   {path}")
 
 
+def _report_on_checkpoint(command: Callable[..., Path], checkpoint: Path, out: Path,
+                          config: Path | None, overrides: list[str], quiet: bool) -> None:
+    """Run a checkpoint → report command of the pipeline, then draw and summarise its report."""
+    report = command(checkpoint, out, str(config) if config else None, overrides,
+                     progress=not quiet)
+    _render_plots(out)
+    _print_report_summary(report)
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("runs/demo"),
@@ -85,7 +97,7 @@ def demo(
 @app.command()
 def train(
     config: Annotated[Path, typer.Option("--config", help="TOML experiment config.")],
-    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    out: OutOption,
     set_: SetOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -103,8 +115,8 @@ def train(
 
 @app.command()
 def evaluate(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="A model.safetensors file.")],
-    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    checkpoint: CheckpointOption,
+    out: OutOption,
     samples: Annotated[int | None, typer.Option(
         "--samples", help="Monte-Carlo samples S (default: the checkpoint's eval.n_samples).")]
     = None,
@@ -121,16 +133,13 @@ def evaluate(
             raise ConfigError(f"--samples must be a positive number of Monte-Carlo samples, "
                               f"got {samples}")
         overrides.append(f"eval.n_samples={samples}")
-    report = evaluate_checkpoint(checkpoint, out, str(config) if config else None, overrides,
-                                 progress=not quiet)
-    _render_plots(out)
-    _print_report_summary(report)
+    _report_on_checkpoint(evaluate_checkpoint, checkpoint, out, config, overrides, quiet)
 
 
 @app.command()
 def quantize(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="An fp32 model.safetensors.")],
-    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    checkpoint: CheckpointOption,
+    out: OutOption,
     strategy: Annotated[str | None, typer.Option(
         "--strategy", help="fp, VPQ, SPQ or JQ (default: the config's quant.strategy, JQ).")]
     = None,
@@ -152,10 +161,7 @@ def quantize(
              "qat_epochs": qat_epochs}
     overrides = list(set_ or []) + [f"quant.{k}={json.dumps(v)}" for k, v in flags.items()
                                     if v is not None]
-    report = quantize_checkpoint(checkpoint, out, str(config) if config else None, overrides,
-                                 progress=not quiet)
-    _render_plots(out)
-    _print_report_summary(report)
+    _report_on_checkpoint(quantize_checkpoint, checkpoint, out, config, overrides, quiet)
 
 
 @app.command()
