@@ -24,6 +24,7 @@ from bayesim.errors import ConfigError
 from bayesim.evaluate import EvaluationResult, SoftwarePredictor, evaluate
 from bayesim.progress import progress_bar
 from bayesim.quant.strategies import QuantConfig, quantize_model
+from bayesim.seeding import derive_seed
 
 CHECKPOINT_NAME = "model.safetensors"
 DIGITAL_DEMO_DIR = "digital"
@@ -138,7 +139,8 @@ def quantize_trained(model: nn.Module, benchmark: Benchmark, config: ExperimentC
                           lr=quant.qat_lr, kl_weight=config.train.kl_weight,
                           mc_train=config.train.mc_train)
         with progress_bar(f"QAT {quant.label}", progress) as update:
-            history = fit(qmodel, benchmark.train, qat, config.seed + 1, on_step=update)
+            history = fit(qmodel, benchmark.train, qat, derive_seed(config.seed, "qat"),
+                          on_step=update)
     path = save_checkpoint(
         Path(out_dir) / CHECKPOINT_NAME, qmodel, config.model,
         seed=config.seed,
