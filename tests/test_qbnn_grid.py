@@ -48,6 +48,8 @@ def test_grid_runs_resumes_and_plots(data_root: Path, tmp_path: Path,
     assert {("grid", "JQ", "2", "PTQ"), ("grid", "VPQ", "4", "PTQ"), ("base", "fp32", "32", "-"),
             ("uniform-sigma", "JQ", "4", "QAT"), ("plain-relu", "JQ", "4", "QAT"),
             ("plain-relu", "fp32", "32", "-")} <= keys
+    points = [(r["group"], r["strategy"], r["bits"], r["mode"], r["seed"]) for r in rows]
+    assert len(points) == len(set(points))  # the shared fp32 model is one row, not one per family
     jq2 = next(r for r in rows if r["strategy"] == "JQ" and r["bits"] == "2")
     assert float(jq2["compression_vs_fp32"]) == 16.0
     for name in ("results.md", "metrics_vs_bits.png", "uncertainty_vs_bits.png"):

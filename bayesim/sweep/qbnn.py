@@ -90,14 +90,16 @@ def run_grid(grid: QbnnGrid, out_dir: str | os.PathLike[str], progress: bool = T
              log: Callable[[str], None] = print) -> Path:
     """Run (or resume) every point of ``grid``; returns the path of results.csv."""
     out = Path(out_dir)
-    rows: list[dict[str, Any]] = []
-    for seed in grid.seeds:
-        rows += _run_family(grid, out, seed, "base", [], _main_points(grid), progress, log)
+    rows: dict[tuple, dict[str, Any]] = {}  # keyed by point and seed: an fp32 model shared by
+    for seed in grid.seeds:                 # several families is counted once
+        found = _run_family(grid, out, seed, "base", [], _main_points(grid), progress, log)
         for ab in grid.ablations:
             point = [(ab.name, ab.strategy, ab.bits, ab.mode, ab.set)]
-            rows += _run_family(grid, out, seed, ab.name if ab.model_set else "base",
-                                ab.model_set, point, progress, log)
-    return write_results(rows, out)
+            found += _run_family(grid, out, seed, ab.name if ab.model_set else "base",
+                                 ab.model_set, point, progress, log)
+        for row in found:
+            rows[tuple(row[k] for k in ("group", "strategy", "bits", "mode", "seed"))] = row
+    return write_results(list(rows.values()), out)
 
 
 def _main_points(grid: QbnnGrid) -> list[tuple[str, str, int, str, list[str]]]:
