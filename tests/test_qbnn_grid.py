@@ -28,6 +28,7 @@ n_samples = 3
 
 [[ablations]]
 name = "uniform-sigma"
+modes = ["PTQ", "QAT"]
 set = ["quant.sigma_quantizer='uniform'"]
 
 [[ablations]]
@@ -46,7 +47,8 @@ def test_grid_runs_resumes_and_plots(data_root: Path, tmp_path: Path,
         rows = list(csv.DictReader(f))
     keys = {(r["group"], r["strategy"], r["bits"], r["mode"]) for r in rows}
     assert {("grid", "JQ", "2", "PTQ"), ("grid", "VPQ", "4", "PTQ"), ("base", "fp32", "32", "-"),
-            ("uniform-sigma", "JQ", "4", "QAT"), ("plain-relu", "JQ", "4", "QAT"),
+            ("uniform-sigma", "JQ", "4", "QAT"), ("uniform-sigma", "JQ", "4", "PTQ"),
+            ("plain-relu", "JQ", "4", "QAT"),
             ("plain-relu", "fp32", "32", "-")} <= keys
     points = [(r["group"], r["strategy"], r["bits"], r["mode"], r["seed"]) for r in rows]
     assert len(points) == len(set(points))  # the shared fp32 model is one row, not one per family
@@ -70,4 +72,7 @@ def test_grid_spec_errors(tmp_path: Path) -> None:
         load_grid(spec)
     spec.write_text("strategies = ['XQ']\n")
     with pytest.raises(ConfigError, match="strategies"):
+        load_grid(spec)
+    spec.write_text("[[ablations]]\nname = 'a'\nbits = [0]\n")
+    with pytest.raises(ConfigError, match="ablations.0.bits.0"):
         load_grid(spec)

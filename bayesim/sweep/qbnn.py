@@ -2,10 +2,11 @@
 
 For every seed: train the fp32 BNN of ``[base]`` once, evaluate it, then for every strategy × bit
 width × mode (PTQ, QAT) quantize that same model and evaluate the digital predictor; then the
-ablations, each a (strategy, bits, mode) point with extra ``--set`` overrides, and an optional model
-override (e.g. plain ReLU instead of the bounded activation), in which case the ablation's own fp32
-model is trained first. Every point writes its report atomically under ``OUT/points/<id>/``; a point
-whose report exists is skipped, so an interrupted run resumes where it stopped.
+ablations, each a set of (strategy, bits, mode) points with extra ``--set`` overrides and an
+optional model override (e.g. plain ReLU instead of the bounded activation), in which case the
+ablation's own fp32 model is trained first. Every point writes its report atomically under
+``OUT/points/<id>/``; a point whose report exists is skipped, so an interrupted run resumes where
+it stopped.
 
 Outputs: ``results.csv``, ``results.md`` (mean ± std over seeds) and the plots of
 bayesim.plots.qbnn.
@@ -18,7 +19,7 @@ import os
 import statistics
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -42,11 +43,15 @@ METRICS = ("accuracy", "nll", "ece", "auroc_aleatoric", "auroc_epistemic", "auro
            "mean_mi_ambiguous", "mean_mi_ood", "bits_per_weight", "compression_vs_fp32")
 
 
+Bits = Annotated[int, Field(ge=1, le=16)]
+
+
 class Ablation(StrictModel):
+    """A variation of the grid: its own overrides, run at ``strategy`` × ``bits`` × ``modes``."""
     name: str
     strategy: Literal["VPQ", "SPQ", "JQ"] = "JQ"
-    bits: int = Field(default=4, ge=1, le=16)
-    mode: Literal["PTQ", "QAT"] = "QAT"
+    bits: list[Bits] = Field(default_factory=lambda: [4], min_length=1)
+    modes: list[Literal["PTQ", "QAT"]] = Field(default_factory=lambda: ["QAT"], min_length=1)
     set: list[str] = Field(default_factory=list)
     """Overrides of the quantization point (e.g. quant.sigma_quantizer='uniform')."""
     model_set: list[str] = Field(default_factory=list)
@@ -58,7 +63,7 @@ class QbnnGrid(StrictModel):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     strategies: list[Literal["VPQ", "SPQ", "JQ"]] = Field(
         default_factory=lambda: ["VPQ", "SPQ", "JQ"])
-    bits: list[int] = Field(default_factory=lambda: [2, 3, 4, 6, 8])
+    bits: list[Bits] = Field(default_factory=lambda: [2, 3, 4, 6, 8], min_length=1)
     modes: list[Literal["PTQ", "QAT"]] = Field(default_factory=lambda: ["PTQ", "QAT"])
     qat_epochs: int = Field(default=5, ge=1)
     base: dict[str, Any] = Field(default_factory=dict)
@@ -94,9 +99,9 @@ def run_grid(grid: QbnnGrid, out_dir: str | os.PathLike[str], progress: bool = T
     for seed in grid.seeds:                 # several families is counted once
         found = _run_family(grid, out, seed, "base", [], _main_points(grid), progress, log)
         for ab in grid.ablations:
-            point = [(ab.name, ab.strategy, ab.bits, ab.mode, ab.set)]
+            points = [(ab.name, ab.strategy, b, m, ab.set) for b in ab.bits for m in ab.modes]
             found += _run_family(grid, out, seed, ab.name if ab.model_set else "base",
-                                 ab.model_set, point, progress, log)
+                                 ab.model_set, points, progress, log)
         for row in found:
             rows[tuple(row[k] for k in ("group", "strategy", "bits", "mode", "seed"))] = row
     return write_results(list(rows.values()), out)
