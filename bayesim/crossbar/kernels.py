@@ -1,0 +1,140 @@
+"""numba kernels of the crossbar: writing (programming), drift, reads and noisy MVMs.
+
+Kernels work on flat float32/float64 arrays of conductances (µS) and on per-device σ arrays that
+the device model evaluated beforehand (bayesim.devices.laws); they know nothing of device cards.
+Every random number comes from bayesim.crossbar.rng at a counter coordinate fixed by *what* it is
+(element index, input row, sample index), so results are bit-identical for any thread count and
+any chunking. Like rng.py, this module imports nothing else from bayesim, which is what lets the
+device model (one layer below the crossbar in DESIGN.md) use it for ``program`` and ``read``.
+
+Shapes: a crossbar holds conductances ``G[out, in]`` and computes ``y = x @ G.T`` for inputs
+``x[batch, in]``.
+"""
+
+import math
+
+import numba
+import numpy as np
+
+from bayesim.crossbar.rng import laplace_at, normal_at, normal_pair_at, uniform_at
+
+GAUSSIAN, LAPLACE = 0, 1
+_SQRT_HALF = math.sqrt(0.5)
+
+
+@numba.njit(cache=True, parallel=True)
+def write_kernel(g_target, sigma, g_min, g_max, levels, d2d_rel, p_stuck_min, p_stuck_max,
+                 shape, key_program, key_d2d, key_fault, out):
+    """Program ``g_target`` (µS): quantize to the level grid, add programming noise of std
+    ``sigma`` (per device), apply the device's window spread, clip to [g_min, g_max], then stuck-at
+    faults. ``levels`` = 0 means an analog (continuous) target."""
+    n = g_target.shape[0]
+    span = g_max - g_min
+    for i in numba.prange(n):
+        g = g_target[i]
+        if levels > 1:
+            step = span / (levels - 1)
+            g = g_min + round((g - g_min) / step) * step
+        if shape == LAPLACE:
+            xi = laplace_at(key_program[0], key_program[1], i, 0, 0, 0) * _SQRT_HALF
+        else:
+            xi = normal_at(key_program[0], key_program[1], i, 0, 0, 0)
+        g = g + sigma[i] * xi
+        if d2d_rel > 0.0:
+            g = g_min + (g - g_min) * (1.0 + d2d_rel * normal_at(key_d2d[0], key_d2d[1], i, 0, 0, 0))
+        g = min(max(g, g_min), g_max)
+        if p_stuck_min > 0.0 or p_stuck_max > 0.0:
+            u = uniform_at(key_fault[0], key_fault[1], i, 0, 0, 0)
+            if u < p_stuck_min:
+                g = g_min
+            elif u < p_stuck_min + p_stuck_max:
+                g = g_max
+        out[i] = g
+
+
+@numba.njit(cache=True, parallel=True)
+def drift_nu_kernel(nu_mean, nu_std, key, out):
+    """Per-device drift exponents ν = |μ_ν + σ_ν·ξ| (drawn once, at programming)."""
+    for i in numba.prange(nu_mean.shape[0]):
+        out[i] = abs(nu_mean[i] + nu_std[i] * normal_at(key[0], key[1], i, 0, 0, 0))
+
+
+@numba.njit(cache=True, parallel=True)
+def drift_kernel(g_prog, nu, t_over_t0, sigma_acc, g_min, g_max, clip, key, out):
+    """G(t) = G_p·(t/t₀)^(−ν) (for t/t₀ > 1) plus accumulated read noise of std ``sigma_acc``
+    (µS, evaluated at the drifted conductance by the caller's law), one draw per device."""
+    log_ratio = math.log(t_over_t0) if t_over_t0 > 1.0 else 0.0
+    for i in numba.prange(g_prog.shape[0]):
+        g = g_prog[i] * math.exp(-nu[i] * log_ratio)
+        g = g + sigma_acc[i] * normal_at(key[0], key[1], i, 0, 0, 0)
+        if clip:
+            g = min(max(g, g_min), g_max)
+        out[i] = g
+
+
+@numba.njit(cache=True, parallel=True)
+def read_devices_kernel(g, sigma, shape, key, sample0, out):
+    """``out[s, i]`` = g[i] + σ[i]·ξ: ``n_reads`` independent reads of every device, read ``s``
+    being sample index ``sample0 + s`` of the stream."""
+    n_reads, n = out.shape
+    for s in numba.prange(n_reads):
+        for i in range(n):
+            if shape == LAPLACE:
+                xi = laplace_at(key[0], key[1], i, 0, sample0 + s, 0) * _SQRT_HALF
+            else:
+                xi = normal_at(key[0], key[1], i, 0, sample0 + s, 0)
+            out[s, i] = g[i] + sigma[i] * xi
+
+
+@numba.njit(cache=True, parallel=True)
+def add_output_noise(y, std, key, sample, row0, block):
+    """In place: ``y[b, j] += std[b, j]·ξ`` with ξ at counter (j, row0 + b, sample, block). Two
+    outputs share one Philox call (Box–Muller pair)."""
+    batch, n_out = y.shape
+    half = n_out // 2
+    for b in numba.prange(batch):
+        row = row0 + b
+        for p in range(half):
+            z0, z1 = normal_pair_at(key[0], key[1], p, row, sample, block)
+            y[b, 2 * p] += std[b, 2 * p] * z0
+            y[b, 2 * p + 1] += std[b, 2 * p + 1] * z1
+        if n_out & 1:
+            y[b, n_out - 1] += std[b, n_out - 1] * normal_at(key[0], key[1], n_out - 1, row,
+                                                             sample, block)
+
+
+@numba.njit(cache=True, parallel=True)
+def explicit_read_mvm(x, g, sigma, shape, key, sample, row0, out):
+    """The per-device path: every device of ``G[out, in]`` gets its own read noise for every input
+    row, ``y[b, j] = Σ_i x[b, i]·(G[j, i] + σ[j, i]·ξ[b, j, i])``. Slow (one draw per device and
+    row); exists to validate the output-referred path and for non-Gaussian shapes."""
+    batch, n_in = x.shape
+    n_out = g.shape[0]
+    for b in numba.prange(batch):
+        row = row0 + b
+        for j in range(n_out):
+            acc = 0.0
+            for i in range(n_in):
+                e = j * n_in + i
+                if shape == LAPLACE:
+                    xi = laplace_at(key[0], key[1], e, row, sample, 0) * _SQRT_HALF
+                else:
+                    xi = normal_at(key[0], key[1], e, row, sample, 0)
+                acc += x[b, i] * (g[j, i] + sigma[j, i] * xi)
+            out[b, j] = acc
+
+
+def read_mvm(x: np.ndarray, g: np.ndarray, sigma_sq: np.ndarray | None, key: np.ndarray,
+             sample: int, row0: int = 0) -> np.ndarray:
+    """The output-referred (fast) path of a noisy read MVM, exact for Gaussian per-device noise:
+    ``y = x @ G.T + sqrt((x²) @ (σ²).T)·ξ``, one draw per output (DESIGN.md, Conventions).
+
+    ``x[batch, in]``, ``g[out, in]`` (µS), ``sigma_sq[out, in]`` the per-device read variances
+    (µS²; None for a noise-free read); ``row0`` is the global index of ``x``'s first row, so a
+    batch split into chunks draws the same numbers as the whole batch."""
+    y = x @ g.T
+    if sigma_sq is not None:
+        std = np.square(x) @ sigma_sq.T
+        np.sqrt(std, out=std)
+        add_output_noise(y, std, key, np.int64(sample), np.int64(row0), np.int64(0))
+    return y

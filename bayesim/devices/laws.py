@@ -1,0 +1,216 @@
+"""Noise laws of memory devices: σ(G), drift-exponent statistics ν(G), and their time dependence.
+
+Every law is a small immutable object that maps conductances ``g`` (µS, numpy array) to a value
+(µS for σ laws, dimensionless for drift exponents), vectorised; kernels receive the resulting arrays
+and never evaluate laws themselves. Laws are built from device cards (``device_models/*.toml``) by
+``law_from_card``; the families and where their forms come from:
+
+- ``constant`` σ = c; ``proportional`` σ = k·g; ``sqrt`` σ = k·√g; ``inverse`` σ = k / g;
+- ``polynomial`` σ = Σ cᵢ xⁱ with x = g / g_max, rescaled by g_max / g_ref (aihwkit's convention
+  for its PCM and RRAM fits, reference/simulators.md §2.4), or with x = g in µS when the fit is in
+  absolute conductance (CrossSim's RRAM fits, aihwkit's CMO model);
+- ``power`` v = clamp(k·xᵖ, lo, hi) and ``log_linear`` v = clamp(a·ln x + b, lo, hi) (aihwkit's PCM drift exponent and Q_s fits) and
+  ``log10_linear`` v = a·log10(g) + b (the CMO read-noise amplitude);
+- ``piecewise``: sub-laws on intervals of x = g / g_max (the HERMES fits);
+- ``one_over_f``: the accumulated 1/f read noise σ(g, t) = A(g)·sqrt(ln((t + t_read)/(2·t_read)))
+  with A(g) = g·Q_s(g) (``relative = true``, PCM) or an absolute amplitude law (CMO)
+  (Nandakumar et al., ICECS 2019, as implemented by aihwkit; reference/simulators.md §2.4).
+
+Negative values are clamped to 0 (a fitted polynomial can dip below zero outside its data);
+card validation refuses a law that is negative anywhere in its calibrated range, so the clamp never
+changes a calibrated value.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+SHAPES = ("gaussian", "laplace")
+
+
+def _as_array(g: np.ndarray | float) -> np.ndarray:
+    return np.asarray(g, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Constant:
+    value: float
+
+    def __call__(self, g: np.ndarray, g_max: float) -> np.ndarray:
+        return np.full_like(_as_array(g), self.value)
+
+
+@dataclass(frozen=True)
+class Proportional:
+    k: float
+
+    def __call__(self, g: np.ndarray, g_max: float) -> np.ndarray:
+        return np.maximum(self.k * _as_array(g), 0.0)
+
+
+@dataclass(frozen=True)
+class Sqrt:
+    k: float
+
+    def __call__(self, g: np.ndarray, g_max: float) -> np.ndarray:
+        return self.k * np.sqrt(np.maximum(_as_array(g), 0.0))
+
+
+@dataclass(frozen=True)
+class Inverse:
+    k: float
+    g_floor: float = 1e-6
+    """µS; keeps σ finite at g = 0 (σ = k / max(g, g_floor))."""
+
+    def __call__(self, g: np.ndarray, g_max: float) -> np.ndarray:
+        return self.k / np.maximum(_as_array(g), self.g_floor)
+
+
+@dataclass(frozen=True)
+class Polynomial:
+    coeffs: tuple[float, ...]
+    """c₀, c₁, … (µS for σ laws)."""
+    normalized: bool = True
+    """True: x = g / g_max and the result is scaled by g_max / g_ref; False: x = g in µS."""
+    g_ref: float | None = None
+    """µS, the g_max the fit was made for (required when normalized)."""
+
+    def __call__(self, g: np.ndarray, g_max: float) -> np.ndarray:
+        x = _as_array(g) / g_max if self.normalized else _as_array(g)
+        value = np.polynomial.polynomial.polyval(x, np.asarray(self.coeffs, dtype=np.float64))
+        if self.normalized:
+            value = value * (g_max / self.g_ref)
+        return np.maximum(value, 0.0)
+
+
+@dataclass(frozen=True)
+class LogLinear:
+    """clamp(a·ln(max(x, x_floor)) + b, lo, hi) with x = g / g_max (aihwkit's PCM fits)."""
+    a: float
+    b: float
+    lo: float = -math.inf
+    hi: float = math.inf
+    x_floor: float = 1e-7
+
+    def __call__(self, g: np.ndarray, g_max: float) -> np.ndarray:
+        x = np.maximum(np.abs(_as_array(g)) / g_max, self.x_floor)
+        return np.clip(self.a * np.log(x) + self.b, self.lo, self.hi)
+
+
+@dataclass(frozen=True)
+class Power:
+    """clamp(k·max(x, x_floor)^p, lo, hi) with x = g / g_max (aihwkit's PCM Q_s = min(0.0088 /
+    x^0.65, 0.2))."""
+    k: float
+    p: float
+    lo: float = 0.0
+    hi: float = math.inf
+    x_floor: float = 1e-7
+
+    def __call__(self, g: np.ndarray, g_max: float) -> np.ndarray:
+        x = np.maximum(np.abs(_as_array(g)) / g_max, self.x_floor)
+        return np.clip(self.k * x ** self.p, self.lo, self.hi)
+
+
+@dataclass(frozen=True)
+class Log10Linear:
+    """a·log10(g) + b with g in µS, clamped at 0 (the CMO read-noise amplitude)."""
+    a: float
+    b: float = 0.0
+    g_floor: float = 1e-6
+
+    def __call__(self, g: np.ndarray, g_max: float) -> np.ndarray:
+        return np.maximum(self.a * np.log10(np.maximum(_as_array(g), self.g_floor)) + self.b, 0.0)
+
+
+@dataclass(frozen=True)
+class Piecewise:
+    """Sub-law ``laws[i]`` on x = g / g_max below ``breaks[i]`` (the last one above all breaks)."""
+    breaks: tuple[float, ...]
+    laws: tuple
+
+    def __call__(self, g: np.ndarray, g_max: float) -> np.ndarray:
+        g = _as_array(g)
+        x = np.abs(g) / g_max
+        index = np.searchsorted(np.asarray(self.breaks), x, side="right")
+        out = np.empty_like(g)
+        for i, law in enumerate(self.laws):
+            mask = index == i
+            if mask.any():
+                out[mask] = law(g[mask], g_max)
+        return out
+
+
+def one_over_f_factor(t: float, t_read: float) -> float:
+    """sqrt(ln((t + t_read) / (2·t_read))): the integrated 1/f noise of a read at time t (s)."""
+    if t_read <= 0:
+        raise ValueError(f"t_read must be > 0 s, got {t_read}")
+    ratio = (t + t_read) / (2.0 * t_read)
+    return math.sqrt(math.log(ratio)) if ratio > 1.0 else 0.0
+
+
+@dataclass(frozen=True)
+class OneOverF:
+    """Accumulated 1/f read noise σ(g, t) = A(g)·sqrt(ln((t + t_read)/(2 t_read))), µS."""
+    amplitude: object
+    """Q_s(g) when ``relative`` (σ = g·Q_s·factor), else an absolute amplitude law in µS."""
+    t_read: float
+    """s, the read (integration) time."""
+    relative: bool = True
+
+    def __call__(self, g: np.ndarray, g_max: float, t: float,
+                 g_now: np.ndarray | None = None) -> np.ndarray:
+        """σ at time ``t`` (s since programming) of devices programmed to ``g``; ``g_now`` is the
+        drifted conductance (defaults to ``g``). As in aihwkit, a relative law takes Q_s at the
+        programmed and the magnitude at the drifted conductance; an absolute law uses ``g_now``."""
+        g = _as_array(g)
+        now = g if g_now is None else _as_array(g_now)
+        amp = np.abs(now) * self.amplitude(g, g_max) if self.relative else \
+            self.amplitude(now, g_max)
+        return amp * one_over_f_factor(t, self.t_read)
+
+
+@dataclass(frozen=True)
+class DriftLaw:
+    """Per-device drift exponent ν = |μ_ν(g) + σ_ν(g)·ξ|·scale (aihwkit PCM, §2.4), and the power
+    law G(t) = G_p·(t / t_0)^(−ν) for t > t_0."""
+    nu_mean: object
+    nu_std: object
+    t0: float
+    """s, the reference time of the power law."""
+
+    def moments(self, g: np.ndarray, g_max: float) -> tuple[np.ndarray, np.ndarray]:
+        return self.nu_mean(g, g_max), self.nu_std(g, g_max)
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """G-independent relaxation after programming (CMO/HfOx, aihwkit ReRamCMONoiseModel):
+    mean shift a_mean·ln t (µS) and extra spread a_std·ln t + b_std (µS), for t > 1 s."""
+    a_mean: float
+    a_std: float
+    b_std: float
+
+    def shift(self, t: float) -> float:
+        return self.a_mean * math.log(t) if t > 1.0 else 0.0
+
+    def spread(self, t: float) -> float:
+        return max(self.a_std * math.log(t) + self.b_std, 0.0) if t > 1.0 else 0.0
+
+
+@dataclass(frozen=True)
+class TimedPrograms:
+    """σ_prog(g) fits measured at fixed times after programming (NeuRRAM, Wan et al. 2022); the
+    fit of time ``times[i]`` is ``laws[i]``. Times in s, ascending."""
+    times: tuple[float, ...]
+    laws: tuple
+
+    def law_at(self, t: float, allow_extrapolation: bool) -> object:
+        for time, law in zip(self.times, self.laws, strict=True):
+            if math.isclose(t, time, rel_tol=1e-9):
+                return law
+        if not allow_extrapolation:
+            return None
+        index = max(0, int(np.searchsorted(np.asarray(self.times), t, side="right")) - 1)
+        return self.laws[index]

@@ -1,0 +1,185 @@
+"""DeviceModel: the physics of one memory-device technology, built from a device card.
+
+Units: conductances in µS, times in s (DESIGN.md, Contracts). Time convention (aihwkit's, so that
+cross-checks line up; reference/simulators.md §2.4): ``t`` is the inference time *after* the
+drift reference t₀; the power law and the 1/f noise are evaluated at t + t₀, so ``t = 0`` reads the
+freshly programmed (t₀-old) array and still carries the accumulated 1/f noise of t₀.
+
+Random draws use the counter-based streams of bayesim.crossbar.rng (keyed by the seed and the
+purpose), so ``program(g, seed)`` and ``read(g, n, seed)`` are pure functions of their arguments.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bayesim.crossbar import kernels
+from bayesim.crossbar.rng import Stream, draw, stream_key
+from bayesim.devices.laws import DriftLaw, OneOverF, Relaxation, TimedPrograms
+from bayesim.errors import DeviceRangeError
+
+SHAPE_CODES = {"gaussian": kernels.GAUSSIAN, "laplace": kernels.LAPLACE}
+
+
+@dataclass(frozen=True)
+class DeviceModel:
+    """Conductance range, level grid, noise laws and calibrated range of one device technology."""
+    name: str
+    g_min: float
+    g_max: float
+    levels: int
+    """Number of programmable levels on [g_min, g_max]; 0 = analog (continuous)."""
+    calibrated_g: tuple[float, float]
+    calibrated_t: tuple[float, float]
+    program_law: object | None = None
+    program_shape: str = "gaussian"
+    timed_program: TimedPrograms | None = None
+    read_law: object | None = None
+    """Per-read (per-MVM) noise σ(G), µS: the Bayesian machine's sampler."""
+    read_shape: str = "gaussian"
+    accumulated: OneOverF | None = None
+    drift: DriftLaw | None = None
+    relaxation: Relaxation | None = None
+    d2d_rel: float = 0.0
+    p_stuck_min: float = 0.0
+    p_stuck_max: float = 0.0
+    allow_extrapolation: bool = False
+    card: dict = field(default_factory=dict, compare=False, repr=False)
+
+    # ---- range checks ----
+    def check_g(self, g: np.ndarray, what: str = "conductance") -> np.ndarray:
+        g = np.asarray(g, dtype=np.float64)
+        lo, hi = self.calibrated_g
+        if not self.allow_extrapolation and g.size and (g.min() < lo - 1e-9 or g.max() > hi + 1e-9):
+            bad = g.min() if g.min() < lo else g.max()
+            raise DeviceRangeError(
+                f"{self.name}: {what} {bad:.4g} µS lies outside the calibrated range "
+                f"[{lo:g}, {hi:g}] µS; map weights into that range or set allow_extrapolation")
+        return g
+
+    def check_t(self, t: float) -> float:
+        lo, hi = self.calibrated_t
+        if not math.isfinite(t) or t < 0:
+            raise DeviceRangeError(f"{self.name}: time must be a finite number ≥ 0 s, got {t}")
+        if not self.allow_extrapolation and not lo <= t <= hi:
+            raise DeviceRangeError(
+                f"{self.name}: t = {t:g} s lies outside the calibrated time range [{lo:g}, {hi:g}]"
+                f" s; choose a time inside it or set allow_extrapolation")
+        return t
+
+    # ---- laws ----
+    def sigma_program(self, g: np.ndarray) -> np.ndarray:
+        """Programming (write) noise σ at target ``g`` (µS)."""
+        g = self.check_g(g, "target conductance")
+        law = self.program_law
+        if law is None and self.timed_program is not None:
+            law = self.timed_program.laws[0]
+        return np.zeros_like(g) if law is None else law(g, self.g_max)
+
+    def sigma_relaxed(self, g: np.ndarray, t: float) -> np.ndarray:
+        """Spread of programmed conductances ``t`` s after programming, for cards with fits at
+        fixed times (NeuRRAM); equals σ_prog elsewhere."""
+        g = self.check_g(g)
+        if self.timed_program is None:
+            return self.sigma_program(g)
+        law = self.timed_program.law_at(self.check_t(t), self.allow_extrapolation)
+        if law is None:
+            raise DeviceRangeError(
+                f"{self.name}: the programming spread is measured only at t = "
+                f"{', '.join(f'{x:g}' for x in self.timed_program.times)} s; use one of these "
+                f"or set allow_extrapolation (then the fit of the latest earlier time is used)")
+        return law(g, self.g_max)
+
+    def sigma_read(self, g: np.ndarray, t: float = 0.0) -> np.ndarray:
+        """Per-read noise σ (µS) of a device at conductance ``g``; reads at time ``t`` see the
+        drifted conductance, which the caller passes as ``g``."""
+        self.check_t(t)
+        g = self.check_g(g)
+        return np.zeros_like(g) if self.read_law is None else self.read_law(g, self.g_max)
+
+    def sigma_accumulated(self, g: np.ndarray, t: float) -> np.ndarray:
+        """Accumulated 1/f read noise σ (µS) at inference time ``t`` (drawn once per t)."""
+        self.check_t(t)
+        g = self.check_g(g)
+        if self.accumulated is None:
+            return np.zeros_like(g)
+        return self.accumulated(g, self.g_max, t + self.t0)
+
+    @property
+    def t0(self) -> float:
+        return self.drift.t0 if self.drift is not None else 0.0
+
+    def drift_nu(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) of the drift exponent ν at target ``g``; zeros without drift."""
+        g = self.check_g(g)
+        if self.drift is None:
+            return np.zeros_like(g), np.zeros_like(g)
+        return self.drift.moments(g, self.g_max)
+
+    # ---- sampling ----
+    def program(self, g_target: np.ndarray, seed: int, layer: int = 0,
+                tile: int = 0) -> np.ndarray:
+        """Programmed conductances (µS, float64, same shape) for targets ``g_target``."""
+        g = self.check_g(g_target, "target conductance")
+        flat = np.ascontiguousarray(g.reshape(-1))
+        out = np.empty_like(flat)
+        kernels.write_kernel(
+            flat, np.ascontiguousarray(self.sigma_program(flat)), float(self.g_min),
+            float(self.g_max), int(self.levels), float(self.d2d_rel), float(self.p_stuck_min),
+            float(self.p_stuck_max), SHAPE_CODES[self.program_shape],
+            stream_key(seed, Stream.PROGRAM, layer, tile), stream_key(seed, Stream.D2D, layer, tile),
+            stream_key(seed, Stream.FAULT, layer, tile), out)
+        return out.reshape(g.shape)
+
+    def drift_exponents(self, g_target: np.ndarray, seed: int, layer: int = 0,
+                        tile: int = 0) -> np.ndarray:
+        """Per-device ν, drawn once at programming (frozen with the chip)."""
+        mean, std = self.drift_nu(g_target)
+        flat_mean = np.ascontiguousarray(mean.reshape(-1))
+        out = np.empty_like(flat_mean)
+        kernels.drift_nu_kernel(flat_mean, np.ascontiguousarray(std.reshape(-1)),
+                                stream_key(seed, Stream.DRIFT_NU, layer, tile), out)
+        return out.reshape(np.shape(g_target))
+
+    def at_time(self, g_prog: np.ndarray, nu: np.ndarray, t: float, seed: int, layer: int = 0,
+                tile: int = 0) -> np.ndarray:
+        """Conductances at inference time ``t``: drift from programming plus accumulated 1/f noise
+        (one draw per device for this t; aihwkit's drift-plus-read step)."""
+        self.check_t(t)
+        g_prog = np.asarray(g_prog, dtype=np.float64)
+        flat = np.ascontiguousarray(g_prog.reshape(-1))
+        t_eff = t + self.t0
+        ratio = t_eff / self.t0 if self.t0 > 0 else 1.0
+        nu_flat = np.ascontiguousarray(np.asarray(nu, dtype=np.float64).reshape(-1))
+        drifted = flat * np.exp(-nu_flat * math.log(ratio)) if ratio > 1 else flat
+        if self.accumulated is not None:
+            sigma = self.accumulated(flat, self.g_max, t_eff, drifted)
+        else:
+            sigma = np.zeros_like(flat)
+        out = np.empty_like(flat)
+        kernels.drift_kernel(flat, nu_flat, float(ratio), np.ascontiguousarray(sigma),
+                             float(self.g_min), float(self.g_max), True,
+                             stream_key(seed, Stream.ACCUMULATED, layer, tile), out)
+        if self.relaxation is not None:
+            out = out + self.relaxation.shift(t) + self.relaxation.spread(t) * _frozen_normals(
+                out.size, seed, layer, tile)
+            out = np.clip(out, self.g_min, self.g_max)
+        return out.reshape(g_prog.shape)
+
+    def read(self, g: np.ndarray, n_reads: int, seed: int, layer: int = 0, tile: int = 0,
+             sample0: int = 0) -> np.ndarray:
+        """``n_reads`` independent per-read samples of every device: shape ``(n_reads, *g.shape)``."""
+        if n_reads < 1:
+            raise DeviceRangeError(f"{self.name}: n_reads must be ≥ 1, got {n_reads}")
+        g = self.check_g(g)
+        flat = np.ascontiguousarray(g.reshape(-1))
+        out = np.empty((n_reads, flat.size), dtype=np.float64)
+        kernels.read_devices_kernel(flat, np.ascontiguousarray(self.sigma_read(flat)),
+                                    SHAPE_CODES[self.read_shape],
+                                    stream_key(seed, Stream.READ, layer, tile), int(sample0), out)
+        return out.reshape((n_reads, *g.shape))
+
+
+def _frozen_normals(n: int, seed: int, layer: int, tile: int) -> np.ndarray:
+    return draw(stream_key(seed, Stream.ACCUMULATED, layer, tile), n, block=1)
