@@ -91,10 +91,12 @@ class DeviceModel:
                 f"or set allow_extrapolation (then the fit of the latest earlier time is used)")
         return law(g, self.g_max)
 
-    def sigma_read(self, g: np.ndarray, t: float = 0.0) -> np.ndarray:
-        """Per-read noise σ (µS) of a device at conductance ``g``; reads at time ``t`` see the
-        drifted conductance, which the caller passes as ``g``."""
-        self.check_t(t)
+    def sigma_read(self, g: np.ndarray, t: float | None = None) -> np.ndarray:
+        """Per-read noise σ (µS) of a device at conductance ``g``. The laws depend on time only
+        through the conductance: a read at time ``t`` (checked against the calibrated range when
+        given) sees the drifted conductance, which the caller passes as ``g``."""
+        if t is not None:
+            self.check_t(t)
         g = self.check_g(g)
         return np.zeros_like(g) if self.read_law is None else self.read_law(g, self.g_max)
 
