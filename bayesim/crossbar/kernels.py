@@ -41,7 +41,8 @@ def write_kernel(g_target, sigma, g_min, g_max, levels, d2d_rel, p_stuck_min, p_
             xi = normal_at(key_program[0], key_program[1], i, 0, 0, 0)
         g = g + sigma[i] * xi
         if d2d_rel > 0.0:
-            g = g_min + (g - g_min) * (1.0 + d2d_rel * normal_at(key_d2d[0], key_d2d[1], i, 0, 0, 0))
+            xi_d2d = normal_at(key_d2d[0], key_d2d[1], i, 0, 0, 0)
+            g = g_min + (g - g_min) * (1.0 + d2d_rel * xi_d2d)
         g = min(max(g, g_min), g_max)
         if p_stuck_min > 0.0 or p_stuck_max > 0.0:
             u = uniform_at(key_fault[0], key_fault[1], i, 0, 0, 0)

@@ -9,7 +9,8 @@ and never evaluate laws themselves. Laws are built from device cards (``device_m
 - ``polynomial`` σ = Σ cᵢ xⁱ with x = g / g_max, rescaled by g_max / g_ref (aihwkit's convention
   for its PCM and RRAM fits, reference/simulators.md §2.4), or with x = g in µS when the fit is in
   absolute conductance (CrossSim's RRAM fits, aihwkit's CMO model);
-- ``power`` v = clamp(k·xᵖ, lo, hi) and ``log_linear`` v = clamp(a·ln x + b, lo, hi) (aihwkit's PCM drift exponent and Q_s fits) and
+- ``power`` v = clamp(k·xᵖ, lo, hi) and ``log_linear`` v = clamp(a·ln x + b, lo, hi) (aihwkit's
+  PCM drift exponent and Q_s fits) and
   ``log10_linear`` v = a·log10(g) + b (the CMO read-noise amplitude);
 - ``piecewise``: sub-laws on intervals of x = g / g_max (the HERMES fits);
 - ``one_over_f``: the accumulated 1/f read noise σ(g, t) = A(g)·sqrt(ln((t + t_read)/(2·t_read)))

@@ -130,7 +130,8 @@ class DeviceModel:
             flat, np.ascontiguousarray(self.sigma_program(flat)), float(self.g_min),
             float(self.g_max), int(self.levels), float(self.d2d_rel), float(self.p_stuck_min),
             float(self.p_stuck_max), SHAPE_CODES[self.program_shape],
-            stream_key(seed, Stream.PROGRAM, layer, tile), stream_key(seed, Stream.D2D, layer, tile),
+            stream_key(seed, Stream.PROGRAM, layer, tile),
+            stream_key(seed, Stream.D2D, layer, tile),
             stream_key(seed, Stream.FAULT, layer, tile), out)
         return out.reshape(g.shape)
 
@@ -171,7 +172,8 @@ class DeviceModel:
 
     def read(self, g: np.ndarray, n_reads: int, seed: int, layer: int = 0, tile: int = 0,
              sample0: int = 0) -> np.ndarray:
-        """``n_reads`` independent per-read samples of every device: shape ``(n_reads, *g.shape)``."""
+        """``n_reads`` independent per-read samples of every device, shape ``(n_reads, *g.shape)``;
+        read ``s`` is sample index ``sample0 + s`` of the READ stream."""
         if n_reads < 1:
             raise DeviceRangeError(f"{self.name}: n_reads must be ≥ 1, got {n_reads}")
         g = self.check_g(g)

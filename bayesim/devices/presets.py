@@ -56,10 +56,7 @@ _OPTIONAL = {"lo", "hi", "b"}
 
 def card_path(name: str) -> Path:
     """The file of a shipped card (``name``) or a user's card (a path ending in .toml)."""
-    if name.endswith(".toml") or os.sep in name:
-        path = Path(name)
-    else:
-        path = CARD_DIR / f"{name}.toml"
+    path = Path(name) if name.endswith(".toml") or os.sep in name else CARD_DIR / f"{name}.toml"
     if not path.is_file():
         raise ConfigError(f"device card {name!r} not found; run 'bayesim devices list' for the "
                           f"shipped cards or give the path of a card file")

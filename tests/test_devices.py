@@ -1,0 +1,242 @@
+import math
+import tomllib
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bayesim.crossbar import kernels
+from bayesim.crossbar.rng import Stream, stream_key
+from bayesim.devices.presets import build_model, card_path, list_presets, load_preset
+from bayesim.errors import ConfigError, DeviceRangeError
+from tests.statcheck import assert_ks, assert_moments
+
+N = 100_000
+MEASURED = [n for n in list_presets() if not n.endswith("_template")]
+KURTOSIS = {"gaussian": 3.0, "laplace": 6.0}
+SCIPY_SHAPE = {"gaussian": "norm", "laplace": "laplace"}
+
+
+def _scipy_args(shape: str, mean: float, std: float) -> tuple[float, float]:
+    return (mean, std) if shape == "gaussian" else (mean, std / math.sqrt(2.0))
+
+
+def _targets(model) -> np.ndarray:
+    lo, hi = model.calibrated_g
+    return np.array([lo + 0.45 * (hi - lo), lo + 0.6 * (hi - lo)])
+
+
+def test_every_shipped_card_loads_and_cites() -> None:
+    assert {"ideal", "pcm_ibm_2020", "pcm_hermes_2023", "pcm_hermes_2023_1dev",
+            "rram_neurram_2022", "rram_milo_2021", "rram_lin2023", "rram_cmo_hfox"} <= set(MEASURED)
+    for name in MEASURED:
+        model = load_preset(name)
+        assert model.g_min < model.g_max
+        with open(card_path(name), "rb") as f:
+            card = tomllib.load(f)
+        assert card["sources"] and card["summary"]
+    for name in ("fefet_template", "ecram_template"):
+        with pytest.raises(ConfigError, match="template"):
+            load_preset(name)
+
+
+@pytest.mark.parametrize("name", MEASURED)
+def test_programming_noise_matches_its_law(name: str) -> None:
+    model = load_preset(name)
+    for target in _targets(model):
+        sigma = float(model.sigma_program(np.array([target]))[0])
+        # the test is of the noise law: targets sit ≥ 4σ inside the window, so clipping moves
+        # the mean by < 1e-4 σ (its standard error here is 3e-3 σ)
+        assert target - 4 * sigma >= model.g_min and target + 4 * sigma <= model.g_max
+        g = model.program(np.full(N, target), seed=11)
+        if sigma == 0 and model.d2d_rel > 0:
+            continue  # the window spread alone: test_device_to_device_spread_of_lin2023
+        if sigma == 0:
+            np.testing.assert_array_equal(g, target)
+            continue
+        shape = model.program_shape
+        assert_moments(g, target, sigma, KURTOSIS[shape], label=f"{name} program @ {target}")
+        assert_ks(g, SCIPY_SHAPE[shape], *_scipy_args(shape, target, sigma), label=name)
+
+
+@pytest.mark.parametrize("name", MEASURED)
+def test_read_noise_matches_its_law(name: str) -> None:
+    model = load_preset(name)
+    for target in _targets(model):
+        sigma = float(model.sigma_read(np.array([target]))[0])
+        reads = model.read(np.full(1000, target), n_reads=N // 1000, seed=5)
+        if sigma == 0:
+            np.testing.assert_array_equal(reads, target)
+            continue
+        shape = model.read_shape
+        assert_moments(reads, target, sigma, KURTOSIS[shape], label=f"{name} read @ {target}")
+        assert_ks(reads, SCIPY_SHAPE[shape], *_scipy_args(shape, target, sigma), label=name)
+
+
+def _folded_normal_moments(mu: float, sd: float) -> tuple[float, float]:
+    """Mean and std of |N(μ, σ²)|."""
+    mean = sd * math.sqrt(2 / math.pi) * math.exp(-mu ** 2 / (2 * sd ** 2)) \
+        + mu * (1 - 2 * stats.norm.cdf(-mu / sd))
+    return mean, math.sqrt(mu ** 2 + sd ** 2 - mean ** 2)
+
+
+@pytest.mark.parametrize("name", [n for n in MEASURED if load_preset(n).drift is not None])
+def test_drift_exponents_and_drifted_conductance(name: str) -> None:
+    model = load_preset(name)
+    t = 86_400.0
+    for target in _targets(model):
+        g = np.full(N, target)
+        mu, sd = (float(v[0]) for v in model.drift_nu(g[:1]))
+        nu = model.drift_exponents(g, seed=2)
+        assert_moments(nu, *_folded_normal_moments(mu, sd), label=f"{name} ν @ {target}")
+        # conditional on ν, G(t) = G_p (t_eff/t0)^-ν + accumulated noise of its law's σ
+        drifted = model.at_time(g, nu, t, seed=2)
+        t_eff = t + model.t0
+        expected = g * (t_eff / model.t0) ** (-nu)
+        sigma = model.accumulated(g, model.g_max, t_eff, expected)
+        z = (drifted - expected) / sigma
+        assert_moments(z, 0.0, 1.0, label=f"{name} drift+read @ {target}")
+        assert_ks(z, "norm", label=name)
+
+
+def test_accumulated_noise_formula_pcm() -> None:
+    """σ_nG = G·Q_s·sqrt(ln((t + t_read)/(2 t_read))) at g_max (reference/hardware.md §2.8:
+    3.7 % at t = 20 s)."""
+    model = load_preset("pcm_ibm_2020")
+    sigma = float(model.sigma_accumulated(np.array([25.0]), 0.0)[0])
+    expected = 25.0 * 0.0088 * math.sqrt(math.log((20.0 + 250e-9) / (2 * 250e-9)))
+    assert sigma == pytest.approx(expected, rel=1e-12)
+    assert sigma / 25.0 == pytest.approx(0.037, abs=5e-4)
+
+
+def test_neurram_timed_fits_and_cmo_relaxation() -> None:
+    neurram = load_preset("rram_neurram_2022")
+    g = np.array([20.0])
+    assert neurram.sigma_relaxed(g, 1.0)[0] == pytest.approx(2.0229375)      # x = 0.5, 1 s fit
+    assert neurram.sigma_relaxed(g, 86_400.0)[0] == pytest.approx(3.909)  # 1 day fit
+    with pytest.raises(DeviceRangeError, match="measured only at"):
+        neurram.sigma_relaxed(g, 1000.0)
+    cmo = load_preset("rram_cmo_hfox")
+    t = 3600.0
+    g0 = np.full(N, 50.0)
+    out = cmo.at_time(g0, np.zeros(N), t, seed=3)
+    acc = float(cmo.sigma_accumulated(g0[:1], t)[0])
+    spread = cmo.relaxation.spread(t)
+    assert_moments(out, 50.0 + cmo.relaxation.shift(t), math.hypot(acc, spread),
+                   label="cmo relaxation")
+
+
+def test_ideal_card_is_exact_and_levels_are_a_grid() -> None:
+    ideal = load_preset("ideal")
+    g = np.linspace(0, 1, 101)
+    np.testing.assert_array_equal(ideal.program(g, seed=0), g)
+    np.testing.assert_array_equal(ideal.read(g, 3, seed=0), np.broadcast_to(g, (3, 101)))
+    out = np.empty(101)
+    kernels.write_kernel(g, np.zeros(101), 0.0, 1.0, 5, 0.0, 0.0, 0.0, kernels.GAUSSIAN,
+                         stream_key(0, Stream.PROGRAM), stream_key(0, Stream.D2D),
+                         stream_key(0, Stream.FAULT), out)
+    np.testing.assert_array_equal(np.unique(out), [0.0, 0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(out, np.round(g * 4) / 4)
+
+
+def test_stuck_at_fault_fractions() -> None:
+    n = N
+    out = np.empty(n)
+    g = np.full(n, 0.5)
+    kernels.write_kernel(g, np.zeros(n), 0.0, 1.0, 0, 0.0, 0.1, 0.05, kernels.GAUSSIAN,
+                         stream_key(0, Stream.PROGRAM), stream_key(0, Stream.D2D),
+                         stream_key(0, Stream.FAULT), out)
+    for value, p in ((0.0, 0.1), (1.0, 0.05), (0.5, 0.85)):
+        frac = float(np.mean(out == value))
+        assert abs(frac - p) <= 5 * math.sqrt(p * (1 - p) / n), (value, frac)
+
+
+def test_device_to_device_spread_of_lin2023() -> None:
+    model = load_preset("rram_lin2023")  # window spread 5 %, no programming noise
+    g = model.program(np.full(N, 4.0), seed=1)
+    below = g[g < 4.0]  # the upper half is clipped at g_max
+    # g = g_min + (4 − g_min)(1 + 0.05 ξ): below g_max it is the lower half of that normal
+    z = (below - 0.4) / (3.6 * 0.05) - 20.0
+    assert abs(below.size / N - 0.5) < 5 * math.sqrt(0.25 / N)
+    assert_ks(-z, "halfnorm", label="d2d")
+
+
+def test_fast_and_explicit_read_paths_agree() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (3, 16))
+    g = rng.uniform(0, 25, (5, 16))
+    sigma = 0.1 * np.sqrt(g)
+    n = 4000
+    key = stream_key(0, Stream.READ)
+    fast = np.stack([read_sample(x, g, sigma, key, s, "fast") for s in range(n)])
+    explicit = np.stack([read_sample(x, g, sigma, key, s, "explicit") for s in range(n)])
+    lap = np.stack([read_sample(x, g, sigma, key, s, "laplace") for s in range(n)])
+    mean = x @ g.T
+    std = np.sqrt(np.square(x) @ np.square(sigma).T)
+    for label, ys in (("fast", fast), ("explicit", explicit), ("explicit laplace", lap)):
+        for b in range(3):
+            for j in range(5):
+                assert_moments(ys[:, b, j], mean[b, j], std[b, j], label=f"{label} {b},{j}")
+    assert not np.array_equal(fast, explicit)
+
+
+def read_sample(x, g, sigma, key, sample: int, path: str) -> np.ndarray:
+    if path == "fast":
+        return kernels.read_mvm(x, g, np.square(sigma), key, sample)
+    out = np.empty((x.shape[0], g.shape[0]))
+    shape = kernels.LAPLACE if path == "laplace" else kernels.GAUSSIAN
+    kernels.explicit_read_mvm(x, g, sigma, shape, key, sample, 0, out)
+    return out
+
+
+def test_ideal_tile_read_equals_float32_matmul() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((64, 100)).astype(np.float32)
+    g = rng.uniform(0, 1, (30, 100)).astype(np.float32)
+    y = kernels.read_mvm(x, g, None, stream_key(0, Stream.READ), 0)
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, x @ g.T)
+
+
+# ---- bad input ----
+
+def _card(**changes) -> dict:
+    with open(card_path("pcm_ibm_2020"), "rb") as f:
+        card = tomllib.load(f)
+    for dotted, value in changes.items():
+        *path, last = dotted.split("__")
+        node = card
+        for part in path:
+            node = node[part]
+        if value is None:
+            del node[last]
+        else:
+            node[last] = value
+    return card
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"range__g_max__unit": None}, r"range.g_max: has no unit"),
+    ({"range__g_max__unit": "mS"}, r"unit must be 'uS'"),
+    ({"range__g_min__value": 30.0}, r"g_min < g_max"),
+    ({"program__coeffs__value": [-0.5, 0.0, 0.0]}, r"program: σ is negative"),
+    ({"program__coeffs__source": None}, r"has no source"),
+    ({"program__law": "cubic"}, r"program.law: must be one of"),
+    ({"read__shape": "cauchy"}, r"read.shape"),
+    ({"range__levels__value": 1}, r"levels"),
+])
+def test_bad_cards_are_refused(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_model(_card(**changes), "bad")
+
+
+def test_outside_calibrated_range() -> None:
+    model = load_preset("pcm_ibm_2020")
+    with pytest.raises(DeviceRangeError, match=r"outside the calibrated range \[0, 25\]"):
+        model.program(np.array([1.0, 30.0]), seed=0)
+    with pytest.raises(DeviceRangeError, match="calibrated time range"):
+        model.sigma_accumulated(np.array([1.0]), 1e9)
+    lax = load_preset("pcm_ibm_2020", allow_extrapolation=True)
+    assert lax.program(np.array([30.0]), seed=0)[0] <= 25.0  # clipped to the window
+    with pytest.raises(ConfigError, match="not found"):
+        load_preset("no_such_device")
