@@ -240,3 +240,48 @@ def test_outside_calibrated_range() -> None:
     assert lax.program(np.array([30.0]), seed=0)[0] <= 25.0  # clipped to the window
     with pytest.raises(ConfigError, match="not found"):
         load_preset("no_such_device")
+
+
+# ---- the aihwkit defects of reference/simulators.md §2.10, as regression tests ----
+
+def test_defect1_time_zero_is_a_valid_inference_time() -> None:
+    model = load_preset("pcm_ibm_2020")
+    g = np.full(1000, 10.0)
+    out = model.at_time(g, model.drift_exponents(g, 0), 0.0, seed=0)
+    assert out.shape == g.shape and np.isfinite(out).all() and out.std() > 0
+
+
+@pytest.mark.parametrize(("name", "g_ref"), [("pcm_ibm_2020", 25.0), ("rram_neurram_2022", 40.0)])
+def test_defects2_3_reference_g_max_is_stored_and_rescales(name: str, g_ref: float) -> None:
+    """σ is fitted for g_ref; on a device with another g_max it scales by g_max / g_ref."""
+    with open(card_path(name), "rb") as f:
+        card = tomllib.load(f)
+    base = load_preset(name)
+    card["range"]["g_max"]["value"] = 2 * g_ref
+    card["range"]["calibrated_g"]["value"] = [0.0, 2 * g_ref]
+    doubled = build_model(card, name)
+    x = np.array([0.25, 0.5])
+    np.testing.assert_allclose(doubled.sigma_program(x * 2 * g_ref),
+                               2 * base.sigma_program(x * g_ref), rtol=1e-12)
+
+
+def test_defect4_cmo_uses_the_two_percent_acceptance_coefficients() -> None:
+    model = load_preset("rram_cmo_hfox")
+    assert model.sigma_program(np.array([50.0]))[0] == pytest.approx(0.0112185391
+                                                                     + 0.01129027418 * 50)
+
+
+def test_defect7_sigma_program_never_negative_and_q_s_uses_programmed_g() -> None:
+    model = load_preset("pcm_ibm_2020")
+    assert model.sigma_program(np.linspace(0, 25, 101)).min() > 0
+    g_prog, g_now = np.array([5.0]), np.array([4.0])
+    sigma = model.accumulated(g_prog, 25.0, 120.0, g_now)
+    q_s = min(0.0088 / (5.0 / 25.0) ** 0.65, 0.2)
+    assert sigma[0] == pytest.approx(4.0 * q_s * math.sqrt(math.log((120 + 250e-9) / 500e-9)))
+
+
+def test_defect9_drift_exponents_are_frozen_with_the_chip_seed() -> None:
+    model = load_preset("pcm_ibm_2020")
+    g = np.full(1000, 10.0)
+    np.testing.assert_array_equal(model.drift_exponents(g, 7), model.drift_exponents(g, 7))
+    assert not np.array_equal(model.drift_exponents(g, 7), model.drift_exponents(g, 8))
