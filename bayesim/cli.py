@@ -24,6 +24,8 @@ app = typer.Typer(name="bayesim", add_completion=False, no_args_is_help=True,
                   help="Simulate analog Bayesian machines: train, quantize, simulate, evaluate.")
 data_app = typer.Typer(no_args_is_help=True, help="Find, inspect and fetch the data sets.")
 app.add_typer(data_app, name="data")
+devices_app = typer.Typer(no_args_is_help=True, help="List, show and plot the device cards.")
+app.add_typer(devices_app, name="devices")
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="TOML config file (see experiments/).")]
@@ -209,6 +211,74 @@ def data_fetch(
     target = fetch(name, dest, base_url=base_url,
                    on_file=lambda f, status: out_console.print(f"{f}: {status}"))
     out_console.print(f"{name}: {target}")
+
+
+DeviceArgument = Annotated[str, typer.Argument(
+    help="A card name from 'bayesim devices list' or the path of a card file (.toml).")]
+
+
+@devices_app.command("list")
+def devices_list() -> None:
+    """The shipped device cards: technology, conductance range and status."""
+    from bayesim.devices.presets import list_presets, read_card
+
+    table = Table(title="device cards (device_models/)")
+    for column in ("name", "technology", "status", "G range (µS)"):
+        table.add_column(column)
+    for name in list_presets():
+        card = read_card(name)
+        rng = card.get("range", {})
+        span = (f"{rng['g_min']['value']:g} – {rng['g_max']['value']:g}"
+                if "g_min" in rng and "g_max" in rng else "—")
+        table.add_row(name, str(card.get("technology", "")), str(card.get("status", "measured")),
+                      span)
+    out_console.print(table)
+
+
+@devices_app.command("show")
+def devices_show(name: DeviceArgument) -> None:
+    """Every parameter of one card with its value, unit and source."""
+    from bayesim.devices.presets import card_path, load_preset, read_card
+
+    card = read_card(name)
+    if card.get("status", "measured") != "template":
+        load_preset(name)  # validate: a broken card is an error, not a listing
+    out_console.print(f"[bold]{card.get('name', name)}[/bold] ({card_path(name)})")
+    out_console.print(str(card.get("summary", "")))
+    table = Table()
+    for column in ("parameter", "value", "unit", "source"):
+        table.add_column(column)
+
+    def walk(node: object, path: str) -> None:
+        if isinstance(node, dict) and "value" in node and "unit" in node:
+            table.add_row(path, str(node["value"]), str(node["unit"]), str(node.get("source", "")))
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{path}.{key}" if path else key)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}.{i}")
+        elif path.endswith(("law", "shape", "relative")):
+            table.add_row(path, str(node), "", "")
+
+    walk({k: v for k, v in card.items() if k not in ("name", "summary", "sources")}, "")
+    out_console.print(table)
+    for key, citation in card.get("sources", {}).items():
+        out_console.print(f"[{key}] {citation}")
+
+
+@devices_app.command("plot")
+def devices_plot(
+    name: DeviceArgument,
+    out: Annotated[Path, typer.Option("--out", help="PNG file to write.")] = Path("device.png"),
+) -> None:
+    """σ_prog(G), σ_read(G), accumulated σ(G, t), ν(G) and the drift of G over time as a PNG."""
+    from bayesim.devices.presets import load_preset
+    from bayesim.plots.devices import plot_device
+
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"--out must name a .png file, got {out}")
+    out_console.print(f"plot: {plot_device(load_preset(name), out)}")
 
 
 def _fail(message: str) -> int:

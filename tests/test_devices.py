@@ -285,3 +285,23 @@ def test_defect9_drift_exponents_are_frozen_with_the_chip_seed() -> None:
     g = np.full(1000, 10.0)
     np.testing.assert_array_equal(model.drift_exponents(g, 7), model.drift_exponents(g, 7))
     assert not np.array_equal(model.drift_exponents(g, 7), model.drift_exponents(g, 8))
+
+
+def test_devices_cli(tmp_path, capsys) -> None:
+    from bayesim.cli import main
+
+    assert main(["devices", "list"]) == 0
+    assert "pcm_ibm_2020" in capsys.readouterr().out
+    assert main(["devices", "show", "pcm_ibm_2020"]) == 0
+    shown = capsys.readouterr().out
+    assert "drift.t0" in shown and "nandakumar2019" in shown
+    png = tmp_path / "pcm.png"
+    assert main(["devices", "plot", "pcm_ibm_2020", "--out", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    for argv, message in ((["devices", "show", "nope"], "not found"),
+                          (["devices", "plot", "fefet_template", "--out",
+                            str(tmp_path / "f.png")], "template")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "f.png").exists()

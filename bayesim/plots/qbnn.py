@@ -9,7 +9,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from bayesim.atomic import write_with
+from bayesim.plots.figures import save_figure
 
 STRATEGY_COLOURS = {"VPQ": "tab:blue", "SPQ": "tab:orange", "JQ": "tab:green"}
 METRIC_LABELS = {
@@ -35,10 +35,6 @@ def _mean_std(rows: list[dict], key: str) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _save(fig, path: Path) -> Path:
-    write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
-    plt.close(fig)
-    return path
 
 
 def plot_grid(results_csv: str | os.PathLike[str]) -> list[Path]:
@@ -66,7 +62,7 @@ def plot_grid(results_csv: str | os.PathLike[str]) -> list[Path]:
         ax.set_xticks(sorted({b for s in series.values() for b in s}))
     axes[0, 0].legend(fontsize=7, ncol=2)
     fig.suptitle("digital b-bit BNN vs fp32 (mean ± std over seeds; dashed PTQ, solid QAT)")
-    out = [_save(fig, path.parent / "metrics_vs_bits.png")]
+    out = [save_figure(fig, path.parent / "metrics_vs_bits.png")]
 
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True)
     for row, quantity in enumerate(("ee", "mi")):
@@ -86,5 +82,5 @@ def plot_grid(results_csv: str | os.PathLike[str]) -> list[Path]:
             if row == 1:
                 ax.set_xlabel("bits")
     axes[0, 0].legend(fontsize=7)
-    out.append(_save(fig, path.parent / "uncertainty_vs_bits.png"))
+    out.append(save_figure(fig, path.parent / "uncertainty_vs_bits.png"))
     return out

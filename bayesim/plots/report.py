@@ -7,19 +7,15 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.figure import Figure
 
-from bayesim.atomic import write_with
 from bayesim.errors import DataError
+from bayesim.plots.figures import save_figure
 
 SUBSET_COLOURS = {"clean": "tab:blue", "ambiguous": "tab:orange", "ood": "tab:red"}
 RELIABILITY_NAME = "reliability.png"
 HISTOGRAM_NAME = "uncertainty_hist.png"
 
 
-def _save(fig: Figure, path: Path) -> None:
-    write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight"))
-    plt.close(fig)
 
 
 def plot_reliability(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -48,7 +44,7 @@ def plot_reliability(report: dict[str, Any], path: str | os.PathLike[str]) -> Pa
     ax_n.set_xlabel("confidence max p̄ (fraction)")
     ax_n.set_ylabel("examples")
     ax_n.set_xlim(0, 1)
-    _save(fig, Path(path))
+    save_figure(fig, Path(path))
     return Path(path)
 
 
@@ -73,7 +69,7 @@ def plot_uncertainty_histograms(scores: dict[str, np.ndarray], report: dict[str,
         ax.set_ylabel("density (1/nat)")
         ax.set_yscale("log")
         ax.legend(fontsize=8)
-    _save(fig, Path(path))
+    save_figure(fig, Path(path))
     return Path(path)
 
 
