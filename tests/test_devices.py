@@ -21,6 +21,16 @@ def _scipy_args(shape: str, mean: float, std: float) -> tuple[float, float]:
     return (mean, std) if shape == "gaussian" else (mean, std / math.sqrt(2.0))
 
 
+def _assert_law(samples: np.ndarray, target: float, sigma: float, shape: str, label: str) -> None:
+    """Samples equal the target exactly when σ = 0, else match (target, σ, shape) in mean, std
+    and by a KS test."""
+    if sigma == 0:
+        np.testing.assert_array_equal(samples, target)
+        return
+    assert_moments(samples, target, sigma, KURTOSIS[shape], label=label)
+    assert_ks(samples, SCIPY_SHAPE[shape], *_scipy_args(shape, target, sigma), label=label)
+
+
 def _targets(model) -> np.ndarray:
     lo, hi = model.calibrated_g
     return np.array([lo + 0.45 * (hi - lo), lo + 0.6 * (hi - lo)])
@@ -51,12 +61,7 @@ def test_programming_noise_matches_its_law(name: str) -> None:
         g = model.program(np.full(N, target), seed=11)
         if sigma == 0 and model.d2d_rel > 0:
             continue  # the window spread alone: test_device_to_device_spread_of_lin2023
-        if sigma == 0:
-            np.testing.assert_array_equal(g, target)
-            continue
-        shape = model.program_shape
-        assert_moments(g, target, sigma, KURTOSIS[shape], label=f"{name} program @ {target}")
-        assert_ks(g, SCIPY_SHAPE[shape], *_scipy_args(shape, target, sigma), label=name)
+        _assert_law(g, target, sigma, model.program_shape, f"{name} program @ {target}")
 
 
 @pytest.mark.parametrize("name", MEASURED)
@@ -65,12 +70,7 @@ def test_read_noise_matches_its_law(name: str) -> None:
     for target in _targets(model):
         sigma = float(model.sigma_read(np.array([target]))[0])
         reads = model.read(np.full(1000, target), n_reads=N // 1000, seed=5)
-        if sigma == 0:
-            np.testing.assert_array_equal(reads, target)
-            continue
-        shape = model.read_shape
-        assert_moments(reads, target, sigma, KURTOSIS[shape], label=f"{name} read @ {target}")
-        assert_ks(reads, SCIPY_SHAPE[shape], *_scipy_args(shape, target, sigma), label=name)
+        _assert_law(reads, target, sigma, model.read_shape, f"{name} read @ {target}")
 
 
 def _folded_normal_moments(mu: float, sd: float) -> tuple[float, float]:

@@ -22,6 +22,14 @@ GAUSSIAN, LAPLACE = 0, 1
 _SQRT_HALF = math.sqrt(0.5)
 
 
+@numba.njit(cache=True, inline="always")
+def unit_noise(shape, k0, k1, element, row, sample, block):
+    """A zero-mean, unit-variance draw: standard normal, or Laplace with scale 1/√2."""
+    if shape == LAPLACE:
+        return laplace_at(k0, k1, element, row, sample, block) * _SQRT_HALF
+    return normal_at(k0, k1, element, row, sample, block)
+
+
 @numba.njit(cache=True, parallel=True)
 def write_kernel(g_target, sigma, g_min, g_max, levels, d2d_rel, p_stuck_min, p_stuck_max,
                  shape, key_program, key_d2d, key_fault, out):
@@ -35,11 +43,7 @@ def write_kernel(g_target, sigma, g_min, g_max, levels, d2d_rel, p_stuck_min, p_
         if levels > 1:
             step = span / (levels - 1)
             g = g_min + round((g - g_min) / step) * step
-        if shape == LAPLACE:
-            xi = laplace_at(key_program[0], key_program[1], i, 0, 0, 0) * _SQRT_HALF
-        else:
-            xi = normal_at(key_program[0], key_program[1], i, 0, 0, 0)
-        g = g + sigma[i] * xi
+        g = g + sigma[i] * unit_noise(shape, key_program[0], key_program[1], i, 0, 0, 0)
         if d2d_rel > 0.0:
             xi_d2d = normal_at(key_d2d[0], key_d2d[1], i, 0, 0, 0)
             g = g_min + (g - g_min) * (1.0 + d2d_rel * xi_d2d)
@@ -61,16 +65,19 @@ def drift_nu_kernel(nu_mean, nu_std, key, out):
 
 
 @numba.njit(cache=True, parallel=True)
-def drift_kernel(g_prog, nu, t_over_t0, sigma_acc, g_min, g_max, clip, key, out):
-    """G(t) = G_p·(t/t₀)^(−ν) (for t/t₀ > 1) plus accumulated read noise of std ``sigma_acc``
-    (µS, evaluated at the drifted conductance by the caller's law), one draw per device."""
+def drift_kernel(g_prog, nu, t_over_t0, out):
+    """G(t) = G_p·(t/t₀)^(−ν) for t/t₀ > 1 (G_p before t₀), with per-device ν."""
     log_ratio = math.log(t_over_t0) if t_over_t0 > 1.0 else 0.0
     for i in numba.prange(g_prog.shape[0]):
-        g = g_prog[i] * math.exp(-nu[i] * log_ratio)
-        g = g + sigma_acc[i] * normal_at(key[0], key[1], i, 0, 0, 0)
-        if clip:
-            g = min(max(g, g_min), g_max)
-        out[i] = g
+        out[i] = g_prog[i] * math.exp(-nu[i] * log_ratio)
+
+
+@numba.njit(cache=True, parallel=True)
+def gaussian_noise_clip_kernel(g, sigma, g_min, g_max, key, out):
+    """``out = clip(g + σ·ξ, g_min, g_max)``, one draw per device (e.g. the accumulated 1/f
+    noise at an inference time)."""
+    for i in numba.prange(g.shape[0]):
+        out[i] = min(max(g[i] + sigma[i] * normal_at(key[0], key[1], i, 0, 0, 0), g_min), g_max)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -80,11 +87,7 @@ def read_devices_kernel(g, sigma, shape, key, sample0, out):
     n_reads, n = out.shape
     for s in numba.prange(n_reads):
         for i in range(n):
-            if shape == LAPLACE:
-                xi = laplace_at(key[0], key[1], i, 0, sample0 + s, 0) * _SQRT_HALF
-            else:
-                xi = normal_at(key[0], key[1], i, 0, sample0 + s, 0)
-            out[s, i] = g[i] + sigma[i] * xi
+            out[s, i] = g[i] + sigma[i] * unit_noise(shape, key[0], key[1], i, 0, sample0 + s, 0)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -116,11 +119,7 @@ def explicit_read_mvm(x, g, sigma, shape, key, sample, row0, out):
         for j in range(n_out):
             acc = 0.0
             for i in range(n_in):
-                e = j * n_in + i
-                if shape == LAPLACE:
-                    xi = laplace_at(key[0], key[1], e, row, sample, 0) * _SQRT_HALF
-                else:
-                    xi = normal_at(key[0], key[1], e, row, sample, 0)
+                xi = unit_noise(shape, key[0], key[1], j * n_in + i, row, sample, 0)
                 acc += x[b, i] * (g[j, i] + sigma[j, i] * xi)
             out[b, j] = acc
 

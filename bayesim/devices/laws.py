@@ -77,12 +77,14 @@ class Polynomial:
     g_ref: float | None = None
     """µS, the g_max the fit was made for (required when normalized)."""
 
-    def __call__(self, g: np.ndarray, g_max: float) -> np.ndarray:
+    def unclamped(self, g: np.ndarray, g_max: float) -> np.ndarray:
+        """The fitted polynomial itself, negative values included (for card validation)."""
         x = _as_array(g) / g_max if self.normalized else _as_array(g)
         value = np.polynomial.polynomial.polyval(x, np.asarray(self.coeffs, dtype=np.float64))
-        if self.normalized:
-            value = value * (g_max / self.g_ref)
-        return np.maximum(value, 0.0)
+        return value * (g_max / self.g_ref) if self.normalized else value
+
+    def __call__(self, g: np.ndarray, g_max: float) -> np.ndarray:
+        return np.maximum(self.unclamped(g, g_max), 0.0)
 
 
 @dataclass(frozen=True)

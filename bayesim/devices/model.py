@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bayesim.crossbar import kernels
-from bayesim.crossbar.rng import Stream, draw, stream_key
+from bayesim.crossbar.rng import Stream, stream_key
 from bayesim.devices.laws import DriftLaw, OneOverF, Relaxation, TimedPrograms
 from bayesim.errors import DeviceRangeError
 
@@ -123,11 +123,12 @@ class DeviceModel:
     def program(self, g_target: np.ndarray, seed: int, layer: int = 0,
                 tile: int = 0) -> np.ndarray:
         """Programmed conductances (µS, float64, same shape) for targets ``g_target``."""
-        g = self.check_g(g_target, "target conductance")
+        g = np.asarray(g_target, dtype=np.float64)
         flat = np.ascontiguousarray(g.reshape(-1))
+        sigma = self.sigma_program(flat)  # also checks the calibrated range
         out = np.empty_like(flat)
         kernels.write_kernel(
-            flat, np.ascontiguousarray(self.sigma_program(flat)), float(self.g_min),
+            flat, np.ascontiguousarray(sigma), float(self.g_min),
             float(self.g_max), int(self.levels), float(self.d2d_rel), float(self.p_stuck_min),
             float(self.p_stuck_max), SHAPE_CODES[self.program_shape],
             stream_key(seed, Stream.PROGRAM, layer, tile),
@@ -147,27 +148,25 @@ class DeviceModel:
 
     def at_time(self, g_prog: np.ndarray, nu: np.ndarray, t: float, seed: int, layer: int = 0,
                 tile: int = 0) -> np.ndarray:
-        """Conductances at inference time ``t``: drift from programming plus accumulated 1/f noise
-        (one draw per device for this t; aihwkit's drift-plus-read step)."""
+        """Conductances at inference time ``t``: drift from programming, relaxation (mean shift
+        and spread) and accumulated 1/f noise, clipped to [g_min, g_max]; one draw per device for
+        this t (aihwkit's drift-plus-read step)."""
         self.check_t(t)
         g_prog = np.asarray(g_prog, dtype=np.float64)
         flat = np.ascontiguousarray(g_prog.reshape(-1))
-        t_eff = t + self.t0
-        ratio = t_eff / self.t0 if self.t0 > 0 else 1.0
         nu_flat = np.ascontiguousarray(np.asarray(nu, dtype=np.float64).reshape(-1))
-        drifted = flat * np.exp(-nu_flat * math.log(ratio)) if ratio > 1 else flat
-        if self.accumulated is not None:
-            sigma = self.accumulated(flat, self.g_max, t_eff, drifted)
-        else:
-            sigma = np.zeros_like(flat)
+        t_eff = t + self.t0
+        drifted = np.empty_like(flat)
+        kernels.drift_kernel(flat, nu_flat, t_eff / self.t0 if self.t0 > 0 else 1.0, drifted)
+        sigma = np.zeros_like(flat) if self.accumulated is None else \
+            self.accumulated(flat, self.g_max, t_eff, drifted)
+        if self.relaxation is not None:  # independent of the 1/f noise: variances add
+            drifted += self.relaxation.shift(t)
+            sigma = np.hypot(sigma, self.relaxation.spread(t))
         out = np.empty_like(flat)
-        kernels.drift_kernel(flat, nu_flat, float(ratio), np.ascontiguousarray(sigma),
-                             float(self.g_min), float(self.g_max), True,
-                             stream_key(seed, Stream.ACCUMULATED, layer, tile), out)
-        if self.relaxation is not None:
-            out = out + self.relaxation.shift(t) + self.relaxation.spread(t) * _frozen_normals(
-                out.size, seed, layer, tile)
-            out = np.clip(out, self.g_min, self.g_max)
+        kernels.gaussian_noise_clip_kernel(drifted, np.ascontiguousarray(sigma),
+                                           float(self.g_min), float(self.g_max),
+                                           stream_key(seed, Stream.ACCUMULATED, layer, tile), out)
         return out.reshape(g_prog.shape)
 
     def read(self, g: np.ndarray, n_reads: int, seed: int, layer: int = 0, tile: int = 0,
@@ -176,14 +175,11 @@ class DeviceModel:
         read ``s`` is sample index ``sample0 + s`` of the READ stream."""
         if n_reads < 1:
             raise DeviceRangeError(f"{self.name}: n_reads must be ≥ 1, got {n_reads}")
-        g = self.check_g(g)
+        g = np.asarray(g, dtype=np.float64)
         flat = np.ascontiguousarray(g.reshape(-1))
+        sigma = self.sigma_read(flat)  # also checks the calibrated range
         out = np.empty((n_reads, flat.size), dtype=np.float64)
-        kernels.read_devices_kernel(flat, np.ascontiguousarray(self.sigma_read(flat)),
+        kernels.read_devices_kernel(flat, np.ascontiguousarray(sigma),
                                     SHAPE_CODES[self.read_shape],
                                     stream_key(seed, Stream.READ, layer, tile), int(sample0), out)
         return out.reshape((n_reads, *g.shape))
-
-
-def _frozen_normals(n: int, seed: int, layer: int, tile: int) -> np.ndarray:
-    return draw(stream_key(seed, Stream.ACCUMULATED, layer, tile), n, block=1)

@@ -246,17 +246,16 @@ def _check_nonnegative(model: DeviceModel, r: _Reader) -> None:
         raw.update({f"program.timed.{i}": law for i, law in enumerate(model.timed_program.laws)})
     for key, law in raw.items():
         if isinstance(law, laws.Polynomial):
-            x = g / model.g_max if law.normalized else g
-            values = np.polynomial.polynomial.polyval(x, np.asarray(law.coeffs))
-        elif isinstance(law, laws.Constant | laws.Proportional | laws.Sqrt | laws.Inverse):
-            values = np.array([getattr(law, "value", getattr(law, "k", 0.0))])
+            values = law.unclamped(g, model.g_max)
+        elif isinstance(law, laws.Constant):
+            values = np.array([law.value])
+        elif isinstance(law, laws.Proportional | laws.Sqrt | laws.Inverse):
+            values = np.array([law.k])
         else:
             continue
         if values.min() < 0:
             where = g[int(np.argmin(values))] if values.size > 1 else model.calibrated_g[0]
             raise r.fail(key, f"σ is negative ({values.min():.4g} µS at g = {where:.4g} µS) "
                               f"inside the calibrated range; check the coefficients and units")
-    if model.drift is not None:
-        for key, law in (("nu_std", model.drift.nu_std),):
-            if law(g, model.g_max).min() < 0:
-                raise r.fail(f"drift.{key}", "negative inside the calibrated range")
+    if model.drift is not None and model.drift.nu_std(g, model.g_max).min() < 0:
+        raise r.fail("drift.nu_std", "negative inside the calibrated range")

@@ -35,8 +35,6 @@ def _mean_std(rows: list[dict], key: str) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-
-
 def plot_grid(results_csv: str | os.PathLike[str]) -> list[Path]:
     """``metrics_vs_bits.png`` and ``uncertainty_vs_bits.png`` next to ``results.csv``."""
     path = Path(results_csv)

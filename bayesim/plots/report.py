@@ -16,8 +16,6 @@ RELIABILITY_NAME = "reliability.png"
 HISTOGRAM_NAME = "uncertainty_hist.png"
 
 
-
-
 def plot_reliability(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Accuracy vs confidence per bin (top-label, clean test split), with bin counts below."""
     cal = report["calibration"]

@@ -95,16 +95,18 @@ def run_grid(grid: QbnnGrid, out_dir: str | os.PathLike[str], progress: bool = T
              log: Callable[[str], None] = print) -> Path:
     """Run (or resume) every point of ``grid``; returns the path of results.csv."""
     out = Path(out_dir)
-    rows: dict[tuple, dict[str, Any]] = {}  # keyed by point and seed: an fp32 model shared by
-    for seed in grid.seeds:                 # several families is counted once
-        found = _run_family(grid, out, seed, "base", [], _main_points(grid), progress, log)
-        for ab in grid.ablations:
-            points = [(ab.name, ab.strategy, b, m, ab.set) for b in ab.bits for m in ab.modes]
-            found += _run_family(grid, out, seed, ab.name if ab.model_set else "base",
-                                 ab.model_set, points, progress, log)
-        for row in found:
-            rows[tuple(row[k] for k in ("group", "strategy", "bits", "mode", "seed"))] = row
-    return write_results(list(rows.values()), out)
+    # one family per fp32 model: the base one, plus one per ablation that changes the model;
+    # ablations that only change the quantization join the base family
+    families: dict[str, tuple[list[str], list]] = {"base": ([], _main_points(grid))}
+    for ab in grid.ablations:
+        family = ab.name if ab.model_set else "base"
+        points = families.setdefault(family, (ab.model_set, []))[1]
+        points += [(ab.name, ab.strategy, b, m, ab.set) for b in ab.bits for m in ab.modes]
+    rows: list[dict[str, Any]] = []
+    for seed in grid.seeds:
+        for family, (model_set, points) in families.items():
+            rows += _run_family(grid, out, seed, family, model_set, points, progress, log)
+    return write_results(rows, out)
 
 
 def _main_points(grid: QbnnGrid) -> list[tuple[str, str, int, str, list[str]]]:
