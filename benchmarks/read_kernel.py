@@ -16,7 +16,7 @@ import time
 import numba
 import numpy as np
 
-from bayesim.crossbar.kernels import add_output_noise, read_mvm
+from bayesim.crossbar.kernels import add_output_noise, as_rows, read_mvm
 from bayesim.crossbar.rng import Stream, draw, stream_key
 
 
@@ -60,12 +60,13 @@ def main() -> None:
 
     y = x @ g.T
     var = np.square(x) @ sigma_sq.T
+    rows = as_rows(0, x.shape[0])
     t_matmul, t_read, ratios = _paired(lambda: x @ g.T,
                                        lambda: read_mvm(x, g, sigma_sq, key, sample=1),
                                        args.repeats)
     q1, q2, q3 = statistics.quantiles(ratios, n=4)
     t_var = _median_seconds(lambda: np.square(x) @ sigma_sq.T, args.repeats)
-    t_noise = _median_seconds(lambda: add_output_noise(y, var, key, np.int64(1), np.int64(0),
+    t_noise = _median_seconds(lambda: add_output_noise(y, var, key, np.int64(1), rows,
                                                        np.int64(0)), args.repeats)
     n = 10_000_000
     t_rng = _median_seconds(lambda: draw(key, n), max(3, args.repeats // 10))

@@ -185,7 +185,7 @@ def read_sample(x, g, sigma, key, sample: int, path: str) -> np.ndarray:
         return kernels.read_mvm(x, g, np.square(sigma), key, sample)
     out = np.empty((x.shape[0], g.shape[0]))
     shape = kernels.LAPLACE if path == "laplace" else kernels.GAUSSIAN
-    kernels.explicit_read_mvm(x, g, sigma, shape, key, sample, 0, out)
+    kernels.explicit_read_mvm(x, g, sigma, shape, key, sample, kernels.as_rows(0, len(x)), 0, out)
     return out
 
 

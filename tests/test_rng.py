@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from bayesim.crossbar.kernels import add_output_noise, explicit_read_mvm, read_mvm
+from bayesim.crossbar.kernels import add_output_noise, as_rows, explicit_read_mvm, read_mvm
 from bayesim.crossbar.rng import Stream, draw, philox_block, stream_key
 from tests.statcheck import assert_ks, assert_moments
 
@@ -74,20 +74,22 @@ def test_chunking_does_not_change_draws() -> None:
     y = rng.standard_normal((37, 11)).astype(np.float32)
     var = rng.uniform(0.1, 2.0, (37, 11)).astype(np.float32)
     whole_y = y.copy()
-    add_output_noise(whole_y, var, key, np.int64(5), np.int64(0), np.int64(0))
+    add_output_noise(whole_y, var, key, np.int64(5), as_rows(0, 37), np.int64(0))
     head, tail = y[:10].copy(), y[10:].copy()
-    add_output_noise(head, var[:10], key, np.int64(5), np.int64(0), np.int64(0))
-    add_output_noise(tail, var[10:], key, np.int64(5), np.int64(10), np.int64(0))
+    add_output_noise(head, var[:10], key, np.int64(5), as_rows(0, 10), np.int64(0))
+    add_output_noise(tail, var[10:], key, np.int64(5), as_rows(10, 27), np.int64(0))
     np.testing.assert_array_equal(whole_y, np.concatenate([head, tail]))
     # the explicit per-device read MVM sums in its own fixed order: bit-identical too
     x = rng.standard_normal((37, 24))
     g = rng.uniform(0, 25, (11, 24))
     sigma = 0.1 * np.sqrt(g)
     full = np.empty((37, 11))
-    explicit_read_mvm(x, g, sigma, 0, key, np.int64(5), np.int64(0), full)
+    explicit_read_mvm(x, g, sigma, 0, key, np.int64(5), as_rows(0, 37), np.int64(0), full)
     parts = [np.empty((10, 11)), np.empty((27, 11))]
-    explicit_read_mvm(x[:10], g, sigma, 0, key, np.int64(5), np.int64(0), parts[0])
-    explicit_read_mvm(x[10:], g, sigma, 0, key, np.int64(5), np.int64(10), parts[1])
+    explicit_read_mvm(x[:10], g, sigma, 0, key, np.int64(5), as_rows(0, 10), np.int64(0),
+                      parts[0])
+    explicit_read_mvm(x[10:], g, sigma, 0, key, np.int64(5), as_rows(10, 27), np.int64(0),
+                      parts[1])
     np.testing.assert_array_equal(full, np.concatenate(parts))
     # the fast path's noise-free product is OpenBLAS's, whose summation order depends on the
     # batch shape: equal to float32 rounding, not bit for bit (docs/devices.md)

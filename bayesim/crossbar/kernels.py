@@ -100,9 +100,19 @@ def read_devices_kernel(g, sigma, shape, key, sample0, out):
 _ROWS_PER_TASK = 16
 
 
+def as_rows(row0: int | np.ndarray, batch: int) -> np.ndarray:
+    """Global input indices of a batch's rows: ``row0, row0 + 1, …`` or an explicit index array
+    (bound management recomputes only some rows, which keep their own indices)."""
+    if isinstance(row0, np.ndarray):
+        if row0.shape != (batch,):
+            raise ValueError(f"rows must have shape ({batch},), got {row0.shape}")
+        return row0.astype(np.int64, copy=False)
+    return np.arange(int(row0), int(row0) + batch, dtype=np.int64)
+
+
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def add_output_noise(y, var, key, sample, row0, block):
-    """In place: ``y[b, j] += sqrt(var[b, j])·ξ`` with ξ the normal at counter (j, row0 + b,
+def add_output_noise(y, var, key, sample, rows, block):
+    """In place: ``y[b, j] += sqrt(var[b, j])·ξ`` with ξ the normal at counter (j, rows[b],
     sample, block). Rows are handed out in groups of 16 (one set of work arrays per group), each
     row's normals drawn by one vectorised block fill (rng.fill_normals)."""
     batch, n_out = y.shape
@@ -112,38 +122,79 @@ def add_output_noise(y, var, key, sample, row0, block):
         scratch = np.empty(n_out + 8)
         tails = np.empty(n_out, dtype=np.int64)
         for b in range(task * _ROWS_PER_TASK, min(batch, (task + 1) * _ROWS_PER_TASK)):
-            fill_normals(key[0], key[1], 0, row0 + b, sample, block, z, scratch, tails)
+            fill_normals(key[0], key[1], 0, rows[b], sample, block, z, scratch, tails)
             for j in range(n_out):
                 y[b, j] += math.sqrt(var[b, j]) * z[j]
 
 
 @numba.njit(cache=True, parallel=True)
-def explicit_read_mvm(x, g, sigma, shape, key, sample, row0, out):
+def explicit_read_mvm(x, g, sigma, shape, key, sample, rows, block, out):
     """The per-device path: every device of ``G[out, in]`` gets its own read noise for every input
-    row, ``y[b, j] = Σ_i x[b, i]·(G[j, i] + σ[j, i]·ξ[b, j, i])``. Slow (one draw per device and
-    row); exists to validate the output-referred path and for non-Gaussian shapes."""
+    row, ``y[b, j] = Σ_i x[b, i]·(G[j, i] + σ[j, i]·ξ[b, j, i])``, ξ at counter
+    (j·n_in + i, rows[b], sample, block). Slow (one draw per device and row); exists to validate
+    the output-referred path and for non-Gaussian shapes. Sums run in a fixed order, so results
+    are bit-identical for any chunking."""
     batch, n_in = x.shape
     n_out = g.shape[0]
     for b in numba.prange(batch):
-        row = row0 + b
+        row = rows[b]
         for j in range(n_out):
             acc = 0.0
             for i in range(n_in):
-                xi = unit_noise(shape, key[0], key[1], j * n_in + i, row, sample, 0)
+                xi = unit_noise(shape, key[0], key[1], j * n_in + i, row, sample, block)
                 acc += x[b, i] * (g[j, i] + sigma[j, i] * xi)
             out[b, j] = acc
 
 
 def read_mvm(x: np.ndarray, g: np.ndarray, sigma_sq: np.ndarray | None, key: np.ndarray,
-             sample: int, row0: int = 0) -> np.ndarray:
+             sample: int, row0: int | np.ndarray = 0, block: int = 0,
+             extra_var: np.ndarray | None = None) -> np.ndarray:
     """The output-referred (fast) path of a noisy read MVM, exact for Gaussian per-device noise:
-    ``y = x @ G.T + sqrt((x²) @ (σ²).T)·ξ``, one draw per output (DESIGN.md, Conventions).
+    ``y = x @ G.T + sqrt((x²) @ (σ²).T + s²)·ξ``, one draw per output (DESIGN.md, Conventions).
 
-    ``x[batch, in]``, ``g[out, in]`` (µS), ``sigma_sq[out, in]`` the per-device read variances
-    (µS²; None for a noise-free read); ``row0`` is the global index of ``x``'s first row, so a
-    batch split into chunks draws the same numbers as the whole batch."""
+    ``x[batch, in]``, ``g[out, in]`` (µS, or weight units), ``sigma_sq[out, in]`` the per-device
+    read variances (same units squared; None for no device noise); ``extra_var[out]`` an
+    input-independent output variance drawn with the same ξ (the periphery's output noise: the sum
+    of independent Gaussians is one Gaussian). ``row0`` is the global index of ``x``'s first row
+    (or an index per row), so a batch split into chunks draws the same numbers as the whole
+    batch; ``block`` separates repeated reads of the same rows (bound management)."""
     y = x @ g.T
-    if sigma_sq is not None:
-        var = np.square(x) @ sigma_sq.T
-        add_output_noise(y, var, key, np.int64(sample), np.int64(row0), np.int64(0))
+    if sigma_sq is None and extra_var is None:
+        return y
+    var = np.square(x) @ sigma_sq.T if sigma_sq is not None else np.zeros_like(y)
+    if extra_var is not None:
+        var += extra_var
+    add_output_noise(y, var, key, np.int64(sample), as_rows(row0, x.shape[0]), np.int64(block))
     return y
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def quantize_clip(v, step, bound, sto_round, key, sample, rows, block, clipped):
+    """The fused DAC/ADC kernel, in place on ``v[batch, n]``: ``v = clip(round(v/step)·step,
+    −bound, bound)`` (aihwkit UniformQuantize followed by its clamp), with stochastic rounding
+    (``v/step + U(−½, ½)`` before rounding, U at counter (j, rows[b], sample, block)) when
+    ``sto_round``; ``step`` ≤ 0 skips quantization. Rounding is half-to-even like torch.round,
+    and arithmetic runs in ``v``'s dtype, so a float32 array matches aihwkit bit for bit.
+    ``clipped[b]`` becomes True when any value of row b lay beyond ±bound (the bound-management
+    test)."""
+    batch, n = v.shape
+    s = v.dtype.type(step)
+    lim = v.dtype.type(bound)
+    for b in numba.prange(batch):
+        hit = False
+        for j in range(n):
+            q = v[b, j]
+            if step > 0.0:
+                q = q / s
+                if sto_round:
+                    u = uniform_at(key[0], key[1], j, rows[b], sample, block)
+                    q = q + v.dtype.type(u - 0.5)
+                q = np.rint(q) * s
+            if q > lim:
+                q = lim
+                hit = True
+            elif q < -lim:
+                q = -lim
+                hit = True
+            v[b, j] = q
+        clipped[b] = hit

@@ -51,6 +51,7 @@ class Stream(IntEnum):
     OUTPUT = 7         # additive output (ADC input) noise per read
     PERIPHERY = 8      # frozen periphery variation (e.g. per-column output-noise spread)
     ROUNDING = 9       # stochastic rounding of DAC/ADC
+    INPUT = 10         # DAC output (input) noise per read
 
 
 def _splitmix64(x: int) -> int:

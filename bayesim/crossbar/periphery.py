@@ -1,0 +1,283 @@
+"""The periphery of one crossbar tile: DAC, ADC, noise and bound management, output noise, IR drop.
+
+Everything here works in *tile units*: inputs normalised so that the DAC range is ±``inp_bound``
+and weights normalised so that the reference conductance is 1 (``w = G / g_ref``), which is the
+convention of aihwkit's ``IOParameters`` (``reference/simulators.md`` §2.3). The defaults are
+aihwkit's ``IOParameters`` defaults (the forward pass of ``InferenceRPUConfig``, aihwkit 1.1.0,
+``src/aihwkit/simulator/parameters/io.py``); the presets of §2.8 are available by name through
+:func:`periphery_preset`.
+
+One tile MVM (:meth:`Periphery.mvm`), in aihwkit's order:
+
+1. noise management: a scale α per input row (``none``: 1; ``abs_max``: max|x|; ``max``: max x;
+   ``constant``: ``nm_thres`` or 1; ``abs_max``/``max`` clamped at ``nm_thres`` when it is > 0;
+   α ≤ 0 becomes 1). A row of zeros gives an output of exact zeros when there is no input noise
+   (aihwkit does this only when the whole batch is zero);
+2. DAC: x/(α·r) quantised with step ``inp_res``·2·``inp_bound`` (``res`` > 1 counts steps,
+   otherwise it is the step), optionally stochastically rounded, clipped to ±``inp_bound``, plus
+   ``inp_noise``·ξ;
+3. the noisy crossbar read (the tile's device read noise, plus ``w_noise`` of type
+   ``additive_constant``, σ² = w_noise², or ``pcm_read``, σ² = w_noise²·|w|, as in aihwkit's C++
+   tile);
+4. IR drop (aihwkit's simple C++ model): a_i = n/``ir_drop_g_ratio``·Σ_j |w_ij||x_j|,
+   c_i = a_i(a_i(0.05a_i − 0.2) + 0.5), y_i −= ``ir_drop``·c_i·Σ_j w_ij x_j (1 − (1 − j/n)²);
+5. output noise: ``out_noise``·ξ, or per column |``out_noise``·(1 + ``out_noise_std``·ξ_j)| with
+   ξ_j drawn once per tile (the C++ tile's formula; aihwkit's torch tile ignores the value of
+   ``out_noise_std``, defect 8 of §2.10);
+6. ADC: the same quantiser with ``out_res`` and ``out_bound``, then clipping to ±``out_bound``;
+7. bound management ``iterative``: a row whose output reached beyond ±``out_bound`` is recomputed
+   with its input halved, until it fits or the reduction exceeds ``max_bm_factor`` or
+   ``max_bm_res``/(input step); fresh noise is drawn on every round. This test is **per row**
+   (like the C++/CUDA tiles); aihwkit's torch tile halves the whole batch when any row clips,
+   which would make a result depend on its batch-mates;
+8. the output is multiplied back by ``out_scale``·α·reduction.
+
+Randomness: every draw has a counter coordinate (element, global input row, sample index, round)
+in its own stream (read, output, input noise, rounding), so results do not depend on batch size or
+chunking (see rng.py).
+"""
+
+from collections.abc import Callable
+from enum import StrEnum
+
+import numpy as np
+import pydantic
+from pydantic import Field, model_validator
+
+from bayesim.crossbar.kernels import add_output_noise, as_rows, quantize_clip
+from bayesim.crossbar.rng import Stream, draw, stream_key
+from bayesim.errors import ConfigError
+from bayesim.schema import StrictModel
+
+
+class NoiseManagement(StrEnum):
+    NONE = "none"
+    ABS_MAX = "abs_max"
+    MAX = "max"
+    CONSTANT = "constant"
+
+
+class BoundManagement(StrEnum):
+    NONE = "none"
+    ITERATIVE = "iterative"
+
+
+class WeightNoise(StrEnum):
+    NONE = "none"
+    ADDITIVE_CONSTANT = "additive_constant"
+    PCM_READ = "pcm_read"
+
+
+class PeripheryConfig(StrictModel):
+    """DAC/ADC and management settings of a tile (tile units; defaults: aihwkit 1.1.0
+    ``IOParameters``, reference/simulators.md §2.3)."""
+
+    is_perfect: bool = False
+    """Skip every non-ideality: the tile computes a plain matmul (aihwkit ``is_perfect``)."""
+    inp_bound: float = Field(default=1.0, gt=0)
+    """DAC range ±inp_bound (tile input units)."""
+    inp_res: float = Field(default=1.0 / (2 ** 7 - 2), ge=0)
+    """DAC resolution: a step count if > 1, else the step as a fraction of the range (×2·bound);
+    0 disables quantisation. Default 1/(2^7 − 2): a 7-bit signed DAC."""
+    inp_sto_round: bool = False
+    inp_noise: float = Field(default=0.0, ge=0)
+    """Additive Gaussian noise on each DAC output (tile input units)."""
+    out_bound: float = Field(default=12.0, gt=0)
+    """ADC range ±out_bound (tile output units; ``inf`` for none)."""
+    out_res: float = Field(default=1.0 / (2 ** 9 - 2), ge=0)
+    """ADC resolution, same convention as ``inp_res``. Default: a 9-bit signed ADC."""
+    out_sto_round: bool = False
+    out_noise: float = Field(default=0.06, ge=0)
+    """Additive Gaussian noise at each output before the ADC, per read."""
+    out_noise_std: float = Field(default=0.0, ge=0)
+    """Relative column-to-column spread of ``out_noise``, drawn once per tile."""
+    out_scale: float = Field(default=1.0, gt=0)
+    noise_management: NoiseManagement = NoiseManagement.ABS_MAX
+    nm_thres: float = Field(default=0.0, ge=0)
+    bound_management: BoundManagement = BoundManagement.ITERATIVE
+    max_bm_factor: float = Field(default=1000.0, gt=0)
+    max_bm_res: float = Field(default=0.25, gt=0)
+    w_noise: float = Field(default=0.0, ge=0)
+    """Output-referred weight read noise (tile weight units) on top of the devices' own."""
+    w_noise_type: WeightNoise = WeightNoise.NONE
+    ir_drop: float = Field(default=0.0, ge=0)
+    """Scale of the simple IR-drop model (0: off; 1.0 in the standard HWA preset)."""
+    ir_drop_g_ratio: float = Field(default=1.0 / 0.35 / 5e-6, gt=0)
+    """Wire-to-device conductance ratio (0.35 Ω wire, 5 mS g_max: ≈ 5.714e5)."""
+
+    @model_validator(mode="after")
+    def _weight_noise_consistent(self) -> "PeripheryConfig":
+        if self.w_noise > 0 and self.w_noise_type == WeightNoise.NONE:
+            raise ValueError("w_noise > 0 needs w_noise_type 'additive_constant' or 'pcm_read'")
+        return self
+
+    @property
+    def inp_step(self) -> float:
+        return quantizer_step(self.inp_res, self.inp_bound)
+
+    @property
+    def out_step(self) -> float:
+        return quantizer_step(self.out_res, self.out_bound)
+
+
+def quantizer_step(res: float, bound: float) -> float:
+    """aihwkit's step: ``res`` > 1 counts steps (step 1/res), otherwise it is the step; then
+    × 2·bound. 0 (no quantisation) stays 0."""
+    if res <= 0:
+        return 0.0
+    return (1.0 / res if res > 1.0 else res) * 2.0 * bound
+
+
+_PRESETS: dict[str, dict] = {
+    # aihwkit IOParameters defaults (InferenceRPUConfig forward)
+    "aihwkit_default": {},
+    # aihwkit PresetIOParameters (training presets): 7-bit DAC, 9-bit ADC, out_bound 20,
+    # out_noise 0.1
+    "aihwkit_preset_io": {"out_bound": 20.0, "out_noise": 0.1},
+    # aihwkit StandardIOParameters: 8-bit DAC and ADC, out_bound 10, out_noise 0.04
+    "aihwkit_standard_io": {"inp_res": 1.0 / (2 ** 8 - 2), "out_res": 1.0 / (2 ** 8 - 2),
+                            "out_bound": 10.0, "out_noise": 0.04},
+    # StandardHWATrainingPreset forward (Rasch et al., Nat. Electron. 2023, arXiv 2302.08469):
+    # 254-step DAC and ADC, no bound management, constant noise management at 1.0, PCM-like
+    # w_noise 0.0175, IR drop 1.0, out_noise 0.04, out_bound 10
+    "standard_hwa": {"inp_res": 254.0, "out_res": 254.0, "bound_management": "none",
+                     "noise_management": "constant", "nm_thres": 1.0, "w_noise": 0.0175,
+                     "w_noise_type": "pcm_read", "ir_drop": 1.0, "out_noise": 0.04,
+                     "out_bound": 10.0},
+    # no periphery at all: the tile is a float32 matmul
+    "ideal": {"is_perfect": True},
+}
+
+
+def periphery_presets() -> list[str]:
+    return sorted(_PRESETS)
+
+
+def periphery_preset(name: str, **overrides: object) -> PeripheryConfig:
+    """A periphery by name (``periphery_presets()``), with optional field overrides."""
+    if name not in _PRESETS:
+        raise ConfigError(f"unknown periphery preset {name!r}; choose one of "
+                          f"{', '.join(periphery_presets())}")
+    try:
+        return PeripheryConfig.model_validate({**_PRESETS[name], **overrides})
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ConfigError(f"periphery preset {name!r}: invalid '{key}': {first['msg']}") from None
+
+
+ReadFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+"""``read(x_dac, rows, round) -> y``: the tile's noisy crossbar read of DAC outputs."""
+
+
+class Periphery:
+    """The periphery of one tile: its config, its frozen per-column output noise and its
+    random streams (keyed by seed, layer and tile index)."""
+
+    def __init__(self, config: PeripheryConfig, n_out: int, seed: int, layer: int = 0,
+                 tile: int = 0) -> None:
+        self.config = config
+        self.n_out = n_out
+        coords = {"layer": layer, "tile": tile}
+        self._key_input = stream_key(seed, Stream.INPUT, **coords)
+        self._key_round = stream_key(seed, Stream.ROUNDING, **coords)
+        self.out_noise_std = self._column_noise(stream_key(seed, Stream.PERIPHERY, **coords))
+
+    def _column_noise(self, key: np.ndarray) -> np.ndarray:
+        """Per-column output-noise std, frozen at construction."""
+        c = self.config
+        if c.out_noise_std > 0:
+            xi = draw(key, self.n_out)
+            return np.abs(c.out_noise * (1.0 + c.out_noise_std * xi))
+        return np.full(self.n_out, c.out_noise)
+
+    def input_scales(self, x: np.ndarray) -> np.ndarray:
+        """Noise management: α per input row (never ≤ 0)."""
+        c = self.config
+        nm = c.noise_management
+        if nm == NoiseManagement.NONE:
+            alpha = np.ones(x.shape[0])
+        elif nm == NoiseManagement.CONSTANT:
+            alpha = np.full(x.shape[0], c.nm_thres if c.nm_thres > 0 else 1.0)
+        else:
+            alpha = (np.abs(x) if nm == NoiseManagement.ABS_MAX else x).max(axis=1)
+            alpha = alpha.astype(np.float64)
+            if c.nm_thres > 0:
+                alpha = np.minimum(alpha, c.nm_thres)
+        return np.where(alpha > 0, alpha, 1.0)
+
+    def dac(self, x: np.ndarray, sample: int, rows: np.ndarray, rnd: int) -> np.ndarray:
+        """Quantise, clip and add input noise (x already scaled; returns a new float32 array)."""
+        c = self.config
+        v = np.array(x, dtype=np.float32)
+        clipped = np.empty(v.shape[0], dtype=np.bool_)
+        quantize_clip(v, c.inp_step, c.inp_bound, c.inp_sto_round, self._key_round,
+                      np.int64(sample), rows, np.int64(2 * rnd), clipped)
+        if c.inp_noise > 0:
+            add_output_noise(v, np.full_like(v, c.inp_noise ** 2), self._key_input,
+                             np.int64(sample), rows, np.int64(rnd))
+        return v
+
+    def adc(self, y: np.ndarray, sample: int, rows: np.ndarray, rnd: int) -> np.ndarray:
+        """Quantise and clip in place; returns the per-row 'clipped' flags."""
+        c = self.config
+        clipped = np.empty(y.shape[0], dtype=np.bool_)
+        quantize_clip(y, c.out_step, c.out_bound, c.out_sto_round, self._key_round,
+                      np.int64(sample), rows, np.int64(2 * rnd + 1), clipped)
+        return clipped
+
+    def ir_drop(self, y: np.ndarray, x: np.ndarray, w: np.ndarray, abs_w: np.ndarray) -> None:
+        """aihwkit's simple IR-drop model, in place (module docstring, step 4)."""
+        c = self.config
+        n = x.shape[1]
+        a = (n / c.ir_drop_g_ratio) * (np.abs(x) @ abs_w.T)
+        coeff = a * (a * (0.05 * a - 0.2) + 0.5)
+        p = 1.0 - np.arange(n, dtype=np.float32) / np.float32(n)
+        y -= c.ir_drop * coeff * ((x * (1.0 - p * p)) @ w.T)
+
+    def mvm(self, x: np.ndarray, read: ReadFn, sample: int, row0: int | np.ndarray = 0,
+            ir_drop_weights: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """One managed analog MVM of a batch ``x[batch, in]`` (tile units; steps 1–8 of the
+        module docstring). ``read(x_dac, rows, round)`` performs the noisy crossbar read;
+        ``ir_drop_weights`` = (w, |w|) when IR drop is on."""
+        c = self.config
+        batch = x.shape[0]
+        rows = as_rows(row0, batch)
+        alpha = self.input_scales(x)
+        out = np.zeros((batch, self.n_out), dtype=np.float32)
+        zero = ~np.any(x != 0, axis=1) if c.inp_noise == 0 else np.zeros(batch, dtype=bool)
+        pending = np.flatnonzero(~zero)
+        reduction = 1.0
+        rnd = 0
+        iterative = c.bound_management == BoundManagement.ITERATIVE
+        limit = c.max_bm_factor
+        if c.inp_step > 0:
+            limit = min(limit, c.max_bm_res / c.inp_step)
+        while pending.size:
+            scale = alpha[pending] * reduction
+            x_dac = self.dac(x[pending] / scale[:, None], sample, rows[pending], rnd)
+            y = read(x_dac, rows[pending], rnd)
+            if c.ir_drop > 0 and ir_drop_weights is not None:
+                self.ir_drop(y, x_dac, *ir_drop_weights)
+            clipped = self.adc(y, sample, rows[pending], rnd)
+            done = ~clipped if (iterative and reduction <= limit) else np.ones_like(clipped)
+            out[pending[done]] = y[done] * (c.out_scale * scale[done])[:, None]
+            pending = pending[~done]
+            reduction *= 2.0
+            rnd += 1
+        return out
+
+    def output_variance(self) -> np.ndarray | None:
+        """The per-column output-noise variance (None when there is none)."""
+        if self.config.out_noise == 0:
+            return None
+        return np.square(self.out_noise_std).astype(np.float32)
+
+
+def weight_noise_variance(config: PeripheryConfig, w: np.ndarray) -> np.ndarray | None:
+    """The per-device variance (weight units²) of the periphery's ``w_noise``."""
+    if config.w_noise == 0:
+        return None
+    if config.w_noise_type == WeightNoise.ADDITIVE_CONSTANT:
+        return np.full(w.shape, config.w_noise ** 2, dtype=np.float32)
+    return (config.w_noise ** 2 * np.abs(w)).astype(np.float32)

@@ -1,0 +1,152 @@
+"""Tiles: one physical crossbar array with its own periphery, and a logical matrix split over many.
+
+A :class:`Tile` holds its weights in tile units (``w = G / g_ref``: conductance, or the difference
+of a device pair, over the reference conductance) and the per-read variance of every weight
+(σ_read² / g_ref²). It computes ``y ≈ x·wᵀ`` through its periphery (periphery.py): noise
+management, DAC, the noisy read, IR drop, output noise, ADC and bound management.
+
+A :class:`TiledMatrix` splits an ``[out, in]`` matrix into tiles of at most ``max_out × max_in``
+devices (defaults 512 × 512, aihwkit's ``MappingParameter``), in near-equal parts as aihwkit's
+``get_split_sizes`` does (ceil(n/max) parts whose sizes differ by at most one). Every tile has its
+own periphery and its own random streams (keyed by seed, layer and tile index); the partial
+outputs of the tiles along the input dimension are added in digital, in float64.
+"""
+
+import math
+
+import numpy as np
+from pydantic import Field
+
+from bayesim.crossbar.kernels import (
+    GAUSSIAN,
+    LAPLACE,
+    add_output_noise,
+    explicit_read_mvm,
+    read_mvm,
+)
+from bayesim.crossbar.periphery import Periphery, PeripheryConfig, weight_noise_variance
+from bayesim.crossbar.rng import Stream, stream_key
+from bayesim.errors import MappingError
+from bayesim.schema import StrictModel
+
+NOISE_SHAPES = {"gaussian": GAUSSIAN, "laplace": LAPLACE}
+
+
+class TilingConfig(StrictModel):
+    """The largest physical array (aihwkit ``MappingParameter``: 512 × 512; 0 = no limit)."""
+
+    max_in: int = Field(default=512, ge=0)
+    max_out: int = Field(default=512, ge=0)
+
+
+def split_sizes(n: int, max_size: int) -> list[int]:
+    """``n`` split into ceil(n/max_size) near-equal parts (sizes differ by at most one, larger
+    parts first); ``max_size`` 0 means one part."""
+    if n < 1:
+        raise MappingError(f"a matrix dimension must be at least 1, got {n}")
+    parts = 1 if max_size == 0 else math.ceil(n / max_size)
+    base, extra = divmod(n, parts)
+    return [base + 1] * extra + [base] * (parts - extra)
+
+
+class Tile:
+    """One physical array of ``w.shape = (out, in)`` weights.
+
+    ``read_var`` is the per-read variance of each weight in tile units² (None: noise-free reads);
+    ``noise_shape`` 'gaussian' uses the exact output-referred read (one draw per output),
+    'laplace' the explicit per-device read (kernels.explicit_read_mvm)."""
+
+    def __init__(self, w: np.ndarray, read_var: np.ndarray | None, periphery: PeripheryConfig,
+                 seed: int, layer: int = 0, index: int = 0, noise_shape: str = "gaussian",
+                 tiling: TilingConfig | None = None) -> None:
+        tiling = tiling or TilingConfig()
+        n_out, n_in = w.shape
+        if (tiling.max_out and n_out > tiling.max_out) or (tiling.max_in and n_in > tiling.max_in):
+            raise MappingError(f"a tile holds at most {tiling.max_out} × {tiling.max_in} "
+                               f"weights, got {n_out} × {n_in}; use TiledMatrix to split it")
+        if read_var is not None and read_var.shape != w.shape:
+            raise MappingError(f"read_var has shape {read_var.shape}, weights {w.shape}")
+        if noise_shape not in NOISE_SHAPES:
+            raise MappingError(f"noise_shape must be one of {sorted(NOISE_SHAPES)}, "
+                               f"got {noise_shape!r}")
+        self.config = periphery
+        self.w = np.ascontiguousarray(w, dtype=np.float32)
+        self.shape = NOISE_SHAPES[noise_shape]
+        var = None if read_var is None else np.asarray(read_var, dtype=np.float32)
+        extra = weight_noise_variance(periphery, self.w)
+        if extra is not None:
+            var = extra if var is None else var + extra
+        self.read_var = var
+        self.periphery = Periphery(periphery, n_out, seed, layer, index)
+        self._key_read = stream_key(seed, Stream.READ, layer, index)
+        self._ir = (self.w, np.abs(self.w)) if periphery.ir_drop > 0 else None
+
+    def _read(self, sample: int):
+        out_var = self.periphery.output_variance()
+        key = self._key_read
+
+        def read(x_dac: np.ndarray, rows: np.ndarray, rnd: int) -> np.ndarray:
+            if self.shape == GAUSSIAN:
+                return read_mvm(x_dac, self.w, self.read_var, key, sample, rows, rnd, out_var)
+            y = np.empty((x_dac.shape[0], self.w.shape[0]))
+            sigma = np.sqrt(self.read_var) if self.read_var is not None else np.zeros_like(self.w)
+            explicit_read_mvm(x_dac, self.w, sigma, self.shape, key, np.int64(sample), rows,
+                              np.int64(2 * rnd), y)
+            y = y.astype(np.float32)
+            if out_var is not None:
+                add_output_noise(y, np.broadcast_to(out_var, y.shape), key, np.int64(sample),
+                                 rows, np.int64(2 * rnd + 1))
+            return y
+
+        return read
+
+    def mvm(self, x: np.ndarray, sample: int = 0, row0: int | np.ndarray = 0) -> np.ndarray:
+        """``x[batch, in]`` (tile input units) → ``y[batch, out]`` float32, one read per row:
+        ``sample`` is the Monte-Carlo sample index, ``row0`` the global index of the first row."""
+        if x.ndim != 2 or x.shape[1] != self.w.shape[1]:
+            raise MappingError(f"input must have shape (batch, {self.w.shape[1]}), "
+                               f"got {x.shape}")
+        if self.config.is_perfect:
+            return np.asarray(x, dtype=np.float32) @ self.w.T
+        return self.periphery.mvm(x, self._read(sample), sample, row0, self._ir)
+
+
+class TiledMatrix:
+    """A logical ``[out, in]`` matrix on a grid of tiles with digital accumulation."""
+
+    def __init__(self, w: np.ndarray, read_var: np.ndarray | None, periphery: PeripheryConfig,
+                 seed: int, layer: int = 0, tiling: TilingConfig | None = None,
+                 noise_shape: str = "gaussian") -> None:
+        tiling = tiling or TilingConfig()
+        self.shape = w.shape
+        self.out_sizes = split_sizes(w.shape[0], tiling.max_out)
+        self.in_sizes = split_sizes(w.shape[1], tiling.max_in)
+        self.out_edges = np.cumsum([0, *self.out_sizes])
+        self.in_edges = np.cumsum([0, *self.in_sizes])
+        self.tiles: list[list[Tile]] = []
+        for r in range(len(self.out_sizes)):
+            row = []
+            rs = slice(self.out_edges[r], self.out_edges[r + 1])
+            for c in range(len(self.in_sizes)):
+                cs = slice(self.in_edges[c], self.in_edges[c + 1])
+                var = None if read_var is None else read_var[rs, cs]
+                row.append(Tile(w[rs, cs], var, periphery, seed, layer,
+                                index=r * len(self.in_sizes) + c, noise_shape=noise_shape,
+                                tiling=tiling))
+            self.tiles.append(row)
+
+    @property
+    def n_tiles(self) -> int:
+        return len(self.out_sizes) * len(self.in_sizes)
+
+    def mvm(self, x: np.ndarray, sample: int = 0, row0: int | np.ndarray = 0) -> np.ndarray:
+        """``x[batch, in]`` → ``y[batch, out]`` (float32); partial sums added in float64."""
+        if x.ndim != 2 or x.shape[1] != self.shape[1]:
+            raise MappingError(f"input must have shape (batch, {self.shape[1]}), got {x.shape}")
+        out = np.zeros((x.shape[0], self.shape[0]), dtype=np.float64)
+        for r, row in enumerate(self.tiles):
+            o0, o1 = self.out_edges[r], self.out_edges[r + 1]
+            for c, tile in enumerate(row):
+                out[:, o0:o1] += tile.mvm(x[:, self.in_edges[c]:self.in_edges[c + 1]], sample,
+                                          row0)
+        return out.astype(np.float32)
