@@ -17,7 +17,9 @@ import numba
 import numpy as np
 
 from bayesim.crossbar.kernels import add_output_noise, as_rows, read_mvm
+from bayesim.crossbar.periphery import periphery_preset
 from bayesim.crossbar.rng import Stream, draw, stream_key
+from bayesim.crossbar.tile import Tile
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -68,6 +70,14 @@ def main() -> None:
     t_var = _median_seconds(lambda: np.square(x) @ sigma_sq.T, args.repeats)
     t_noise = _median_seconds(lambda: add_output_noise(y, var, key, np.int64(1), rows,
                                                        np.int64(0)), args.repeats)
+    # the whole tile: aihwkit-default periphery (abs-max noise management, 7-bit DAC, output
+    # noise, 9-bit ADC, iterative bound management) around the same noisy read, weights in
+    # tile units (G / g_max)
+    g_max = float(g.max())
+    tile = Tile(g / g_max, sigma_sq / g_max ** 2, periphery_preset("aihwkit_default"), seed=0)
+    x_unit = x / np.abs(x).max()
+    _, t_tile, tile_ratios = _paired(lambda: x @ g.T, lambda: tile.mvm(x_unit, sample=1),
+                                     max(10, args.repeats // 4))
     n = 10_000_000
     t_rng = _median_seconds(lambda: draw(key, n), max(3, args.repeats // 10))
     print(f"threads: numba {numba.get_num_threads()} ({numba.threading_layer()}), "
@@ -78,6 +88,8 @@ def main() -> None:
           f"(quartiles {q1:.2f}-{q3:.2f}; target <= 2.5x)")
     print(f"  parts: variance matmul x^2 @ (s^2)^T {t_var * 1e3:.3f} ms, "
           f"noise kernel (sqrt, 131k normals, add) {t_noise * 1e3:.3f} ms")
+    print(f"Tile.mvm (aihwkit-default periphery): {t_tile * 1e3:8.3f} ms, "
+          f"{statistics.median(tile_ratios):.2f}x the matmul")
     print(f"RNG normals per second (draw):     {n / t_rng / 1e6:8.1f} M/s")
 
 if __name__ == "__main__":
