@@ -265,6 +265,23 @@ def test_defects2_3_reference_g_max_is_stored_and_rescales(name: str, g_ref: flo
                                2 * base.sigma_program(x * g_ref), rtol=1e-12)
 
 
+def test_load_preset_with_another_g_max() -> None:
+    """load_preset(name, g_max=…) moves the window and the calibrated range, and normalised
+    laws follow: the same g/g_max gives σ scaled by the g_max ratio (programming polynomial) and
+    the same relative read noise."""
+    base = load_preset("pcm_ibm_2020")
+    moved = load_preset("pcm_ibm_2020", g_max=50.0)
+    assert moved.g_max == 50.0 and moved.g_min == 2 * base.g_min
+    assert moved.calibrated_g == (2 * base.calibrated_g[0], 2 * base.calibrated_g[1])
+    x = np.array([0.1, 0.5, 0.9])
+    np.testing.assert_allclose(moved.sigma_program(50 * x), 2 * base.sigma_program(25 * x),
+                               rtol=1e-12)
+    np.testing.assert_allclose(moved.sigma_accumulated(50 * x, 3600.0) / 50,
+                               base.sigma_accumulated(25 * x, 3600.0) / 25, rtol=1e-12)
+    with pytest.raises(ConfigError, match="g_max must be a positive number"):
+        load_preset("pcm_ibm_2020", g_max=-1.0)
+
+
 def test_defect4_cmo_uses_the_two_percent_acceptance_coefficients() -> None:
     model = load_preset("rram_cmo_hfox")
     assert model.sigma_program(np.array([50.0]))[0] == pytest.approx(0.0112185391

@@ -21,6 +21,7 @@ Layout of a card (see device_models/pcm_ibm_2020.toml for a complete one)::
 A law table has ``law = "<family>"`` and that family's parameters (bayesim.devices.laws).
 """
 
+import copy
 import math
 import os
 import tomllib
@@ -76,10 +77,39 @@ def read_card(name: str) -> dict[str, Any]:
         raise ConfigError(f"device card {path}: not valid TOML ({err})") from None
 
 
-def load_preset(name: str, allow_extrapolation: bool = False) -> DeviceModel:
-    """The DeviceModel of a shipped card name or a card file path."""
+def load_preset(name: str, allow_extrapolation: bool = False,
+                g_max: float | None = None) -> DeviceModel:
+    """The DeviceModel of a shipped card name or a card file path.
+
+    ``g_max`` (µS) moves the card to another conductance window: g_min, g_max and the calibrated
+    conductance range scale by g_max / g_max_card, laws written in x = g / g_max follow by
+    construction, and normalised polynomials rescale their σ by g_max / g_ref (aihwkit's
+    ``prog_coeff_g_max_reference`` convention). Laws given in absolute µS keep their values."""
     card = read_card(name)
-    return build_model(card, card_path(name).stem, allow_extrapolation)
+    label = card_path(name).stem
+    if g_max is not None:
+        card = _with_g_max(card, label, g_max)
+    return build_model(card, label, allow_extrapolation)
+
+
+def _with_g_max(card: dict[str, Any], label: str, g_max: float) -> dict[str, Any]:
+    if not (isinstance(g_max, int | float) and math.isfinite(g_max) and g_max > 0):
+        raise ConfigError(f"g_max must be a positive number of µS, got {g_max!r}")
+    rng = card.get("range", {})
+    try:
+        ratio = g_max / float(rng["g_max"]["value"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        raise ConfigError(f"device card {label}: range.g_max: missing or not a number; cannot "
+                          f"rescale to g_max = {g_max}") from None
+    card = copy.deepcopy(card)
+    rng = card["range"]
+    rng["g_max"]["value"] = float(g_max)
+    if isinstance(rng.get("g_min"), dict) and isinstance(rng["g_min"].get("value"), int | float):
+        rng["g_min"]["value"] = rng["g_min"]["value"] * ratio
+    cal = rng.get("calibrated_g")
+    if isinstance(cal, dict) and isinstance(cal.get("value"), list):
+        cal["value"] = [v * ratio for v in cal["value"]]
+    return card
 
 
 class _Reader:
