@@ -11,10 +11,9 @@ import os
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import pydantic
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from bayesim.bnn.models import ModelConfig
 from bayesim.bnn.train import TrainConfig
@@ -22,9 +21,7 @@ from bayesim.data.dirty import DataConfig
 from bayesim.errors import ConfigError
 from bayesim.evaluate import EvalConfig
 from bayesim.quant.strategies import QuantConfig
-from bayesim.schema import StrictModel
-
-M = TypeVar("M", bound=BaseModel)
+from bayesim.schema import M, StrictModel, validate
 
 
 class ExperimentConfig(StrictModel):
@@ -42,47 +39,6 @@ class ExperimentConfig(StrictModel):
                                                                    qat_epochs=5))
     """Used by `bayesim quantize` and by the demo's digital row (default: JQ, 4 bits, 5 epochs
     of QAT); `bayesim train` ignores it."""
-
-
-def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
-    """Field names of the (sub)model that ``loc`` points into."""
-    current: Any = model
-    for part in loc:
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            break
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            current = annotation
-        else:
-            break
-    return sorted(getattr(current, "model_fields", {}))
-
-
-def format_validation_error(error: pydantic.ValidationError, model: type[BaseModel],
-                            source: str = "") -> str:
-    """One line for the first validation problem (and how many more there are)."""
-    problems = error.errors()
-    first = problems[0]
-    loc = [p for p in first["loc"] if not isinstance(p, int)]
-    key = ".".join(str(p) for p in first["loc"])
-    where = f" in {source}" if source else ""
-    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-    if first["type"] == "extra_forbidden":
-        allowed = ", ".join(_allowed_keys(model, loc[:-1]))
-        return f"unknown key '{key}'{where}; allowed keys here: {allowed}{more}"
-    if first["type"] == "missing":
-        return f"missing required key '{key}'{where}{more}"
-    value = first.get("input")
-    return f"invalid value for '{key}'{where}: {value!r}: {first['msg']}{more}"
-
-
-def validate(model: type[M], data: Any, source: str = "") -> M:
-    """``model.model_validate(data)`` with errors turned into a one-line ConfigError."""
-    try:
-        return model.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, model, source)) from None
 
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:

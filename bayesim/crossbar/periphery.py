@@ -41,13 +41,12 @@ from collections.abc import Callable
 from enum import StrEnum
 
 import numpy as np
-import pydantic
 from pydantic import Field, model_validator
 
 from bayesim.crossbar.kernels import add_output_noise, as_rows, quantize_clip
 from bayesim.crossbar.rng import Stream, draw, stream_key
 from bayesim.errors import ConfigError
-from bayesim.schema import StrictModel
+from bayesim.schema import StrictModel, validate
 
 
 class NoiseManagement(StrEnum):
@@ -158,12 +157,8 @@ def periphery_preset(name: str, **overrides: object) -> PeripheryConfig:
     if name not in _PRESETS:
         raise ConfigError(f"unknown periphery preset {name!r}; choose one of "
                           f"{', '.join(periphery_presets())}")
-    try:
-        return PeripheryConfig.model_validate({**_PRESETS[name], **overrides})
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "config"
-        raise ConfigError(f"periphery preset {name!r}: invalid '{key}': {first['msg']}") from None
+    return validate(PeripheryConfig, {**_PRESETS[name], **overrides},
+                    source=f"periphery preset {name!r}")
 
 
 ReadFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
@@ -182,6 +177,9 @@ class Periphery:
         self._key_input = stream_key(seed, Stream.INPUT, **coords)
         self._key_round = stream_key(seed, Stream.ROUNDING, **coords)
         self.out_noise_std = self._column_noise(stream_key(seed, Stream.PERIPHERY, **coords))
+        self.out_var = (np.square(self.out_noise_std).astype(np.float32)
+                        if config.out_noise > 0 else None)
+        """Per-column output-noise variance, or None without output noise."""
 
     def _column_noise(self, key: np.ndarray) -> np.ndarray:
         """Per-column output-noise std, frozen at construction."""
@@ -266,12 +264,6 @@ class Periphery:
             reduction *= 2.0
             rnd += 1
         return out
-
-    def output_variance(self) -> np.ndarray | None:
-        """The per-column output-noise variance (None when there is none)."""
-        if self.config.out_noise == 0:
-            return None
-        return np.square(self.out_noise_std).astype(np.float32)
 
 
 def weight_noise_variance(config: PeripheryConfig, w: np.ndarray) -> np.ndarray | None:

@@ -48,7 +48,7 @@ class Stream(IntEnum):
     FAULT = 4          # stuck-at faults: frozen at programming
     ACCUMULATED = 5    # accumulated 1/f read noise at inference time t
     READ = 6           # per-read (per-MVM) noise: the Bayesian machine's sampler
-    OUTPUT = 7         # additive output (ADC input) noise per read
+    OUTPUT = 7         # output noise per read, explicit path (the fast path folds it into READ)
     PERIPHERY = 8      # frozen periphery variation (e.g. per-column output-noise spread)
     ROUNDING = 9       # stochastic rounding of DAC/ADC
     INPUT = 10         # DAC output (input) noise per read

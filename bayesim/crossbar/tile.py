@@ -79,23 +79,25 @@ class Tile:
         self.read_var = var
         self.periphery = Periphery(periphery, n_out, seed, layer, index)
         self._key_read = stream_key(seed, Stream.READ, layer, index)
+        if self.shape == LAPLACE:  # the explicit path draws device and output noise apart
+            self._read_sigma = (np.zeros_like(self.w) if var is None else np.sqrt(var))
+            self._key_output = stream_key(seed, Stream.OUTPUT, layer, index)
         self._ir = (self.w, np.abs(self.w)) if periphery.ir_drop > 0 else None
 
     def _read(self, sample: int):
-        out_var = self.periphery.output_variance()
-        key = self._key_read
+        out_var = self.periphery.out_var
 
         def read(x_dac: np.ndarray, rows: np.ndarray, rnd: int) -> np.ndarray:
             if self.shape == GAUSSIAN:
-                return read_mvm(x_dac, self.w, self.read_var, key, sample, rows, rnd, out_var)
+                return read_mvm(x_dac, self.w, self.read_var, self._key_read, sample, rows, rnd,
+                                out_var)
             y = np.empty((x_dac.shape[0], self.w.shape[0]))
-            sigma = np.sqrt(self.read_var) if self.read_var is not None else np.zeros_like(self.w)
-            explicit_read_mvm(x_dac, self.w, sigma, self.shape, key, np.int64(sample), rows,
-                              np.int64(2 * rnd), y)
+            explicit_read_mvm(x_dac, self.w, self._read_sigma, self.shape, self._key_read,
+                              np.int64(sample), rows, np.int64(rnd), y)
             y = y.astype(np.float32)
             if out_var is not None:
-                add_output_noise(y, np.broadcast_to(out_var, y.shape), key, np.int64(sample),
-                                 rows, np.int64(2 * rnd + 1))
+                add_output_noise(y, np.broadcast_to(out_var, y.shape), self._key_output,
+                                 np.int64(sample), rows, np.int64(rnd))
             return y
 
         return read
