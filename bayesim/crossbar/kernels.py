@@ -7,21 +7,20 @@ Every random number comes from bayesim.crossbar.rng at a counter coordinate fixe
 any chunking. Like rng.py, this module imports nothing else from bayesim, which is what lets the
 device model (one layer below the crossbar in DESIGN.md) use it for ``program`` and ``read``.
 
+Matrix products go through torch (:func:`matmul_t`), not numpy. numpy's OpenBLAS keeps its own
+thread pool, and on a small machine its threads and the OpenMP threads of the numba kernels take
+turns badly: with torch loaded first (so OpenMP spins by default) a 256 × 512 · 512 × 512 noisy
+read took 8.0 ms with numpy products and 2.0 ms with torch's (benchmarks/read_kernel.py).
+
 Shapes: a crossbar holds conductances ``G[out, in]`` and computes ``y = x @ G.T`` for inputs
 ``x[batch, in]``.
 """
 
 import math
-import os
 
-# numba's OpenMP threads spin after every parallel kernel by default, and spinning threads starve
-# the OpenBLAS threads of the next matmul (measured: a 512 × 512 float32 matmul slows from 1.0 ms
-# to 4.4 ms when interleaved with read kernels on 2 cores). Passive waiting removes that; it must
-# be set before numba starts its thread pool, and a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
+import numba
+import numpy as np
+import torch
 
 from bayesim.crossbar.rng import fill_normals, laplace_at, normal_at, uniform_at
 
@@ -146,6 +145,13 @@ def explicit_read_mvm(x, g, sigma, shape, key, sample, rows, block, out):
             out[b, j] = acc
 
 
+def matmul_t(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x @ w.T`` through torch's BLAS (zero-copy views of the numpy arrays; float32 in, float32
+    out). Rounding of a BLAS product depends on the batch shape and thread count; every random
+    draw does not."""
+    return torch.from_numpy(np.ascontiguousarray(x)).matmul(torch.from_numpy(w).T).numpy()
+
+
 def read_mvm(x: np.ndarray, g: np.ndarray, sigma_sq: np.ndarray | None, key: np.ndarray,
              sample: int, row0: int | np.ndarray = 0, block: int = 0,
              extra_var: np.ndarray | None = None) -> np.ndarray:
@@ -158,10 +164,10 @@ def read_mvm(x: np.ndarray, g: np.ndarray, sigma_sq: np.ndarray | None, key: np.
     of independent Gaussians is one Gaussian). ``row0`` is the global index of ``x``'s first row
     (or an index per row), so a batch split into chunks draws the same numbers as the whole
     batch; ``block`` separates repeated reads of the same rows (bound management)."""
-    y = x @ g.T
+    y = matmul_t(x, g)
     if sigma_sq is None and extra_var is None:
         return y
-    var = np.square(x) @ sigma_sq.T if sigma_sq is not None else np.zeros_like(y)
+    var = matmul_t(np.square(x), sigma_sq) if sigma_sq is not None else np.zeros_like(y)
     if extra_var is not None:
         var += extra_var
     add_output_noise(y, var, key, np.int64(sample), as_rows(row0, x.shape[0]), np.int64(block))

@@ -22,6 +22,7 @@ from bayesim.crossbar.kernels import (
     LAPLACE,
     add_output_noise,
     explicit_read_mvm,
+    matmul_t,
     read_mvm,
 )
 from bayesim.crossbar.periphery import Periphery, PeripheryConfig, weight_noise_variance
@@ -109,7 +110,7 @@ class Tile:
             raise MappingError(f"input must have shape (batch, {self.w.shape[1]}), "
                                f"got {x.shape}")
         if self.config.is_perfect:
-            return np.asarray(x, dtype=np.float32) @ self.w.T
+            return matmul_t(np.asarray(x, dtype=np.float32), self.w)
         return self.periphery.mvm(x, self._read(sample), sample, row0, self._ir)
 
 
