@@ -167,6 +167,32 @@ def quantize(
 
 
 @app.command()
+def simulate(
+    checkpoint: CheckpointOption,
+    out: OutOption,
+    samples: Annotated[int | None, typer.Option(
+        "--samples", help="Monte-Carlo samples S (default: the config's eval.n_samples).")]
+    = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="TOML with [hardware] (and optionally [eval], [data]); see "
+                         "experiments/machine_pcm.toml.")] = None,
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Compile a (quantized) BNN onto virtual analog hardware and run Monte-Carlo inference on
+    it; writes report.json (with its hardware section), scores.npz and plots."""
+    from bayesim.pipeline import simulate_checkpoint
+
+    overrides = list(set_ or [])
+    if samples is not None:
+        if samples < 1:
+            raise ConfigError(f"--samples must be a positive number of Monte-Carlo samples, "
+                              f"got {samples}")
+        overrides.append(f"eval.n_samples={samples}")
+    _report_on_checkpoint(simulate_checkpoint, checkpoint, out, config, overrides, quiet)
+
+
+@app.command()
 def sweep(
     spec: Annotated[Path, typer.Argument(help="Sweep spec (e.g. experiments/seed_qbnn.toml).")],
     out: Annotated[Path, typer.Option("--out", help="Output directory (resumed if it exists).")],

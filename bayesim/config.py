@@ -2,7 +2,7 @@
 
 Each concern owns its config model next to its code (``data.dirty.DataConfig``,
 ``bnn.models.ModelConfig``, ``bnn.train.TrainConfig``, ``evaluate.EvalConfig``,
-``quant.strategies.QuantConfig``); this module only
+``quant.strategies.QuantConfig``, ``machine.HardwareConfig``); this module only
 composes them into :class:`ExperimentConfig` and turns every validation failure into one
 :class:`~bayesim.errors.ConfigError` line naming the key, the bad value and what is allowed.
 """
@@ -20,6 +20,7 @@ from bayesim.bnn.train import TrainConfig
 from bayesim.data.dirty import DataConfig
 from bayesim.errors import ConfigError
 from bayesim.evaluate import EvalConfig
+from bayesim.machine import HardwareConfig
 from bayesim.quant.strategies import QuantConfig
 from bayesim.schema import M, StrictModel, validate
 
@@ -39,6 +40,8 @@ class ExperimentConfig(StrictModel):
                                                                    qat_epochs=5))
     """Used by `bayesim quantize` and by the demo's digital row (default: JQ, 4 bits, 5 epochs
     of QAT); `bayesim train` ignores it."""
+    hardware: HardwareConfig = Field(default_factory=HardwareConfig)
+    """The virtual chip of `bayesim simulate` (bayesim.machine); other commands ignore it."""
 
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:

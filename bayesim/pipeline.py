@@ -22,6 +22,7 @@ from bayesim.config import ExperimentConfig, apply_overrides, read_toml, validat
 from bayesim.data.dirty import Benchmark, build_benchmark
 from bayesim.errors import ConfigError
 from bayesim.evaluate import EvaluationResult, SoftwarePredictor, evaluate
+from bayesim.machine import SOURCES, BayesianMachine, variance_decomposition
 from bayesim.progress import progress_bar
 from bayesim.quant.strategies import QuantConfig, quantize_model
 from bayesim.seeding import derive_seed
@@ -31,6 +32,7 @@ DIGITAL_DEMO_DIR = "digital"
 REPORT_NAME = "report.json"
 SCORES_NAME = "scores.npz"
 EVALUATE_SECTIONS = ("data", "eval")
+SIMULATE_SECTIONS = ("data", "eval", "hardware")
 
 
 @dataclass
@@ -81,18 +83,19 @@ def write_evaluation(result: EvaluationResult, out_dir: str | os.PathLike[str],
 
 
 def evaluation_config(checkpoint_experiment: dict[str, Any], config_path: str | None,
-                      overrides: list[str]) -> ExperimentConfig:
-    """The checkpoint's experiment config, with ``[data]``/``[eval]`` of an optional config file
-    and ``--set`` overrides applied on top."""
+                      overrides: list[str], sections: tuple[str, ...] = EVALUATE_SECTIONS,
+                      command: str = "evaluate") -> ExperimentConfig:
+    """The checkpoint's experiment config, with ``sections`` of an optional config file and
+    ``--set`` overrides applied on top."""
     merged = dict(checkpoint_experiment)
     if config_path is not None:
         file_data = read_toml(config_path)
-        foreign = sorted(set(file_data) - set(EVALUATE_SECTIONS))
+        foreign = sorted(set(file_data) - set(sections) - {"name"})
         if foreign:
-            raise ConfigError(f"{config_path}: evaluate takes only the sections "
-                              f"{', '.join(EVALUATE_SECTIONS)} from --config, "
+            raise ConfigError(f"{config_path}: {command} takes only the sections "
+                              f"{', '.join(sections)} from --config, "
                               f"not {', '.join(foreign)}")
-        for section in EVALUATE_SECTIONS:
+        for section in sections:
             if section in file_data:
                 merged[section] = {**merged.get(section, {}), **file_data[section]}
     return validate(ExperimentConfig, apply_overrides(merged, overrides),
@@ -196,3 +199,47 @@ def run_demo(config: ExperimentConfig, out_dir: str | os.PathLike[str],
     write_evaluation(digital, digital_dir, {"checkpoint": str(qpath),
                                             "source_checkpoint": str(trained.checkpoint)})
     return report
+
+
+def simulate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentConfig,
+                   progress: bool = True) -> EvaluationResult:
+    """Compile ``model`` onto the chip of ``config.hardware``, run Monte-Carlo inference on it and
+    return the report with its ``hardware`` section (feasibility, counters, variance
+    decomposition) and the σ pairs behind the realised-σ plot."""
+    hw = config.hardware
+    machine = BayesianMachine.compile(model, hw)
+    with progress_bar(f"simulating {machine.describe()['label']}, S = {config.eval.n_samples}",
+                      progress) as update:
+        result = evaluate(machine, benchmark, config.eval, config.seed, on_progress=update)
+    hardware = machine.hardware_report(config.eval.n_samples)
+    if hw.decomposition_inputs > 0:
+        inputs = {name: benchmark.test[name].x[:hw.decomposition_inputs] for name in ("clean",
+                                                                                   "ood")}
+        with progress_bar("variance decomposition", progress) as update:
+            steps = 1 + len(SOURCES)
+            done = [0]
+
+            def step() -> None:
+                done[0] += 1
+                update(done[0], steps)
+
+            hardware["variance_decomposition"] = variance_decomposition(
+                model, hw, inputs, config.eval.n_samples, config.seed, on_step=step)
+    result.report["hardware"] = hardware
+    target, realised = machine.sigma_pairs()
+    result.scores["sigma_target"] = target.astype(np.float32)
+    result.scores["sigma_realised"] = realised.astype(np.float32)
+    return result
+
+
+def simulate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+                        config_path: str | None = None, overrides: list[str] | None = None,
+                        progress: bool = True) -> Path:
+    """Load a checkpoint (fp32 or quantized), compile it onto the virtual chip of the config's
+    ``[hardware]`` section, evaluate, and write the report with its ``hardware`` section."""
+    model, metadata = load_model(checkpoint)
+    config = evaluation_config(metadata.get("experiment", {}), config_path, overrides or [],
+                               SIMULATE_SECTIONS, "simulate")
+    benchmark = build_benchmark(config.data, config.seed)
+    result = simulate_model(model, benchmark, config, progress)
+    return write_evaluation(result, out_dir, {"checkpoint": str(Path(checkpoint))})

@@ -164,37 +164,50 @@ def read_mvm(x: np.ndarray, g: np.ndarray, sigma_sq: np.ndarray | None, key: np.
     of independent Gaussians is one Gaussian). ``row0`` is the global index of ``x``'s first row
     (or an index per row), so a batch split into chunks draws the same numbers as the whole
     batch; ``block`` separates repeated reads of the same rows (bound management)."""
-    y = matmul_t(x, g)
-    if sigma_sq is None and extra_var is None:
-        return y
-    var = matmul_t(np.square(x), sigma_sq) if sigma_sq is not None else np.zeros_like(y)
-    if extra_var is not None:
-        var += extra_var
-    add_output_noise(y, var, key, np.int64(sample), as_rows(row0, x.shape[0]), np.int64(block))
+    y, var = read_moments(x, g, sigma_sq, extra_var)
+    if var is not None:
+        add_output_noise(y, var, key, np.int64(sample), as_rows(row0, x.shape[0]),
+                         np.int64(block))
     return y
 
 
+def read_moments(x: np.ndarray, g: np.ndarray, sigma_sq: np.ndarray | None,
+                 extra_var: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean ``x @ G.T`` and variance ``x² @ (σ²).T + s²`` of the output-referred read (None
+    without noise): the part of :func:`read_mvm` that does not depend on the draw, so that
+    repeated reads of the same inputs can reuse it."""
+    y = matmul_t(x, g)
+    if sigma_sq is None and extra_var is None:
+        return y, None
+    var = matmul_t(np.square(x), sigma_sq) if sigma_sq is not None else np.zeros_like(y)
+    if extra_var is not None:
+        var += extra_var
+    return y, var
+
+
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def quantize_clip(v, step, bound, sto_round, key, sample, rows, block, clipped):
-    """The fused DAC/ADC kernel, in place on ``v[batch, n]``: ``v = clip(round(v/step)·step,
-    −bound, bound)`` (aihwkit UniformQuantize followed by its clamp), with stochastic rounding
-    (``v/step + U(−½, ½)`` before rounding, U at counter (j, rows[b], sample, block)) when
-    ``sto_round``; ``step`` ≤ 0 skips quantization. Rounding is half-to-even like torch.round,
-    and arithmetic runs in ``v``'s dtype, so a float32 array matches aihwkit bit for bit.
-    ``clipped[b]`` becomes True when any value of row b lay beyond ±bound (the bound-management
-    test)."""
-    batch, n = v.shape
-    s = v.dtype.type(step)
-    lim = v.dtype.type(bound)
+def scale_quantize_clip(src, scale, dst, step, bound, sto_round, key, sample, rows, block,
+                        clipped):
+    """The fused DAC/ADC kernel: ``dst[b, j] = clip(round(src[b, j]/scale[b]/step)·step, −bound,
+    bound)`` (aihwkit UniformQuantize followed by its clamp, after noise management's division
+    by α), with stochastic rounding (``v/step + U(−½, ½)`` before rounding, U at counter
+    (j, rows[b], sample, block)) when ``sto_round``; ``step`` ≤ 0 skips quantization. Rounding is
+    half-to-even like torch.round, and arithmetic runs in ``dst``'s dtype, so float32 matches
+    aihwkit bit for bit. ``dst`` may be ``src``. ``clipped[b]`` becomes True when any value of
+    row b lay beyond ±bound (the bound-management test)."""
+    batch, n = dst.shape
+    s = dst.dtype.type(step)
+    lim = dst.dtype.type(bound)
     for b in numba.prange(batch):
         hit = False
+        row_scale = dst.dtype.type(scale[b])
         for j in range(n):
-            q = v[b, j]
+            q = dst.dtype.type(src[b, j]) / row_scale
             if step > 0.0:
                 q = q / s
                 if sto_round:
                     u = uniform_at(key[0], key[1], j, rows[b], sample, block)
-                    q = q + v.dtype.type(u - 0.5)
+                    q = q + dst.dtype.type(u - 0.5)
                 q = np.rint(q) * s
             if q > lim:
                 q = lim
@@ -202,5 +215,24 @@ def quantize_clip(v, step, bound, sto_round, key, sample, rows, block, clipped):
             elif q < -lim:
                 q = -lim
                 hit = True
-            v[b, j] = q
+            dst[b, j] = q
         clipped[b] = hit
+
+
+def quantize_clip(v: np.ndarray, step: float, bound: float, sto_round: bool, key: np.ndarray,
+                  sample: int, rows: np.ndarray, block: int, clipped: np.ndarray) -> None:
+    """:func:`scale_quantize_clip` in place on ``v[batch, n]`` with no scaling."""
+    scale_quantize_clip(v, np.ones(v.shape[0]), v, step, bound, sto_round, key, sample, rows,
+                        block, clipped)
+
+
+@numba.njit(cache=True, parallel=True)
+def row_max(x, absolute, out):
+    """``out[b]`` = max_j |x[b, j]| (``absolute``) or max_j x[b, j], as float64."""
+    for b in numba.prange(x.shape[0]):
+        m = -np.inf
+        for j in range(x.shape[1]):
+            v = abs(x[b, j]) if absolute else x[b, j]
+            if v > m:
+                m = v
+        out[b] = m

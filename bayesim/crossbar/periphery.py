@@ -43,7 +43,13 @@ from enum import StrEnum
 import numpy as np
 from pydantic import Field, model_validator
 
-from bayesim.crossbar.kernels import add_output_noise, as_rows, quantize_clip
+from bayesim.crossbar.kernels import (
+    add_output_noise,
+    as_rows,
+    quantize_clip,
+    row_max,
+    scale_quantize_clip,
+)
 from bayesim.crossbar.rng import Stream, draw, stream_key
 from bayesim.errors import ConfigError
 from bayesim.schema import StrictModel, validate
@@ -161,21 +167,25 @@ def periphery_preset(name: str, **overrides: object) -> PeripheryConfig:
                     source=f"periphery preset {name!r}")
 
 
-ReadFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
-"""``read(x_dac, rows, round) -> y``: the tile's noisy crossbar read of DAC outputs."""
+ReadFn = Callable[[np.ndarray, np.ndarray, int, dict | None], np.ndarray]
+"""``read(x_dac, rows, round, memo) -> y``: the tile's noisy crossbar read of DAC outputs (``memo``
+as in :meth:`Periphery.mvm`, or None)."""
 
 
 class Periphery:
     """The periphery of one tile: its config, its frozen per-column output noise and its
-    random streams (keyed by seed, layer and tile index)."""
+    random streams (keyed by seed, layer and tile index). ``read_seed`` (default: ``seed``) keys
+    the per-read streams (input noise, stochastic rounding) apart from the frozen ones, so one
+    programmed chip can be read under many Monte-Carlo seeds."""
 
     def __init__(self, config: PeripheryConfig, n_out: int, seed: int, layer: int = 0,
-                 tile: int = 0) -> None:
+                 tile: int = 0, read_seed: int | None = None) -> None:
         self.config = config
         self.n_out = n_out
         coords = {"layer": layer, "tile": tile}
-        self._key_input = stream_key(seed, Stream.INPUT, **coords)
-        self._key_round = stream_key(seed, Stream.ROUNDING, **coords)
+        per_read = seed if read_seed is None else read_seed
+        self._key_input = stream_key(per_read, Stream.INPUT, **coords)
+        self._key_round = stream_key(per_read, Stream.ROUNDING, **coords)
         self.out_noise_std = self._column_noise(stream_key(seed, Stream.PERIPHERY, **coords))
         self.out_var = (np.square(self.out_noise_std).astype(np.float32)
                         if config.out_noise > 0 else None)
@@ -189,8 +199,9 @@ class Periphery:
             return np.abs(c.out_noise * (1.0 + c.out_noise_std * xi))
         return np.full(self.n_out, c.out_noise)
 
-    def input_scales(self, x: np.ndarray) -> np.ndarray:
-        """Noise management: α per input row (never ≤ 0)."""
+    def input_scales(self, x: np.ndarray, abs_max: np.ndarray | None = None) -> np.ndarray:
+        """Noise management: α per input row (never ≤ 0); ``abs_max`` = max|x| per row if the
+        caller has it already."""
         c = self.config
         nm = c.noise_management
         if nm == NoiseManagement.NONE:
@@ -198,19 +209,24 @@ class Periphery:
         elif nm == NoiseManagement.CONSTANT:
             alpha = np.full(x.shape[0], c.nm_thres if c.nm_thres > 0 else 1.0)
         else:
-            alpha = (np.abs(x) if nm == NoiseManagement.ABS_MAX else x).max(axis=1)
-            alpha = alpha.astype(np.float64)
+            if nm == NoiseManagement.ABS_MAX and abs_max is not None:
+                alpha = abs_max
+            else:
+                alpha = np.empty(x.shape[0])
+                row_max(x, nm == NoiseManagement.ABS_MAX, alpha)
             if c.nm_thres > 0:
                 alpha = np.minimum(alpha, c.nm_thres)
         return np.where(alpha > 0, alpha, 1.0)
 
-    def dac(self, x: np.ndarray, sample: int, rows: np.ndarray, rnd: int) -> np.ndarray:
-        """Quantise, clip and add input noise (x already scaled; returns a new float32 array)."""
+    def dac(self, x: np.ndarray, scale: np.ndarray, sample: int, rows: np.ndarray,
+            rnd: int) -> np.ndarray:
+        """x/scale (one scale per row), quantised, clipped, plus input noise; a new float32
+        array."""
         c = self.config
-        v = np.array(x, dtype=np.float32)
+        v = np.empty(x.shape, dtype=np.float32)
         clipped = np.empty(v.shape[0], dtype=np.bool_)
-        quantize_clip(v, c.inp_step, c.inp_bound, c.inp_sto_round, self._key_round,
-                      np.int64(sample), rows, np.int64(2 * rnd), clipped)
+        scale_quantize_clip(x, scale, v, c.inp_step, c.inp_bound, c.inp_sto_round,
+                            self._key_round, np.int64(sample), rows, np.int64(2 * rnd), clipped)
         if c.inp_noise > 0:
             add_output_noise(v, np.full_like(v, c.inp_noise ** 2), self._key_input,
                              np.int64(sample), rows, np.int64(rnd))
@@ -233,18 +249,37 @@ class Periphery:
         p = 1.0 - np.arange(n, dtype=np.float32) / np.float32(n)
         y -= c.ir_drop * coeff * ((x * (1.0 - p * p)) @ w.T)
 
+    @property
+    def deterministic_dac(self) -> bool:
+        """The DAC output is a function of the input alone (no stochastic rounding or noise)."""
+        return not self.config.inp_sto_round and self.config.inp_noise == 0
+
     def mvm(self, x: np.ndarray, read: ReadFn, sample: int, row0: int | np.ndarray = 0,
-            ir_drop_weights: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+            ir_drop_weights: tuple[np.ndarray, np.ndarray] | None = None,
+            memo: dict | None = None) -> np.ndarray:
         """One managed analog MVM of a batch ``x[batch, in]`` (tile units; steps 1–8 of the
-        module docstring). ``read(x_dac, rows, round)`` performs the noisy crossbar read;
-        ``ir_drop_weights`` = (w, |w|) when IR drop is on."""
+        module docstring). ``read(x_dac, rows, round, memo)`` performs the noisy crossbar read;
+        ``ir_drop_weights`` = (w, |w|) when IR drop is on. ``memo`` (a dict owned by the caller,
+        one per input batch) keeps what does not change between reads of the same ``x`` — the
+        management scales and the first round's DAC output when the DAC is deterministic — and
+        is handed to ``read`` for the first round; the draws are unaffected."""
         c = self.config
         batch = x.shape[0]
         rows = as_rows(row0, batch)
-        alpha = self.input_scales(x)
+        if memo is not None and not self.deterministic_dac:
+            memo = None
+        if memo is not None and "alpha" in memo:
+            alpha, zero = memo["alpha"], memo["zero"]
+        else:
+            abs_max = np.empty(batch)
+            row_max(x, True, abs_max)
+            alpha = self.input_scales(x, abs_max)
+            zero = abs_max == 0 if c.inp_noise == 0 else np.zeros(batch, dtype=bool)
+            if memo is not None:
+                memo["alpha"], memo["zero"] = alpha, zero
         out = np.zeros((batch, self.n_out), dtype=np.float32)
-        zero = ~np.any(x != 0, axis=1) if c.inp_noise == 0 else np.zeros(batch, dtype=bool)
-        pending = np.flatnonzero(~zero)
+        everything = not zero.any()
+        pending = np.arange(batch) if everything else np.flatnonzero(~zero)
         reduction = 1.0
         rnd = 0
         iterative = c.bound_management == BoundManagement.ITERATIVE
@@ -252,15 +287,29 @@ class Periphery:
         if c.inp_step > 0:
             limit = min(limit, c.max_bm_res / c.inp_step)
         while pending.size:
-            scale = alpha[pending] * reduction
-            x_dac = self.dac(x[pending] / scale[:, None], sample, rows[pending], rnd)
-            y = read(x_dac, rows[pending], rnd)
+            whole = everything and rnd == 0  # first round on the whole batch: no gathers
+            scale = alpha if whole else alpha[pending]
+            scale = scale * reduction
+            if memo is not None and rnd == 0:
+                if "dac" not in memo:
+                    memo["dac"] = self.dac(x if whole else x[pending], scale, sample,
+                                           rows[pending], rnd)
+                x_dac = memo["dac"]
+            else:
+                x_dac = self.dac(x if whole else x[pending], scale, sample, rows[pending], rnd)
+            y = read(x_dac, rows[pending], rnd, memo if rnd == 0 else None)
             if c.ir_drop > 0 and ir_drop_weights is not None:
                 self.ir_drop(y, x_dac, *ir_drop_weights)
             clipped = self.adc(y, sample, rows[pending], rnd)
-            done = ~clipped if (iterative and reduction <= limit) else np.ones_like(clipped)
-            out[pending[done]] = y[done] * (c.out_scale * scale[done])[:, None]
-            pending = pending[~done]
+            y *= (c.out_scale * scale).astype(np.float32)[:, None]
+            if not (iterative and reduction <= limit) or not clipped.any():
+                if whole:
+                    return y
+                out[pending] = y
+                break
+            done = ~clipped
+            out[pending[done]] = y[done]
+            pending = pending[clipped]
             reduction *= 2.0
             rnd += 1
         return out

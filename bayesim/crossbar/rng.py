@@ -52,6 +52,7 @@ class Stream(IntEnum):
     PERIPHERY = 8      # frozen periphery variation (e.g. per-column output-noise spread)
     ROUNDING = 9       # stochastic rounding of DAC/ADC
     INPUT = 10         # DAC output (input) noise per read
+    BIAS = 11          # digital bias samples of the Bayesian machine, per Monte-Carlo sample
 
 
 def _splitmix64(x: int) -> int:

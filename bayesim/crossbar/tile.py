@@ -23,6 +23,7 @@ from bayesim.crossbar.kernels import (
     add_output_noise,
     explicit_read_mvm,
     matmul_t,
+    read_moments,
     read_mvm,
 )
 from bayesim.crossbar.periphery import Periphery, PeripheryConfig, weight_noise_variance
@@ -31,6 +32,7 @@ from bayesim.errors import MappingError
 from bayesim.schema import StrictModel
 
 NOISE_SHAPES = {"gaussian": GAUSSIAN, "laplace": LAPLACE}
+READ_PATHS = ("fast", "explicit")
 
 
 class TilingConfig(StrictModel):
@@ -54,13 +56,19 @@ class Tile:
     """One physical array of ``w.shape = (out, in)`` weights.
 
     ``read_var`` is the per-read variance of each weight in tile units² (None: noise-free reads);
-    ``noise_shape`` 'gaussian' uses the exact output-referred read (one draw per output),
-    'laplace' the explicit per-device read (kernels.explicit_read_mvm)."""
+    ``noise_shape`` 'gaussian' uses the exact output-referred read (one draw per output) unless
+    ``read_path`` is 'explicit'; 'laplace' always uses the explicit per-device read
+    (kernels.explicit_read_mvm). ``seed`` keys the frozen
+    draws (per-column output-noise spread), ``read_seed`` (default: ``seed``) the per-read ones."""
 
     def __init__(self, w: np.ndarray, read_var: np.ndarray | None, periphery: PeripheryConfig,
                  seed: int, layer: int = 0, index: int = 0, noise_shape: str = "gaussian",
-                 tiling: TilingConfig | None = None) -> None:
+                 tiling: TilingConfig | None = None, read_seed: int | None = None,
+                 read_path: str = "fast") -> None:
         tiling = tiling or TilingConfig()
+        if read_path not in READ_PATHS:
+            raise MappingError(f"read_path must be one of {', '.join(READ_PATHS)}, "
+                               f"got {read_path!r}")
         n_out, n_in = w.shape
         if (tiling.max_out and n_out > tiling.max_out) or (tiling.max_in and n_in > tiling.max_in):
             raise MappingError(f"a tile holds at most {tiling.max_out} × {tiling.max_in} "
@@ -78,20 +86,31 @@ class Tile:
         if extra is not None:
             var = extra if var is None else var + extra
         self.read_var = var
-        self.periphery = Periphery(periphery, n_out, seed, layer, index)
-        self._key_read = stream_key(seed, Stream.READ, layer, index)
-        if self.shape == LAPLACE:  # the explicit path draws device and output noise apart
+        self.periphery = Periphery(periphery, n_out, seed, layer, index, read_seed)
+        per_read = seed if read_seed is None else read_seed
+        self._key_read = stream_key(per_read, Stream.READ, layer, index)
+        self.explicit = self.shape == LAPLACE or read_path == "explicit"
+        if self.explicit:  # the explicit path draws device and output noise apart
             self._read_sigma = (np.zeros_like(self.w) if var is None else np.sqrt(var))
-            self._key_output = stream_key(seed, Stream.OUTPUT, layer, index)
+            self._key_output = stream_key(per_read, Stream.OUTPUT, layer, index)
         self._ir = (self.w, np.abs(self.w)) if periphery.ir_drop > 0 else None
 
     def _read(self, sample: int):
         out_var = self.periphery.out_var
 
-        def read(x_dac: np.ndarray, rows: np.ndarray, rnd: int) -> np.ndarray:
-            if self.shape == GAUSSIAN:
-                return read_mvm(x_dac, self.w, self.read_var, self._key_read, sample, rows, rnd,
-                                out_var)
+        def read(x_dac: np.ndarray, rows: np.ndarray, rnd: int, memo: dict | None) -> np.ndarray:
+            if not self.explicit:
+                if memo is None:
+                    return read_mvm(x_dac, self.w, self.read_var, self._key_read, sample, rows,
+                                    rnd, out_var)
+                if "moments" not in memo:  # same inputs, same tile: mean and variance reused
+                    memo["moments"] = read_moments(x_dac, self.w, self.read_var, out_var)
+                mean, var = memo["moments"]
+                y = mean.copy()
+                if var is not None:
+                    add_output_noise(y, var, self._key_read, np.int64(sample), rows,
+                                     np.int64(rnd))
+                return y
             y = np.empty((x_dac.shape[0], self.w.shape[0]))
             explicit_read_mvm(x_dac, self.w, self._read_sigma, self.shape, self._key_read,
                               np.int64(sample), rows, np.int64(rnd), y)
@@ -103,53 +122,79 @@ class Tile:
 
         return read
 
-    def mvm(self, x: np.ndarray, sample: int = 0, row0: int | np.ndarray = 0) -> np.ndarray:
+    def mvm(self, x: np.ndarray, sample: int = 0, row0: int | np.ndarray = 0,
+            memo: dict | None = None) -> np.ndarray:
         """``x[batch, in]`` (tile input units) → ``y[batch, out]`` float32, one read per row:
-        ``sample`` is the Monte-Carlo sample index, ``row0`` the global index of the first row."""
+        ``sample`` is the Monte-Carlo sample index, ``row0`` the global index of the first row.
+        ``memo``: an empty dict on the first of several reads of the same ``x`` by this tile,
+        the same dict afterwards (Periphery.mvm); results are identical with or without it."""
         if x.ndim != 2 or x.shape[1] != self.w.shape[1]:
             raise MappingError(f"input must have shape (batch, {self.w.shape[1]}), "
                                f"got {x.shape}")
         if self.config.is_perfect:
             return matmul_t(np.asarray(x, dtype=np.float32), self.w)
-        return self.periphery.mvm(x, self._read(sample), sample, row0, self._ir)
+        return self.periphery.mvm(x, self._read(sample), sample, row0, self._ir, memo)
 
 
 class TiledMatrix:
-    """A logical ``[out, in]`` matrix on a grid of tiles with digital accumulation."""
+    """A logical ``[out, in]`` matrix on a grid of tiles with digital accumulation.
+
+    With ``weight_scaling_omega`` (aihwkit's ``MappingParameter.weight_scaling_omega``, 1.0 in
+    its inference presets) every tile stores its weights divided by max|w|/ω, so that the
+    largest weight of each tile uses the tile's full range, and its output is multiplied back by
+    that factor in digital, after the ADC. ``w`` and ``read_var`` are then in the caller's units
+    (e.g. weight units), and so is the output."""
 
     def __init__(self, w: np.ndarray, read_var: np.ndarray | None, periphery: PeripheryConfig,
                  seed: int, layer: int = 0, tiling: TilingConfig | None = None,
-                 noise_shape: str = "gaussian") -> None:
+                 noise_shape: str = "gaussian", read_seed: int | None = None,
+                 weight_scaling_omega: float | None = None, read_path: str = "fast") -> None:
         tiling = tiling or TilingConfig()
+        if weight_scaling_omega is not None and not weight_scaling_omega > 0:
+            raise MappingError(f"weight_scaling_omega must be > 0, got {weight_scaling_omega}")
         self.shape = w.shape
         self.out_sizes = split_sizes(w.shape[0], tiling.max_out)
         self.in_sizes = split_sizes(w.shape[1], tiling.max_in)
         self.out_edges = np.cumsum([0, *self.out_sizes])
         self.in_edges = np.cumsum([0, *self.in_sizes])
         self.tiles: list[list[Tile]] = []
+        self.scales: list[list[float]] = []
         for r in range(len(self.out_sizes)):
-            row = []
+            row, row_scales = [], []
             rs = slice(self.out_edges[r], self.out_edges[r + 1])
             for c in range(len(self.in_sizes)):
                 cs = slice(self.in_edges[c], self.in_edges[c + 1])
+                sub = w[rs, cs]
                 var = None if read_var is None else read_var[rs, cs]
-                row.append(Tile(w[rs, cs], var, periphery, seed, layer,
+                scale = 1.0
+                if weight_scaling_omega is not None:
+                    top = float(np.max(np.abs(sub)))
+                    scale = top / weight_scaling_omega if top > 0 else 1.0
+                    sub = sub / scale
+                    var = None if var is None else var / scale ** 2
+                row.append(Tile(sub, var, periphery, seed, layer,
                                 index=r * len(self.in_sizes) + c, noise_shape=noise_shape,
-                                tiling=tiling))
+                                tiling=tiling, read_seed=read_seed, read_path=read_path))
+                row_scales.append(scale)
             self.tiles.append(row)
+            self.scales.append(row_scales)
 
     @property
     def n_tiles(self) -> int:
         return len(self.out_sizes) * len(self.in_sizes)
 
-    def mvm(self, x: np.ndarray, sample: int = 0, row0: int | np.ndarray = 0) -> np.ndarray:
-        """``x[batch, in]`` → ``y[batch, out]`` (float32); partial sums added in float64."""
+    def mvm(self, x: np.ndarray, sample: int = 0, row0: int | np.ndarray = 0,
+            memo: dict | None = None) -> np.ndarray:
+        """``x[batch, in]`` → ``y[batch, out]`` (float32); partial sums added in float64.
+        ``memo`` as in :meth:`Tile.mvm` (one dict for the whole matrix)."""
         if x.ndim != 2 or x.shape[1] != self.shape[1]:
             raise MappingError(f"input must have shape (batch, {self.shape[1]}), got {x.shape}")
         out = np.zeros((x.shape[0], self.shape[0]), dtype=np.float64)
         for r, row in enumerate(self.tiles):
             o0, o1 = self.out_edges[r], self.out_edges[r + 1]
             for c, tile in enumerate(row):
-                out[:, o0:o1] += tile.mvm(x[:, self.in_edges[c]:self.in_edges[c + 1]], sample,
-                                          row0)
+                y = tile.mvm(x[:, self.in_edges[c]:self.in_edges[c + 1]], sample, row0,
+                             None if memo is None else memo.setdefault((r, c), {}))
+                scale = self.scales[r][c]
+                out[:, o0:o1] += y if scale == 1.0 else y * np.float64(scale)
         return out.astype(np.float32)

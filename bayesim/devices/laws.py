@@ -217,3 +217,21 @@ class TimedPrograms:
             return None
         index = max(0, int(np.searchsorted(np.asarray(self.times), t, side="right")) - 1)
         return self.laws[index]
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """``factor`` × another σ law (a sweep's read- or programming-noise scale; 0 switches it
+    off)."""
+    law: object
+    factor: float
+
+    def __call__(self, g: np.ndarray, g_max: float) -> np.ndarray:
+        return self.factor * self.law(g, g_max)
+
+
+def scaled(law: object | None, factor: float) -> object | None:
+    """``law`` × ``factor`` (None stays None; a factor of 1 returns ``law`` itself)."""
+    if law is None or factor == 1.0:
+        return law
+    return Scaled(law, float(factor))

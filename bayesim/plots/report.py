@@ -1,4 +1,5 @@
-"""Figures of one evaluation report: reliability diagram and EE/MI histograms per subset."""
+"""Figures of one evaluation report: reliability diagram, EE/MI histograms per subset and, for the
+analog machine, realised vs target σ."""
 
 import json
 import os
@@ -14,6 +15,7 @@ from bayesim.plots.figures import save_figure
 SUBSET_COLOURS = {"clean": "tab:blue", "ambiguous": "tab:orange", "ood": "tab:red"}
 RELIABILITY_NAME = "reliability.png"
 HISTOGRAM_NAME = "uncertainty_hist.png"
+SIGMA_NAME = "sigma_realised.png"
 
 
 def plot_reliability(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -71,6 +73,32 @@ def plot_uncertainty_histograms(scores: dict[str, np.ndarray], report: dict[str,
     return Path(path)
 
 
+def plot_sigma_realised(target: np.ndarray, realised: np.ndarray, report: dict[str, Any],
+                        path: str | os.PathLike[str]) -> Path:
+    """Realised vs target posterior σ of the mapped weights (log-log), with the ±10 % band."""
+    feas = report.get("hardware", {}).get("feasibility", {})
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    positive = (target > 0) & (realised > 0)
+    ax.loglog(target[positive], realised[positive], ".", ms=2, alpha=0.4, color="tab:blue",
+              label=f"{positive.sum()} weights (random subset)")
+    if positive.any():
+        lo, hi = float(target[positive].min()), float(target[positive].max())
+        line = np.geomspace(lo, hi, 50)
+        ax.plot(line, line, "k-", lw=1, label="realised = target")
+        ax.fill_between(line, 0.9 * line, 1.1 * line, color="grey", alpha=0.3, label="±10 %")
+    zero = int((realised[target > 0] == 0).sum())
+    title = f"{feas.get('mapping', '')}: {feas.get('fraction_feasible', float('nan')):.1%} " \
+            f"feasible"
+    if zero:
+        title += f" ({zero} with no noise, not shown)"
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("target σ (weight units)")
+    ax.set_ylabel("realised σ (weight units)")
+    ax.legend(fontsize=8)
+    save_figure(fig, Path(path))
+    return Path(path)
+
+
 def render_report_plots(out_dir: str | os.PathLike[str]) -> list[Path]:
     """Draw the figures of ``out_dir/report.json`` and ``out_dir/scores.npz`` next to them."""
     out = Path(out_dir)
@@ -80,5 +108,9 @@ def render_report_plots(out_dir: str | os.PathLike[str]) -> list[Path]:
     report = json.loads(report_path.read_text())
     with np.load(scores_path) as data:
         scores = {k: data[k] for k in data.files}
-    return [plot_reliability(report, out / RELIABILITY_NAME),
-            plot_uncertainty_histograms(scores, report, out / HISTOGRAM_NAME)]
+    paths = [plot_reliability(report, out / RELIABILITY_NAME),
+             plot_uncertainty_histograms(scores, report, out / HISTOGRAM_NAME)]
+    if "sigma_target" in scores and "sigma_realised" in scores:
+        paths.append(plot_sigma_realised(scores["sigma_target"], scores["sigma_realised"], report,
+                                         out / SIGMA_NAME))
+    return paths

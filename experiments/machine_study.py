@@ -1,0 +1,183 @@
+"""How the Bayesian machine's accuracy, calibration and uncertainty move with device and periphery
+parameters, against the fp32 and digital 4-bit software predictors (docs/results/machine.md).
+
+    python experiments/machine_study.py --checkpoint runs/lenet/model.safetensors \\
+        --digital runs/lenet_jq4/model.safetensors --out runs/machine_study
+
+One parameter is varied at a time around each card's baseline (M1, 8-bit DAC/ADC, analog levels,
+read-noise scale 1, t = 0). Finished points are appended to OUT/points.jsonl and skipped when the
+script is run again; OUT/results.md and OUT/machine_study.png are rewritten at the end.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from bayesim.data.dirty import build_benchmark  # noqa: E402
+from bayesim.pipeline import (  # noqa: E402
+    SIMULATE_SECTIONS,
+    evaluate_model,
+    evaluation_config,
+    load_model,
+    simulate_model,
+)
+
+CARDS = {"pcm_ibm_2020": "PCM (IBM 2020)", "rram_neurram_2022": "RRAM (NeuRRAM 2022)"}
+SWEEPS: dict[str, list] = {
+    "adc_bits": [4, 6, 8, 10],
+    "levels_bits": [2, 3, 4, 5, 6],
+    "read_noise_scale": [0.25, 0.5, 1.0, 2.0, 4.0],
+    "mapping": ["M1", "M2", "M3"],
+    "drift_time": [1.0, 3600.0, 86400.0, 2.6e6, 3.15e7],
+}
+NO_DRIFT = {"rram_neurram_2022"}  # the card has no drift law
+METRICS = {"accuracy": "accuracy", "ece": "ECE", "auroc_aleatoric": "AUROC aleatoric (EE)",
+           "auroc_epistemic": "AUROC epistemic (MI)"}
+
+
+def summary(report: dict) -> dict:
+    ind, unc = report["in_distribution"], report["uncertainty"]
+    row = {"accuracy": ind["accuracy"], "ece": ind["ece"], "nll": ind["nll"],
+           "auroc_aleatoric": unc["auroc_aleatoric"], "auroc_epistemic": unc["auroc_epistemic"],
+           "auroc_epistemic_pe": unc["auroc_epistemic_pe"]}
+    feas = report.get("hardware", {}).get("feasibility", {})
+    if feas:
+        row["fraction_feasible"] = feas.get("fraction_feasible")
+    return row
+
+
+def points() -> list[tuple[str, str, object]]:
+    todo = [(card, "baseline", None) for card in CARDS]
+    for card in CARDS:
+        for param, values in SWEEPS.items():
+            if param == "drift_time" and card in NO_DRIFT:
+                continue
+            todo += [(card, param, v) for v in values]
+    return todo
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--digital", required=True, help="the JQ-4 checkpoint (bayesim quantize)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--ood-limit", type=int, default=2000)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    store = args.out / "points.jsonl"
+    done = {}
+    if store.exists():
+        for line in store.read_text().splitlines():
+            entry = json.loads(line)
+            done[(entry["card"], entry["param"], json.dumps(entry["value"]))] = entry
+    model, metadata = load_model(args.checkpoint)
+    common = [f"eval.n_samples={args.samples}", f"data.ood_limit={args.ood_limit}",
+              "hardware.decomposition_inputs=0"]
+    base = evaluation_config(metadata["experiment"], None, common, SIMULATE_SECTIONS)
+    benchmark = build_benchmark(base.data, base.seed)
+
+    def record(entry: dict) -> None:
+        done[(entry["card"], entry["param"], json.dumps(entry["value"]))] = entry
+        with store.open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    for name, path in (("fp32", args.checkpoint), ("digital JQ-4", args.digital)):
+        if (name, "reference", "null") not in done:
+            ref_model, _ = load_model(path)
+            start = time.perf_counter()
+            result = evaluate_model(ref_model, benchmark, base, progress=False)
+            record({"card": name, "param": "reference", "value": None,
+                    "seconds": time.perf_counter() - start, **summary(result.report)})
+    for card, param, value in points():
+        if (card, param, json.dumps(value)) in done:
+            continue
+        overrides = [*common, f"hardware.device={json.dumps(card)}"]
+        if param != "baseline":
+            overrides.append(f"hardware.{param}={json.dumps(value)}")
+        config = evaluation_config(metadata["experiment"], None, overrides, SIMULATE_SECTIONS)
+        start = time.perf_counter()
+        result = simulate_model(model, benchmark, config, progress=False)
+        entry = {"card": card, "param": param, "value": value,
+                 "seconds": time.perf_counter() - start, **summary(result.report)}
+        record(entry)
+        print(json.dumps(entry), flush=True)
+    write_results(done, args)
+
+
+def write_results(done: dict, args: argparse.Namespace) -> None:
+    entries = list(done.values())
+    refs = {e["card"]: e for e in entries if e["param"] == "reference"}
+    lines = [f"S = {args.samples}, OOD limited to {args.ood_limit} images; one parameter varied "
+             f"at a time around the baseline (M1, 8-bit DAC/ADC, analog levels, read-noise ×1, "
+             f"t = 0).", ""]
+    header = "| card | parameter | value | accuracy | ECE | NLL | AUROC EE | AUROC MI | " \
+             "σ feasible | s |"
+    lines += [header, "|" + "---|" * 10]
+    for name, e in refs.items():
+        lines.append(f"| {name} | reference | – | {e['accuracy']:.4f} | {e['ece']:.4f} | "
+                     f"{e['nll']:.3f} | {e['auroc_aleatoric']:.3f} | {e['auroc_epistemic']:.3f} "
+                     f"| – | {e['seconds']:.0f} |")
+    for card, param, value in points():
+        e = done.get((card, param, json.dumps(value)))
+        if e is None:
+            continue
+        feas = e.get("fraction_feasible")
+        lines.append(f"| {card} | {param} | {value if value is not None else '–'} | "
+                     f"{e['accuracy']:.4f} | {e['ece']:.4f} | {e['nll']:.3f} | "
+                     f"{e['auroc_aleatoric']:.3f} | {e['auroc_epistemic']:.3f} | "
+                     f"{'–' if feas is None else f'{feas:.1%}'} | {e['seconds']:.0f} |")
+    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+    plot(done, refs, args.out / "machine_study.png")
+
+
+def plot(done: dict, refs: dict, path: Path) -> None:
+    params = list(SWEEPS)
+    fig, axes = plt.subplots(len(METRICS), len(params), figsize=(3.2 * len(params), 9),
+                             squeeze=False)
+    for col, param in enumerate(params):
+        values = SWEEPS[param]
+        for row, (metric, label) in enumerate(METRICS.items()):
+            ax = axes[row][col]
+            for card, card_label in CARDS.items():
+                ys = [done.get((card, param, json.dumps(v)), {}).get(metric) for v in values]
+                xs = [i for i, y in enumerate(ys) if y is not None]
+                if xs:
+                    ax.plot(xs, [ys[i] for i in xs], "o-", label=card_label)
+            for (name, e), style in zip(refs.items(), ("k--", "k:"), strict=False):
+                ax.axhline(e[metric], color="k", ls=style[1:], lw=1, label=name)
+            ax.set_xticks(range(len(values)), [_tick(param, v) for v in values], fontsize=7)
+            if row == len(METRICS) - 1:
+                ax.set_xlabel(_axis(param))
+            if col == 0:
+                ax.set_ylabel(label)
+            if row == 0 and col == 0:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _tick(param: str, value: object) -> str:
+    if param == "drift_time":
+        seconds = float(value)  # type: ignore[arg-type]
+        for unit, size in (("y", 3.15e7), ("mo", 2.6e6), ("d", 86400), ("h", 3600), ("s", 1)):
+            if seconds >= size:
+                return f"{seconds / size:g} {unit}"
+    return str(value)
+
+
+def _axis(param: str) -> str:
+    return {"adc_bits": "ADC bits", "levels_bits": "conductance levels (bits)",
+            "read_noise_scale": "read-noise scale (×card)", "mapping": "mapping",
+            "drift_time": "time after programming"}[param]
+
+
+if __name__ == "__main__":
+    main()
