@@ -45,13 +45,15 @@ def _print_report_summary(*report_paths: Path) -> None:
     reports = [json.loads(p.read_text()) for p in report_paths]
     table = Table(title=f"S = {reports[0]['n_samples']}, seed {reports[0]['seed']}; AUROC EE: "
                         f"aleatoric (clean vs ambiguous), MI and PE: epistemic (clean vs OOD)")
-    for column in ("predictor", "bits/w", "acc", "NLL", "ECE", "AUROC EE", "AUROC MI",
+    for column in ("predictor", "bits/w or devices/w", "acc", "NLL", "ECE", "AUROC EE", "AUROC MI",
                    "AUROC PE"):
         table.add_column(column, justify="right")
     for report in reports:
         ind, unc = report["in_distribution"], report["uncertainty"]
-        table.add_row(report["predictor"].get("label", report["predictor"]["kind"]),
-                      f"{report['memory']['bits_per_weight']:g}",
+        hardware = report.get("hardware")
+        size = (f"{hardware['n_devices'] / hardware['n_weights']:g} dev" if hardware
+                else f"{report['memory']['bits_per_weight']:g}")
+        table.add_row(report["predictor"].get("label", report["predictor"]["kind"]), size,
                       *(f"{v:.4f}" for v in (ind["accuracy"], ind["nll"], ind["ece"],
                                               unc["auroc_aleatoric"], unc["auroc_epistemic"],
                                               unc["auroc_epistemic_pe"])))
@@ -83,17 +85,16 @@ def demo(
     set_: SetOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Train the fp32 mean-field LeNet-5 on dirty-mnist, quantize it (digital JQ 4-bit) and write
-    both uncertainty reports."""
+    """Train the fp32 mean-field LeNet-5 on dirty-mnist, quantize it (digital JQ 4-bit), run it
+    on analog PCM and RRAM machines, and write the four uncertainty reports and one table."""
     from bayesim.config import load_config
-    from bayesim.pipeline import DIGITAL_DEMO_DIR, run_demo
+    from bayesim.pipeline import run_demo
 
     experiment = load_config(config, set_ or [])
-    report = run_demo(experiment, out, progress=not quiet)
-    digital = out / DIGITAL_DEMO_DIR
-    _render_plots(out)
-    _render_plots(digital)
-    _print_report_summary(report, digital / report.name)
+    reports = run_demo(experiment, out, progress=not quiet)
+    for report in reports:
+        _render_plots(report.parent)
+    _print_report_summary(*reports)
 
 
 @app.command()

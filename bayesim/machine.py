@@ -33,6 +33,7 @@ ADC and is not applied.
 """
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Callable
 from typing import Any, Literal
@@ -52,6 +53,7 @@ from bayesim.devices.laws import scaled
 from bayesim.devices.model import DeviceModel
 from bayesim.devices.presets import load_preset
 from bayesim.errors import ConfigError, MappingError
+from bayesim.metrics import effective_sample_size
 from bayesim.quant.strategies import model_memory, quantization_of
 from bayesim.schema import StrictModel
 from bayesim.seeding import derive_seed
@@ -97,6 +99,10 @@ class HardwareConfig(StrictModel):
     read_path: Literal["fast", "explicit"] = "fast"
     """fast: exact output-referred Gaussian (a Laplace card's noise moment-matched, hardware.md
     §3.3); explicit: one draw per device and read, in the card's shape."""
+    read_correlation: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Lag-1 correlation ρ of successive reads of a device (AR(1), fast path); 0: white. RTN and
+    1/f noise make back-to-back reads correlated (hardware.md §3.6), which lowers the effective
+    number of samples."""
     copies: int = Field(default=8, ge=1)
     """M3: programmed copies R (the quenched ensemble)."""
     devices_per_weight: int = Field(default=3, ge=1)
@@ -194,6 +200,11 @@ class BayesianMachine:
         for layer in self.layers:
             self._program_layer(layer)
         self._cache: dict[tuple[int, int], list[TiledMatrix]] = {}
+        if hw.read_correlation > 0 and hw.read_path == "explicit":
+            raise ConfigError("hardware.read_correlation needs read_path = 'fast' (the explicit "
+                              "path would keep one state per device and input)")
+        self._chain: dict[str, Any] = {}
+        """AR(1) read noise: the inputs, seed and next sample of the chain, and its states."""
 
     @classmethod
     def compile(cls, model: nn.Module, hw: HardwareConfig) -> "BayesianMachine":
@@ -323,9 +334,10 @@ class BayesianMachine:
 
     def _read_layer(self, layer: AnalogLayer, matrix: TiledMatrix, x: np.ndarray,
                     geometry: tuple | None, sample: int, read_seed: int, row0: int,
-                    memo: dict | None = None) -> torch.Tensor:
+                    memo: dict | None = None, correlation: dict | None = None) -> torch.Tensor:
         n_out, n_in = layer.shape
-        y = matrix.mvm(x, sample, row0 if geometry is None else row0 * geometry[1], memo)
+        y = matrix.mvm(x, sample, row0 if geometry is None else row0 * geometry[1], memo,
+                       correlation, self.hw.read_correlation)
         rows = x.shape[0]
         self.counters["mvms"] += rows * matrix.n_tiles
         self.counters["device_reads"] += rows * n_out * n_in * 2 * self.n_devices
@@ -343,10 +355,11 @@ class BayesianMachine:
         return out
 
     def _forward(self, first: tuple[np.ndarray, tuple | None], memo: dict | None, sample: int,
-                 read_seed: int, row0: int, matrices: list[TiledMatrix]) -> torch.Tensor:
+                 read_seed: int, row0: int, matrices: list[TiledMatrix],
+                 chain: list[dict] | None = None) -> torch.Tensor:
         """Logits of one sample; ``first`` is the first Bayesian layer's input rows (the same for
         every sample, so computed once per batch), ``memo`` what its tiles may reuse between
-        samples (Tile.mvm)."""
+        samples (Tile.mvm), ``chain`` the AR(1) read-noise states of every layer."""
         h: torch.Tensor | None = None
         k = 0
         for module in list(self.model)[self._first_bayesian:]:
@@ -354,7 +367,8 @@ class BayesianMachine:
                 layer = self.layers[k]
                 x, geometry = first if k == 0 else self._layer_input(layer, h)
                 h = self._read_layer(layer, matrices[k], x, geometry, sample, read_seed, row0,
-                                     memo if k == 0 else None)
+                                     memo if k == 0 else None,
+                                     None if chain is None else chain[k])
                 k += 1
             else:
                 h = module(h)
@@ -373,6 +387,7 @@ class BayesianMachine:
         if n_samples < 1:
             raise ConfigError(f"the number of Monte-Carlo samples must be ≥ 1, got {n_samples}")
         read_seed = derive_seed(seed, "machine-read")
+        chains = self._chains(x, seed, sample_offset) if self.hw.read_correlation > 0 else None
         samples = range(sample_offset, sample_offset + n_samples)
         if self.hw.mapping == "M2":  # one programming per sample, shared by all batches
             matrices = {s: self._matrices(s, read_seed) for s in samples}
@@ -385,11 +400,30 @@ class BayesianMachine:
             # one programmed state read again and again: the first layer's DAC output, mean and
             # variance are the same for every sample (only the draws differ)
             memo = {} if self.hw.mapping in ("M0", "M1", "M4") else None
+            chain = None if chains is None else chains.setdefault(
+                a, [{} for _ in self.layers])
             logits = [self._forward(first, memo, s, read_seed, a,
                                     matrices[s] if self.hw.mapping == "M2"
-                                    else self._matrices(s, read_seed)) for s in samples]
+                                    else self._matrices(s, read_seed), chain) for s in samples]
             out.append(torch.softmax(torch.stack(logits), dim=-1))
+        if chains is not None:
+            self._chain["next"] = sample_offset + n_samples
         return torch.cat(out, dim=1)
+
+    def _chains(self, x: torch.Tensor, seed: int, sample_offset: int) -> dict:
+        """The AR(1) states of the reads of ``x`` just before sample ``sample_offset``: those
+        left by the previous call when it ended there on the same inputs and seed; otherwise the
+        chain is restarted at sample 0 and run up to ``sample_offset`` (so a sample stays a pure
+        function of (seed, s), at the cost of the skipped samples)."""
+        digest = hashlib.blake2b(x.detach().float().contiguous().numpy().tobytes(),
+                                 digest_size=16).hexdigest()
+        same = self._chain.get("digest") == digest and self._chain.get("seed") == seed
+        if same and self._chain.get("next") == sample_offset:
+            return self._chain["states"]
+        self._chain = {"digest": digest, "seed": seed, "next": 0, "states": {}}
+        if sample_offset > 0:
+            self.sample_probs(x, sample_offset, seed, sample_offset=0)
+        return self._chain["states"]
 
     # ---- reports ----
     def feasibility(self) -> dict[str, Any]:
@@ -460,6 +494,24 @@ class BayesianMachine:
 
     def memory(self) -> dict[str, Any]:
         return model_memory(self.model, self.quant)
+
+
+def sampling_report(machine: BayesianMachine, x: torch.Tensor, n_samples: int,
+                    seed: int) -> dict[str, Any]:
+    """Effective sample size of the machine's Monte-Carlo samples on inputs ``x``: per input,
+    Geyer's ESS of the sequence of the predicted class's probability (metrics.py), and the AR(1)
+    value S·(1 − ρ)/(1 + ρ) for a statistic linear in the read noise."""
+    probs = machine.sample_probs(x, n_samples, seed).double()
+    top = probs.mean(0).argmax(-1)
+    chains = probs.gather(2, top[None, :, None].expand(n_samples, -1, 1))[..., 0]
+    ess = effective_sample_size(chains)
+    rho = machine.hw.read_correlation
+    return {"read_correlation": rho, "n_samples": n_samples, "n_inputs": int(x.shape[0]),
+            "ess_median": float(ess.median()), "ess_mean": float(ess.mean()),
+            "ess_fraction_median": float(ess.median()) / n_samples,
+            "ess_ar1_linear": n_samples * (1 - rho) / (1 + rho),
+            "statistic": "probability of the mean-predicted class, per input (Geyer's initial "
+                         "positive sequence)"}
 
 
 def predictive_statistics(machine: BayesianMachine, x: torch.Tensor, n_samples: int,

@@ -163,3 +163,27 @@ def aupr(score_negative: torch.Tensor, score_positive: torch.Tensor) -> float:
     precision = tp / (tp + fp)
     recall_step = n_pos.flip(0) / n_pos.sum()
     return float((recall_step * precision).sum())
+
+
+def effective_sample_size(chains: torch.Tensor) -> torch.Tensor:
+    """Effective number of independent samples of each column of ``chains[S, N]`` (S successive
+    Monte-Carlo samples of N statistics), ESS = S/τ, by Geyer's initial positive sequence (Geyer,
+    Statistical Science 1992): τ = −1 + 2 Σ_k Γ_k with Γ_k = ρ_2k + ρ_2k+1, summed up to the first
+    Γ_k ≤ 0. For an AR(1) sequence with coefficient ρ this tends to
+    S·(1 − ρ)/(1 + ρ); for independent samples to S. A constant column gets ESS = S."""
+    x = torch.as_tensor(chains, dtype=torch.float64)
+    if x.ndim != 2 or x.shape[0] < 4:
+        raise ValueError("effective_sample_size needs chains of shape [S ≥ 4, N]")
+    s = x.shape[0]
+    centred = x - x.mean(0)
+    var = (centred * centred).mean(0)
+    size = 1 << (2 * s - 1).bit_length()
+    spectrum = torch.fft.rfft(centred, n=size, dim=0)
+    acov = torch.fft.irfft(spectrum * spectrum.conj(), n=size, dim=0)[:s] / s
+    rho = torch.where(var > 0, acov / var.clamp_min(1e-300), torch.zeros_like(acov))
+    n_pairs = s // 2
+    pairs = rho[:2 * n_pairs].reshape(n_pairs, 2, -1).sum(1)  # Γ_k = ρ_2k + ρ_2k+1
+    positive = torch.cumprod((pairs > 0).double(), dim=0)  # up to the first Γ_k ≤ 0
+    tau = -1.0 + 2.0 * (pairs * positive).sum(0)
+    tau = torch.where(var > 0, tau.clamp_min(1.0 / s), torch.ones_like(tau))
+    return s / tau

@@ -22,7 +22,12 @@ from bayesim.config import ExperimentConfig, apply_overrides, read_toml, validat
 from bayesim.data.dirty import Benchmark, build_benchmark
 from bayesim.errors import ConfigError
 from bayesim.evaluate import EvaluationResult, SoftwarePredictor, evaluate
-from bayesim.machine import SOURCES, BayesianMachine, variance_decomposition
+from bayesim.machine import (
+    SOURCES,
+    BayesianMachine,
+    sampling_report,
+    variance_decomposition,
+)
 from bayesim.progress import progress_bar
 from bayesim.quant.strategies import QuantConfig, quantize_model
 from bayesim.seeding import derive_seed
@@ -180,10 +185,21 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
                                               "source_checkpoint": str(checkpoint)})
 
 
+DEMO_ANALOG: dict[str, dict[str, Any]] = {
+    # IBM's PCM model, program once and read many times (M1): the per-read noise is the sampler
+    "analog_pcm": {"device": "pcm_ibm_2020", "mapping": "M1"},
+    # Lin et al. 2023's RRAM, three devices per side summed (M4), as their chip does
+    "analog_rram": {"device": "rram_lin2023", "mapping": "M4", "devices_per_weight": 3},
+}
+"""The demo's analog rows: ``config.hardware`` with these changes (docs/machine.md)."""
+
+
 def run_demo(config: ExperimentConfig, out_dir: str | os.PathLike[str],
-             progress: bool = True) -> Path:
-    """Train the fp32 BNN of ``config`` and evaluate it (``out_dir``), then quantize it with
-    ``config.quant`` and evaluate the digital predictor (``out_dir/digital``)."""
+             progress: bool = True) -> list[Path]:
+    """Train the fp32 BNN of ``config`` and evaluate it (``out_dir``), quantize it with
+    ``config.quant`` and evaluate the digital predictor (``out_dir/digital``), then compile the
+    fp32 model onto the analog chips of :data:`DEMO_ANALOG` (``out_dir/analog_*``), all with the
+    same data and S. Returns the reports, in that order."""
     trained = train_experiment(config, out_dir, progress)
     result = evaluate_model(trained.model, trained.benchmark, config, progress)
     last = trained.history[-1]
@@ -196,9 +212,15 @@ def run_demo(config: ExperimentConfig, out_dir: str | os.PathLike[str],
     qmodel, qpath = quantize_trained(trained.model, trained.benchmark, config, digital_dir,
                                      str(trained.checkpoint), progress)
     digital = evaluate_model(qmodel, trained.benchmark, config, progress)
-    write_evaluation(digital, digital_dir, {"checkpoint": str(qpath),
-                                            "source_checkpoint": str(trained.checkpoint)})
-    return report
+    reports = [report, write_evaluation(digital, digital_dir, {
+        "checkpoint": str(qpath), "source_checkpoint": str(trained.checkpoint)})]
+    for name, change in DEMO_ANALOG.items():
+        analog_config = config.model_copy(update={
+            "hardware": config.hardware.model_copy(update=change)})
+        analog = simulate_model(trained.model, trained.benchmark, analog_config, progress)
+        reports.append(write_evaluation(analog, Path(out_dir) / name,
+                                        {"checkpoint": str(trained.checkpoint)}))
+    return reports
 
 
 def simulate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentConfig,
@@ -225,6 +247,9 @@ def simulate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentCon
 
             hardware["variance_decomposition"] = variance_decomposition(
                 model, hw, inputs, config.eval.n_samples, config.seed, on_step=step)
+        if config.eval.n_samples >= 4:
+            hardware["sampling"] = sampling_report(machine, inputs["clean"],
+                                                   config.eval.n_samples, config.seed)
     result.report["hardware"] = hardware
     target, realised = machine.sigma_pairs()
     result.scores["sigma_target"] = target.astype(np.float32)

@@ -99,6 +99,13 @@ def test_demo_with_overrides(data_root: Path, tiny_overrides: list[str], tmp_pat
     assert digital["predictor"]["kind"] == "digital" and digital["predictor"]["label"] == "JQ-4"
     assert digital["memory"]["bits_per_weight"] == 8.0
     assert (tmp_path / "demo" / "digital" / "reliability.png").is_file()
+    for name, device in (("analog_pcm", "pcm_ibm_2020"), ("analog_rram", "rram_lin2023")):
+        analog = json.loads((tmp_path / "demo" / name / "report.json").read_text())
+        assert analog["predictor"]["kind"] == "analog"
+        assert analog["hardware"]["device"] == device
+        assert analog["n_samples"] == report["n_samples"]
+        assert analog["data"] == report["data"]  # same data, same S: one table
+        assert (tmp_path / "demo" / name / "sigma_realised.png").is_file()
 
 
 def test_quantize_then_evaluate_the_quantized_checkpoint(

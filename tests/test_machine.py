@@ -293,3 +293,49 @@ def test_simulate_cli_rejects_bad_input(tmp_path, capsys) -> None:
         assert code == 2, err
         assert needle in err and "Traceback" not in err
         assert not out.exists()
+
+
+def test_correlated_reads_follow_ar1_and_stay_chunk_invariant() -> None:
+    rho = 0.8
+    model = _model()
+    hw = HardwareConfig(**PURE_READ, read_correlation=rho)
+    machine = BayesianMachine.compile(model, hw)
+    layer = machine.layers[0]
+    n_out, n_in = layer.shape
+    eye = np.eye(n_in, dtype=np.float32)
+    matrix = machine._matrices(0, 5)[0]
+    state: dict = {}
+    reads = np.stack([matrix.mvm(eye, s, 0, None, state, rho).T for s in range(3000)])
+    xi = (reads - reads.mean(0)) / reads.std(0)
+    lag1 = (xi[1:] * xi[:-1]).mean(0)
+    # each weight's lag-1 autocorrelation is ρ; mean over weights, SE ≈ sqrt((1-ρ²)/N)/sqrt(W)
+    se = math.sqrt((1 - rho ** 2) / 3000 * (1 + rho ** 2) / (1 - rho ** 2)) / math.sqrt(lag1.size)
+    assert abs(lag1.mean() - rho) < Z * se + 0.01
+    # the marginal std is unchanged: AR(1) with unit stationary variance
+    rel = reads.std(0, ddof=1) / layer.pairs.sigma_realised - 1
+    assert abs(rel.mean()) < 0.03
+    x = torch.rand(15, 12)
+    whole = machine.sample_probs(x, 6, seed=1)
+    chunked = torch.cat([machine.sample_probs(x, 4, seed=1),
+                         machine.sample_probs(x, 2, seed=1, sample_offset=4)])
+    fresh = BayesianMachine.compile(model, hw).sample_probs(x, 2, seed=1, sample_offset=4)
+    torch.testing.assert_close(chunked, whole)
+    torch.testing.assert_close(fresh, whole[4:])
+    with pytest.raises(ConfigError, match="fast"):
+        BayesianMachine.compile(model, hw.model_copy(update={"read_path": "explicit"}))
+
+
+def test_effective_sample_size_of_ar1_chains() -> None:
+    from bayesim.metrics import effective_sample_size
+
+    gen = torch.Generator().manual_seed(0)
+    s, n = 2000, 300
+    for rho in (0.0, 0.6):
+        z = torch.randn(s, n, generator=gen, dtype=torch.float64)
+        x = torch.empty_like(z)
+        x[0] = z[0]
+        for i in range(1, s):
+            x[i] = rho * x[i - 1] + math.sqrt(1 - rho * rho) * z[i]
+        ess = effective_sample_size(x).mean().item()
+        assert ess == pytest.approx(s * (1 - rho) / (1 + rho), rel=0.08)
+    assert effective_sample_size(torch.ones(10, 2)).tolist() == [10.0, 10.0]

@@ -110,11 +110,14 @@ def as_rows(row0: int | np.ndarray, batch: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def add_output_noise(y, var, key, sample, rows, block):
-    """In place: ``y[b, j] += sqrt(var[b, j])·ξ`` with ξ the normal at counter (j, rows[b],
-    sample, block). Rows are handed out in groups of 16 (one set of work arrays per group), each
-    row's normals drawn by one vectorised block fill (rng.fill_normals)."""
+def noise_kernel(y, var, key, sample, rows, block, state, carry, fresh):
+    """In place: ``y[b, j] += sqrt(var[b, j])·ξ[b, j]`` with ``ξ = carry·state + fresh·z`` and z
+    the normal at counter (j, rows[b], sample, block); ``state`` (the previous ξ, same shape as
+    ``y``) is overwritten with the new ξ. An empty ``state`` means white noise, ξ = z. Rows are
+    handed out in groups of 16 (one set of work arrays per group), each row's normals drawn by one
+    vectorised block fill (rng.fill_normals)."""
     batch, n_out = y.shape
+    stateful = state.shape[0] > 0
     n_tasks = (batch + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
     for task in numba.prange(n_tasks):
         z = np.empty(n_out)
@@ -122,8 +125,40 @@ def add_output_noise(y, var, key, sample, rows, block):
         tails = np.empty(n_out, dtype=np.int64)
         for b in range(task * _ROWS_PER_TASK, min(batch, (task + 1) * _ROWS_PER_TASK)):
             fill_normals(key[0], key[1], 0, rows[b], sample, block, z, scratch, tails)
-            for j in range(n_out):
-                y[b, j] += math.sqrt(var[b, j]) * z[j]
+            if stateful:
+                for j in range(n_out):
+                    xi = carry * state[b, j] + fresh * z[j]
+                    state[b, j] = xi
+                    y[b, j] += math.sqrt(var[b, j]) * xi
+            else:
+                for j in range(n_out):
+                    y[b, j] += math.sqrt(var[b, j]) * z[j]
+
+
+_NO_STATE = np.empty((0, 0))
+
+
+def add_output_noise(y: np.ndarray, var: np.ndarray, key: np.ndarray, sample: int,
+                     rows: np.ndarray, block: int) -> None:
+    """In place: ``y[b, j] += sqrt(var[b, j])·ξ``, ξ the standard normal at counter (j, rows[b],
+    sample, block): white noise."""
+    noise_kernel(y, var, key, np.int64(sample), rows, np.int64(block), _NO_STATE, 0.0, 1.0)
+
+
+def add_ar1_output_noise(y: np.ndarray, var: np.ndarray, key: np.ndarray, sample: int,
+                         rows: np.ndarray, state: np.ndarray | None,
+                         rho: float) -> np.ndarray:
+    """Like :func:`add_output_noise` (block 0), but ξ follows an AR(1) process over successive
+    reads: ``ξ_s = ρ·ξ_{s−1} + sqrt(1 − ρ²)·z_s`` (reference/hardware.md §5, M1 temporal
+    correlation), stationary with unit variance; ``state`` is ξ of the previous read (None for the
+    first read: ξ = z). Returns the new state."""
+    if state is None:
+        state = np.zeros(y.shape)
+        carry, fresh = 0.0, 1.0
+    else:
+        carry, fresh = rho, math.sqrt(1.0 - rho * rho)
+    noise_kernel(y, var, key, np.int64(sample), rows, np.int64(0), state, carry, fresh)
+    return state
 
 
 @numba.njit(cache=True, parallel=True)

@@ -20,6 +20,7 @@ from pydantic import Field
 from bayesim.crossbar.kernels import (
     GAUSSIAN,
     LAPLACE,
+    add_ar1_output_noise,
     add_output_noise,
     explicit_read_mvm,
     matmul_t,
@@ -95,22 +96,29 @@ class Tile:
             self._key_output = stream_key(per_read, Stream.OUTPUT, layer, index)
         self._ir = (self.w, np.abs(self.w)) if periphery.ir_drop > 0 else None
 
-    def _read(self, sample: int):
+    def _read(self, sample: int, correlation: "ReadCorrelation | None" = None,
+              row0: int = 0):
         out_var = self.periphery.out_var
 
         def read(x_dac: np.ndarray, rows: np.ndarray, rnd: int, memo: dict | None) -> np.ndarray:
             if not self.explicit:
-                if memo is None:
+                if memo is None and (correlation is None or rnd > 0):
                     return read_mvm(x_dac, self.w, self.read_var, self._key_read, sample, rows,
                                     rnd, out_var)
-                if "moments" not in memo:  # same inputs, same tile: mean and variance reused
-                    memo["moments"] = read_moments(x_dac, self.w, self.read_var, out_var)
-                mean, var = memo["moments"]
-                y = mean.copy()
+                if memo is None:
+                    mean, var = read_moments(x_dac, self.w, self.read_var, out_var)
+                else:
+                    if "moments" not in memo:  # same inputs, same tile: mean and variance reused
+                        memo["moments"] = read_moments(x_dac, self.w, self.read_var, out_var)
+                    mean, var = memo["moments"]
+                    mean = mean.copy()
                 if var is not None:
-                    add_output_noise(y, var, self._key_read, np.int64(sample), rows,
-                                     np.int64(rnd))
-                return y
+                    if correlation is not None and rnd == 0:
+                        correlation.advance(mean, var, self._key_read, sample, rows, row0)
+                    else:
+                        add_output_noise(mean, var, self._key_read, np.int64(sample), rows,
+                                         np.int64(rnd))
+                return mean
             y = np.empty((x_dac.shape[0], self.w.shape[0]))
             explicit_read_mvm(x_dac, self.w, self._read_sigma, self.shape, self._key_read,
                               np.int64(sample), rows, np.int64(rnd), y)
@@ -123,17 +131,55 @@ class Tile:
         return read
 
     def mvm(self, x: np.ndarray, sample: int = 0, row0: int | np.ndarray = 0,
-            memo: dict | None = None) -> np.ndarray:
+            memo: dict | None = None,
+            correlation: "ReadCorrelation | None" = None) -> np.ndarray:
         """``x[batch, in]`` (tile input units) → ``y[batch, out]`` float32, one read per row:
         ``sample`` is the Monte-Carlo sample index, ``row0`` the global index of the first row.
         ``memo``: an empty dict on the first of several reads of the same ``x`` by this tile,
-        the same dict afterwards (Periphery.mvm); results are identical with or without it."""
+        the same dict afterwards (Periphery.mvm); results are identical with or without it.
+        ``correlation``: the AR(1) read-noise state of this tile for these rows (fast path)."""
         if x.ndim != 2 or x.shape[1] != self.w.shape[1]:
             raise MappingError(f"input must have shape (batch, {self.w.shape[1]}), "
                                f"got {x.shape}")
         if self.config.is_perfect:
             return matmul_t(np.asarray(x, dtype=np.float32), self.w)
-        return self.periphery.mvm(x, self._read(sample), sample, row0, self._ir, memo)
+        if correlation is not None and (self.explicit or not isinstance(row0, int)):
+            raise MappingError("correlated read noise needs the fast read path and a row offset")
+        read = self._read(sample, correlation, row0 if isinstance(row0, int) else 0)
+        return self.periphery.mvm(x, read, sample, row0, self._ir, memo)
+
+
+class ReadCorrelation:
+    """AR(1) read noise of one tile over successive reads of the same input rows: the
+    output-referred standard normal ξ of each (row, output) follows ξ_s = ρ·ξ_{s−1} +
+    sqrt(1 − ρ²)·z_s (reference/hardware.md §5, "temporal correlation options"). For a fixed
+    input this is exactly per-device AR(1) noise with the same ρ; when the input of a layer
+    changes between reads (deeper layers) it is the approximation that keeps one draw per output.
+    Only the first round of a read is correlated (bound-management re-reads are white)."""
+
+    def __init__(self, rho: float, batch: int, n_out: int) -> None:
+        if not 0.0 <= rho < 1.0:
+            raise MappingError(f"the read-noise correlation must lie in [0, 1), got {rho}")
+        self.rho = rho
+        self.state = np.zeros((batch, n_out))
+        self.started = np.zeros(batch, dtype=bool)
+
+    def advance(self, y: np.ndarray, var: np.ndarray, key: np.ndarray, sample: int,
+                rows: np.ndarray, row0: int) -> None:
+        local = rows - row0
+        fresh = ~self.started[local]
+        for first, subset in ((True, fresh), (False, ~fresh)):
+            if not subset.any():
+                continue
+            idx = local[subset]
+            part = y[subset] if not subset.all() else y
+            state = None if first else self.state[idx]
+            new = add_ar1_output_noise(part, var[subset] if not subset.all() else var, key,
+                                       sample, rows[subset], state, self.rho)
+            if not subset.all():
+                y[subset] = part
+            self.state[idx] = new
+            self.started[idx] = True
 
 
 class TiledMatrix:
@@ -184,17 +230,25 @@ class TiledMatrix:
         return len(self.out_sizes) * len(self.in_sizes)
 
     def mvm(self, x: np.ndarray, sample: int = 0, row0: int | np.ndarray = 0,
-            memo: dict | None = None) -> np.ndarray:
+            memo: dict | None = None, correlation: dict | None = None,
+            rho: float = 0.0) -> np.ndarray:
         """``x[batch, in]`` → ``y[batch, out]`` (float32); partial sums added in float64.
-        ``memo`` as in :meth:`Tile.mvm` (one dict for the whole matrix)."""
+        ``memo`` as in :meth:`Tile.mvm` (one dict for the whole matrix); ``correlation`` a dict
+        that keeps every tile's :class:`ReadCorrelation` (coefficient ``rho``) for these rows
+        between reads, or None for white read noise."""
         if x.ndim != 2 or x.shape[1] != self.shape[1]:
             raise MappingError(f"input must have shape (batch, {self.shape[1]}), got {x.shape}")
         out = np.zeros((x.shape[0], self.shape[0]), dtype=np.float64)
         for r, row in enumerate(self.tiles):
             o0, o1 = self.out_edges[r], self.out_edges[r + 1]
             for c, tile in enumerate(row):
+                state = None
+                if correlation is not None:
+                    state = correlation.get((r, c))
+                    if state is None:
+                        state = correlation[(r, c)] = ReadCorrelation(rho, x.shape[0], o1 - o0)
                 y = tile.mvm(x[:, self.in_edges[c]:self.in_edges[c + 1]], sample, row0,
-                             None if memo is None else memo.setdefault((r, c), {}))
+                             None if memo is None else memo.setdefault((r, c), {}), state)
                 scale = self.scales[r][c]
                 out[:, o0:o1] += y if scale == 1.0 else y * np.float64(scale)
         return out.astype(np.float32)
