@@ -178,10 +178,15 @@ def simulate(
         "--config", help="TOML with [hardware] (and optionally [eval], [data]); see "
                          "experiments/machine_pcm.toml.")] = None,
     set_: SetOption = None,
+    train_constrained: Annotated[int, typer.Option(
+        "--train-constrained", help="First fine-tune this many epochs with σ tied to the "
+                                    "device law (M1/M4), then compile without re-mapping.")] = 0,
     quiet: QuietOption = False,
 ) -> None:
     """Compile a (quantized) BNN onto virtual analog hardware and run Monte-Carlo inference on
     it; writes report.json (with its hardware section), scores.npz and plots."""
+    from functools import partial
+
     from bayesim.pipeline import simulate_checkpoint
 
     overrides = list(set_ or [])
@@ -190,7 +195,11 @@ def simulate(
             raise ConfigError(f"--samples must be a positive number of Monte-Carlo samples, "
                               f"got {samples}")
         overrides.append(f"eval.n_samples={samples}")
-    _report_on_checkpoint(simulate_checkpoint, checkpoint, out, config, overrides, quiet)
+    if train_constrained < 0:
+        raise ConfigError(f"--train-constrained must be a number of epochs ≥ 0, got "
+                          f"{train_constrained}")
+    _report_on_checkpoint(partial(simulate_checkpoint, constrained_epochs=train_constrained),
+                          checkpoint, out, config, overrides, quiet)
 
 
 @app.command()

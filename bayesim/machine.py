@@ -45,7 +45,7 @@ from pydantic import Field
 from torch import nn
 
 from bayesim.bnn.layers import BayesConv2d, BayesianLayer, bayesian_layers
-from bayesim.crossbar.mapping import PairMap, feasibility_report, map_pairs
+from bayesim.crossbar.mapping import PairMap, alpha_limit, feasibility_report, map_pairs
 from bayesim.crossbar.periphery import PeripheryConfig, periphery_preset, periphery_presets
 from bayesim.crossbar.rng import Stream, draw, stream_key
 from bayesim.crossbar.tile import TiledMatrix, TilingConfig
@@ -72,8 +72,13 @@ class HardwareConfig(StrictModel):
     common_mode: bool = True
     """Use the common mode of each pair as the σ knob (M5); False parks the unused device at g_min
     (aihwkit's single-pair converter), so σ follows μ."""
-    alpha: float | None = Field(default=None, gt=0)
-    """Layer scale, µS per weight unit; None chooses it per layer to maximise feasibility."""
+    alpha: float | list[float] | None = None
+    """Layer scale, µS per weight unit: one for all layers, one per Bayesian layer (e.g. those of
+    device-constrained training), or None to choose it per layer for feasibility."""
+    alpha_policy: Literal["feasibility", "max"] = "feasibility"
+    """How α is chosen when not given: 'feasibility' maximises the fraction of σ realised within
+    ±10 % (mapping.choose_alpha); 'max' takes the largest α at which every μ fits (most signal
+    against programming error, σ as it falls; aihwkit maps weights this way)."""
     levels_bits: int | None = Field(default=None, ge=1, le=12)
     """Conductance levels 2^bits on [g_min, g_max]; None keeps the card's (usually analog)."""
     read_noise_scale: float = Field(default=1.0, ge=0)
@@ -89,9 +94,10 @@ class HardwareConfig(StrictModel):
     with an all-ones calibration input."""
     periphery: str = "aihwkit_standard_io"
     """Periphery preset (aihwkit StandardIOParameters: 8-bit DAC/ADC, out_noise 0.04)."""
-    dac_bits: int | None = Field(default=8, ge=2, le=24)
-    """Signed DAC resolution (step 1/(2^b − 2) of the range, aihwkit); None: no quantisation."""
-    adc_bits: int | None = Field(default=8, ge=2, le=24)
+    dac_bits: int | None = Field(default=8, ge=0, le=24)
+    """Signed DAC resolution (step 1/(2^b − 2) of the range, aihwkit); 0 or None: no
+    quantisation."""
+    adc_bits: int | None = Field(default=8, ge=0, le=24)
     out_noise: float | None = Field(default=None, ge=0)
     """Output noise per read (tile units); None keeps the preset's."""
     max_in: int = Field(default=512, ge=1)
@@ -120,20 +126,42 @@ class HardwareConfig(StrictModel):
     """Inputs per subset (clean, OOD) for the variance decomposition of the report; 0 skips it."""
 
 
+def layer_alphas(alpha: float | list[float] | None, n_layers: int) -> list[float | None]:
+    """``hardware.alpha`` as one entry per Bayesian layer (None: to be chosen)."""
+    if alpha is None:
+        return [None] * n_layers
+    values = list(alpha) if isinstance(alpha, list) else [alpha] * n_layers
+    if len(values) != n_layers:
+        raise ConfigError(f"hardware.alpha lists {len(values)} layer scales but the model has "
+                          f"{n_layers} Bayesian layers")
+    for value in values:
+        if not value > 0:
+            raise ConfigError(f"hardware.alpha must be > 0 µS per weight unit, got {value}")
+    return values
+
+
 def periphery_config(hw: HardwareConfig) -> PeripheryConfig:
     """The preset of ``hw.periphery`` with the DAC/ADC bits and output noise of ``hw``."""
     if hw.periphery not in periphery_presets():
         raise ConfigError(f"hardware.periphery {hw.periphery!r} is not a preset; choose one of "
                           f"{', '.join(periphery_presets())}")
-    overrides: dict[str, Any] = {
-        "inp_res": 0.0 if hw.dac_bits is None else 1.0 / (2 ** hw.dac_bits - 2),
-        "out_res": 0.0 if hw.adc_bits is None else 1.0 / (2 ** hw.adc_bits - 2),
-    }
+    overrides: dict[str, Any] = {"inp_res": _resolution("dac_bits", hw.dac_bits),
+                                 "out_res": _resolution("adc_bits", hw.adc_bits)}
     if hw.out_noise is not None:
         overrides["out_noise"] = hw.out_noise
     if hw.periphery == "ideal":
         return periphery_preset("ideal")
     return periphery_preset(hw.periphery, **overrides)
+
+
+def _resolution(name: str, bits: int | None) -> float:
+    """aihwkit's resolution of a signed b-bit converter, 1/(2^b − 2); 0 (none) for 0 or None."""
+    if not bits:
+        return 0.0
+    if bits < 2:
+        raise ConfigError(f"hardware.{name} = {bits}: a signed converter needs at least 2 bits "
+                          f"(or 0 for no quantisation)")
+    return 1.0 / (2 ** bits - 2)
 
 
 def device_for(hw: HardwareConfig) -> DeviceModel:
@@ -194,7 +222,9 @@ class BayesianMachine:
         self.quant = quantization_of(model)
         self.counters = {"mvms": 0, "device_reads": 0, "random_draws": 0, "device_writes": 0,
                          "programming_events": 0}
-        self.layers = [self._map_layer(i, m) for i, m in enumerate(bayesian_layers(model))]
+        modules = bayesian_layers(model)
+        self._alphas = layer_alphas(hw.alpha, len(modules))
+        self.layers = [self._map_layer(i, m) for i, m in enumerate(modules)]
         if not self.layers:
             raise MappingError("the model has no Bayesian layers to compile")
         for layer in self.layers:
@@ -242,8 +272,12 @@ class BayesianMachine:
         pairs = None
         if self.device is not None:
             dev = self.device
+            alpha = self._alphas[index]
+            if alpha is None and self.hw.alpha_policy == "max":
+                alpha = alpha_limit(mu, dev.g_min, dev.g_max, self.n_devices)
+                alpha = alpha if math.isfinite(alpha) else None
             pairs = map_pairs(mu, sigma, self._sigma_law(), dev.g_min, dev.g_max,
-                              alpha=self.hw.alpha, n=self.n_devices, levels=dev.levels,
+                              alpha=alpha, n=self.n_devices, levels=dev.levels,
                               common_mode=self.hw.common_mode)
         return AnalogLayer(index, module, mu, sigma, bias_mu, bias_sigma, pairs)
 

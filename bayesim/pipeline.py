@@ -19,6 +19,7 @@ from bayesim.bnn.checkpoint import load_checkpoint, save_checkpoint
 from bayesim.bnn.models import build_model
 from bayesim.bnn.train import EpochStats, TrainConfig, fit
 from bayesim.config import ExperimentConfig, apply_overrides, read_toml, validate
+from bayesim.constrained import constrain_model, constraint_report, export_constrained
 from bayesim.data.dirty import Benchmark, build_benchmark
 from bayesim.errors import ConfigError
 from bayesim.evaluate import EvaluationResult, SoftwarePredictor, evaluate
@@ -257,14 +258,50 @@ def simulate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentCon
     return result
 
 
+def train_constrained(model: nn.Module, benchmark: Benchmark, config: ExperimentConfig,
+                      epochs: int, out_dir: str | os.PathLike[str], source: str,
+                      progress: bool = True) -> tuple[nn.Module, ExperimentConfig, Path]:
+    """Fine-tune ``model`` for ``epochs`` in the device-constrained family of
+    ``config.hardware`` (bayesim.constrained) and save it as ``out_dir/model.safetensors``;
+    returns the exported model and the config whose ``hardware.alpha`` holds the layer scales."""
+    constrained, alphas = constrain_model(model, config.hardware)
+    clamped_before = constraint_report(constrained)
+    train = TrainConfig(epochs=epochs, batch_size=config.train.batch_size,
+                        lr=config.quant.qat_lr, kl_weight=config.train.kl_weight,
+                        mc_train=config.train.mc_train)
+    with progress_bar(f"device-constrained training on {config.hardware.device}",
+                      progress) as update:
+        history = fit(constrained, benchmark.train, train, derive_seed(config.seed, "constrained"),
+                      on_step=update)
+    plain = export_constrained(constrained)
+    config = config.model_copy(update={"hardware": config.hardware.model_copy(
+        update={"alpha": alphas})})
+    path = save_checkpoint(
+        Path(out_dir) / CHECKPOINT_NAME, plain, config.model, seed=config.seed,
+        experiment=config.model_dump(mode="json"), data_info=benchmark.info,
+        source_checkpoint=source, history=[asdict(h) for h in history],
+        device_constraint={"device": config.hardware.device, "mapping": config.hardware.mapping,
+                           "alpha_uS_per_unit": alphas, "epochs": epochs,
+                           "clamped_before_training": clamped_before})
+    return plain, config, path
+
+
 def simulate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                         config_path: str | None = None, overrides: list[str] | None = None,
-                        progress: bool = True) -> Path:
+                        progress: bool = True, constrained_epochs: int = 0) -> Path:
     """Load a checkpoint (fp32 or quantized), compile it onto the virtual chip of the config's
-    ``[hardware]`` section, evaluate, and write the report with its ``hardware`` section."""
+    ``[hardware]`` section, evaluate, and write the report with its ``hardware`` section. With
+    ``constrained_epochs`` > 0 the model is first fine-tuned in the device-constrained family
+    (saved as ``out_dir/model.safetensors``) and compiled with the layer scales of training."""
     model, metadata = load_model(checkpoint)
     config = evaluation_config(metadata.get("experiment", {}), config_path, overrides or [],
                                SIMULATE_SECTIONS, "simulate")
     benchmark = build_benchmark(config.data, config.seed)
+    extra: dict[str, Any] = {"checkpoint": str(Path(checkpoint))}
+    if constrained_epochs > 0:
+        model, config, path = train_constrained(model, benchmark, config, constrained_epochs,
+                                                out_dir, str(checkpoint), progress)
+        extra = {"checkpoint": str(path), "source_checkpoint": str(checkpoint),
+                 "device_constrained_epochs": constrained_epochs}
     result = simulate_model(model, benchmark, config, progress)
-    return write_evaluation(result, out_dir, {"checkpoint": str(Path(checkpoint))})
+    return write_evaluation(result, out_dir, extra)

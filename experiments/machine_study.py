@@ -34,6 +34,7 @@ SWEEPS: dict[str, list] = {
     "levels_bits": [2, 3, 4, 5, 6],
     "read_noise_scale": [0.25, 0.5, 1.0, 2.0, 4.0],
     "mapping": ["M1", "M2", "M3"],
+    "alpha_policy": ["feasibility", "max"],
     "drift_time": [1.0, 3600.0, 86400.0, 2.6e6, 3.15e7],
 }
 NO_DRIFT = {"rram_neurram_2022"}  # the card has no drift law
@@ -176,7 +177,7 @@ def _tick(param: str, value: object) -> str:
 def _axis(param: str) -> str:
     return {"adc_bits": "ADC bits", "levels_bits": "conductance levels (bits)",
             "read_noise_scale": "read-noise scale (×card)", "mapping": "mapping",
-            "drift_time": "time after programming"}[param]
+            "drift_time": "time after programming", "alpha_policy": "choice of α"}[param]
 
 
 if __name__ == "__main__":

@@ -285,3 +285,21 @@ def test_data_fetch_command(http_mirror, tmp_path: Path, monkeypatch: pytest.Mon
     code, _, err = run(["data", "fetch", "mnist", "--dest", tmp_path / "n", "--base-url", url],
                        capsys)
     assert code == 2 and "does not match the official" in err and len(err.splitlines()) == 1
+
+
+def test_simulate_with_device_constrained_training(trained: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sim"
+    code, stdout, err = run(["simulate", "--checkpoint", trained, "--out", out, "--samples", 4,
+                             "--train-constrained", 1, "-q",
+                             "--set", "hardware.decomposition_inputs=5"], capsys)
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    hardware = report["hardware"]
+    assert hardware["feasibility"]["fraction_feasible"] > 0.99
+    assert len(hardware["config"]["alpha"]) == 2  # one scale per layer, from training
+    assert {"variance_decomposition", "sampling", "counters"} <= set(hardware)
+    assert (out / "model.safetensors").is_file() and (out / "sigma_realised.png").is_file()
+    code, _, err = run(["simulate", "--checkpoint", trained, "--out", tmp_path / "bad", "-q",
+                        "--train-constrained", -1], capsys)
+    assert_bad_input(code, err, tmp_path / "bad", "--train-constrained")

@@ -339,3 +339,42 @@ def test_effective_sample_size_of_ar1_chains() -> None:
         ess = effective_sample_size(x).mean().item()
         assert ess == pytest.approx(s * (1 - rho) / (1 + rho), rel=0.08)
     assert effective_sample_size(torch.ones(10, 2)).tolist() == [10.0, 10.0]
+
+
+def test_device_constrained_family_compiles_without_remapping_losses() -> None:
+    from bayesim.bnn.layers import kl_normal
+    from bayesim.constrained import constrain_model, constraint_report, export_constrained
+
+    model = _model(sigma=0.2)  # σ far above what the card gives: unconstrained is infeasible
+    hw = HardwareConfig(device="pcm_ibm_2020", mapping="M1")
+    plain = BayesianMachine.compile(model, hw.model_copy(update={"alpha": 20.0}))
+    assert plain.feasibility()["fraction_feasible"] < 0.5
+    constrained, alphas = constrain_model(model, hw.model_copy(update={"alpha": 20.0}))
+    assert alphas == [20.0, 20.0]
+    assert all(r["fraction_clamped"] > 0.5 for r in constraint_report(constrained))
+    layer = bayesian_layers(constrained)[0]
+    mu, sigma = layer.distribution("weight")
+    lo, hi = layer.transform.bounds(layer.weight_mu)
+    assert torch.all(sigma >= lo - 1e-7) and torch.all(sigma <= hi + 1e-7)
+    # the KL of the ELBO sees the constrained σ
+    expected = kl_normal(mu, sigma, layer.prior_mean, layer.prior_std) + kl_normal(
+        *layer.distribution("bias"), layer.prior_mean, layer.prior_std)
+    torch.testing.assert_close(layer.kl(), expected)
+    exported = export_constrained(constrained)
+    machine = BayesianMachine.compile(exported, hw.model_copy(update={"alpha": alphas}))
+    assert machine.feasibility()["fraction_feasible"] > 0.99
+    torch.testing.assert_close(bayesian_layers(exported)[0].weight_sigma, sigma.detach(),
+                               rtol=1e-4, atol=1e-7)
+    with pytest.raises(ConfigError, match="M1/M4"):
+        constrain_model(model, hw.model_copy(update={"mapping": "M2"}))
+    with pytest.raises(ConfigError, match="layer scales"):
+        BayesianMachine.compile(model, hw.model_copy(update={"alpha": [1.0, 2.0, 3.0]}))
+
+
+def test_alpha_policy_max_takes_the_largest_scale_that_fits() -> None:
+    model = _model()
+    machine = BayesianMachine.compile(model, HardwareConfig(alpha_policy="max"))
+    for layer in machine.layers:
+        assert layer.pairs.alpha == pytest.approx(25.0 / np.abs(layer.mu).max())
+    with pytest.raises(ConfigError, match="at least 2 bits"):
+        BayesianMachine.compile(model, HardwareConfig(adc_bits=1))
