@@ -423,26 +423,38 @@ class BayesianMachine:
         read_seed = derive_seed(seed, "machine-read")
         chains = self._chains(x, seed, sample_offset) if self.hw.read_correlation > 0 else None
         samples = range(sample_offset, sample_offset + n_samples)
-        if self.hw.mapping == "M2":  # one programming per sample, shared by all batches
-            matrices = {s: self._matrices(s, read_seed) for s in samples}
-        out = []
-        for a in range(0, x.shape[0], self.hw.batch_size):
+        starts = range(0, x.shape[0], self.hw.batch_size)
+
+        def first_input(a: int) -> tuple:
             h = x[a:a + self.hw.batch_size].float()
             for module in list(self.model)[:self._first_bayesian]:
                 h = module(h)
-            first = self._layer_input(self.layers[0], h)
-            # one programmed state read again and again: the first layer's DAC output, mean and
-            # variance are the same for every sample (only the draws differ)
-            memo = {} if self.hw.mapping in ("M0", "M1", "M4") else None
-            chain = None if chains is None else chains.setdefault(
-                a, [{} for _ in self.layers])
-            logits = [self._forward(first, memo, s, read_seed, a,
-                                    matrices[s] if self.hw.mapping == "M2"
-                                    else self._matrices(s, read_seed), chain) for s in samples]
-            out.append(torch.softmax(torch.stack(logits), dim=-1))
+            return self._layer_input(self.layers[0], h)
+
+        def chain(a: int) -> list[dict] | None:
+            return None if chains is None else chains.setdefault(a, [{} for _ in self.layers])
+
+        if self.hw.mapping == "M2":  # one programming per sample, read by every batch
+            logits = []
+            for s in samples:
+                matrices = self._matrices(s, read_seed)
+                logits.append(torch.cat([self._forward(first_input(a), None, s, read_seed, a,
+                                                       matrices, chain(a)) for a in starts]))
+            probs = torch.softmax(torch.stack(logits), dim=-1)
+        else:
+            out = []
+            for a in starts:
+                # one programmed state read again and again: the first layer's DAC output, mean
+                # and variance are the same for every sample (only the draws differ)
+                memo = {} if self.hw.mapping in ("M0", "M1", "M4") else None
+                first = first_input(a)
+                logits = [self._forward(first, memo, s, read_seed, a,
+                                        self._matrices(s, read_seed), chain(a)) for s in samples]
+                out.append(torch.softmax(torch.stack(logits), dim=-1))
+            probs = torch.cat(out, dim=1)
         if chains is not None:
             self._chain["next"] = sample_offset + n_samples
-        return torch.cat(out, dim=1)
+        return probs
 
     def _chains(self, x: torch.Tensor, seed: int, sample_offset: int) -> dict:
         """The AR(1) states of the reads of ``x`` just before sample ``sample_offset``: those
