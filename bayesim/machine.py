@@ -27,9 +27,10 @@ the software predictor, each input of a sample sees its own read of the devices 
 chip does.
 
 Biases stay digital and are sampled per Monte-Carlo sample, b_s = μ_b + σ_b·ξ_s (counter-based,
-stream BIAS). A quantized model is compiled from its quantized distribution (VPQ/JQ: Q(μ) and
-Q_log(σ) are the targets); the sample quantizer of SPQ/JQ has no analog counterpart beyond the
-ADC and is not applied.
+stream BIAS). Quantization strategies (docs/machine.md): VPQ/JQ compile their quantized
+distribution (Q(μ) on the uniform grid, Q_log(σ): a log-spaced set of common-mode states); the
+sample quantizer of SPQ/JQ snaps every re-programmed weight of M2 to its b-bit levels, while under
+M1/M3/M4 the analog sample is quantized only by the ADC.
 """
 
 import dataclasses
@@ -54,7 +55,7 @@ from bayesim.devices.model import DeviceModel
 from bayesim.devices.presets import load_preset
 from bayesim.errors import ConfigError, MappingError
 from bayesim.metrics import effective_sample_size
-from bayesim.quant.strategies import model_memory, quantization_of
+from bayesim.quant.strategies import Quantizer, model_memory, quantization_of
 from bayesim.schema import StrictModel
 from bayesim.seeding import derive_seed
 
@@ -317,7 +318,24 @@ class BayesianMachine:
             now = np.abs(w.sum(axis=1)).sum()
             gain = np.abs(w0.sum(axis=1)).sum() / now if now > 0 else 1.0
             w, var = w * gain, var * gain ** 2
+        if hw.mapping == "M2":
+            w = self._snap_sample(layer, w)
         return w.astype(np.float32), var.astype(np.float32)
+
+    @staticmethod
+    def _snap_sample(layer: AnalogLayer, w: np.ndarray) -> np.ndarray:
+        """SPQ/JQ under M2: the re-programmed weight lands on the b-bit levels of the model's
+        sample quantizer (a write-verify to the nearest level), as the digital predictor's sample
+        does."""
+        transform = layer.module.transform
+        if not isinstance(transform, Quantizer) or not transform.quantizes_sample:
+            return w
+        mu, sigma = layer.module.distribution("weight")
+        shape = mu.shape
+        with torch.no_grad():
+            snapped = transform.sample(torch.from_numpy(w).reshape(shape).float(), mu, sigma,
+                                       "weight")
+        return snapped.reshape(w.shape).double().numpy()
 
     # ---- reading ----
     def _noise_shape(self) -> str:

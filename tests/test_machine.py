@@ -378,3 +378,15 @@ def test_alpha_policy_max_takes_the_largest_scale_that_fits() -> None:
         assert layer.pairs.alpha == pytest.approx(25.0 / np.abs(layer.mu).max())
     with pytest.raises(ConfigError, match="at least 2 bits"):
         BayesianMachine.compile(model, HardwareConfig(adc_bits=1))
+
+
+def test_m2_snaps_the_reprogrammed_sample_of_a_quantized_model() -> None:
+    from bayesim.quant.strategies import QuantConfig, quantize_model
+
+    model = quantize_model(_model(), QuantConfig(strategy="JQ", bits=3))
+    machine = BayesianMachine.compile(model, HardwareConfig(mapping="M2", out_noise=0.0))
+    w = machine._matrices(0, 0)[0].tiles[0][0].w * machine._matrices(0, 0)[0].scales[0][0]
+    levels = np.unique(np.round(w, 5))
+    assert levels.size <= 2 ** 3 - 1  # the 3-bit symmetric grid of the sample quantizer
+    spq_m1 = BayesianMachine.compile(model, HardwareConfig(mapping="M1"))
+    assert np.unique(spq_m1.layers[0].states[0][0]).size > 2 ** 3  # M1: analog, ADC only
