@@ -37,6 +37,9 @@ class EvalConfig(StrictModel):
     batch_size: int = Field(default=2000, ge=1)
     """Inputs per forward pass."""
     ece_bins: int = Field(default=metrics.N_BINS, ge=1)
+    mc_seed: int | None = Field(default=None, ge=0)
+    """Seed of the Monte-Carlo draws; None: the experiment seed (which also fixes the data
+    splits). Set it to repeat an evaluation with fresh draws on the same data."""
 
 
 @runtime_checkable
@@ -158,8 +161,11 @@ class EvaluationResult:
 
 def evaluate(predictor: Predictor, benchmark: Benchmark, config: EvalConfig, seed: int,
              on_progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
-    """Evaluate ``predictor`` on the clean, ambiguous and OOD test subsets of ``benchmark``."""
+    """Evaluate ``predictor`` on the clean, ambiguous and OOD test subsets of ``benchmark``
+    (Monte-Carlo draws seeded by ``config.mc_seed``, else ``seed``)."""
     started = time.perf_counter()
+    if config.mc_seed is not None:
+        seed = config.mc_seed
     total = config.n_samples * len(SUBSETS)
     done = 0
 

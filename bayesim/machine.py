@@ -76,6 +76,8 @@ class HardwareConfig(StrictModel):
     alpha: float | list[float] | None = None
     """Layer scale, µS per weight unit: one for all layers, one per Bayesian layer (e.g. those of
     device-constrained training), or None to choose it per layer for feasibility."""
+    alpha_scope: Literal["layer", "column"] = "layer"
+    """One α per layer, or one per output column (its own digital gain after the ADC)."""
     alpha_policy: Literal["feasibility", "max"] = "feasibility"
     """How α is chosen when not given: 'feasibility' maximises the fraction of σ realised within
     ±10 % (mapping.choose_alpha); 'max' takes the largest α at which every μ fits (most signal
@@ -273,13 +275,20 @@ class BayesianMachine:
         pairs = None
         if self.device is not None:
             dev = self.device
-            alpha = self._alphas[index]
+            alpha: float | np.ndarray | None = self._alphas[index]
+            column = self.hw.alpha_scope == "column"
             if alpha is None and self.hw.alpha_policy == "max":
-                alpha = alpha_limit(mu, dev.g_min, dev.g_max, self.n_devices)
-                alpha = alpha if math.isfinite(alpha) else None
+                rows = [mu[j] for j in range(mu.shape[0])] if column else [mu]
+                limits = np.array([alpha_limit(r, dev.g_min, dev.g_max, self.n_devices)
+                                   for r in rows])
+                finite = np.isfinite(limits)
+                if finite.any():
+                    limits[~finite] = limits[finite].min()
+                    alpha = limits if column else float(limits[0])
             pairs = map_pairs(mu, sigma, self._sigma_law(), dev.g_min, dev.g_max,
                               alpha=alpha, n=self.n_devices, levels=dev.levels,
-                              common_mode=self.hw.common_mode)
+                              common_mode=self.hw.common_mode,
+                              scope="column" if column else "layer")
         return AnalogLayer(index, module, mu, sigma, bias_mu, bias_sigma, pairs)
 
     def _program_layer(self, layer: AnalogLayer) -> None:
@@ -499,7 +508,7 @@ class BayesianMachine:
         for layer in self.layers:
             assert layer.pairs is not None
             report = feasibility_report(layer.sigma, layer.pairs.sigma_realised)
-            per_layer.append({"layer": layer.index, "alpha_uS_per_unit": layer.pairs.alpha,
+            per_layer.append({"layer": layer.index, **_alpha_summary(layer.pairs.alpha),
                               **report})
         target = np.concatenate([layer.sigma.reshape(-1) for layer in self.layers])
         realised = np.concatenate([layer.pairs.sigma_realised.reshape(-1)  # type: ignore[union-attr]
@@ -558,6 +567,14 @@ class BayesianMachine:
 
     def memory(self) -> dict[str, Any]:
         return model_memory(self.model, self.quant)
+
+
+def _alpha_summary(alpha: float | np.ndarray) -> dict[str, Any]:
+    if np.ndim(alpha) == 0:
+        return {"alpha_uS_per_unit": float(alpha)}
+    values = np.asarray(alpha).reshape(-1)
+    return {"alpha_uS_per_unit": float(np.median(values)), "alpha_scope": "column",
+            "alpha_min": float(values.min()), "alpha_max": float(values.max())}
 
 
 def sampling_report(machine: BayesianMachine, x: torch.Tensor, n_samples: int,

@@ -33,6 +33,7 @@ SWEEPS: dict[str, list] = {
     "adc_bits": [4, 6, 8, 10],
     "levels_bits": [2, 3, 4, 5, 6],
     "read_noise_scale": [0.25, 0.5, 1.0, 2.0, 4.0],
+    "program_noise_scale": [0.0, 0.1, 0.25, 0.5, 1.0],
     "mapping": ["M1", "M2", "M3"],
     "alpha_policy": ["feasibility", "max"],
     "drift_time": [1.0, 3600.0, 86400.0, 2.6e6, 3.15e7],
@@ -177,6 +178,7 @@ def _tick(param: str, value: object) -> str:
 def _axis(param: str) -> str:
     return {"adc_bits": "ADC bits", "levels_bits": "conductance levels (bits)",
             "read_noise_scale": "read-noise scale (×card)", "mapping": "mapping",
+            "program_noise_scale": "programming-noise scale (×card)",
             "drift_time": "time after programming", "alpha_policy": "choice of α"}[param]
 
 

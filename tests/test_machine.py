@@ -390,3 +390,21 @@ def test_m2_snaps_the_reprogrammed_sample_of_a_quantized_model() -> None:
     assert levels.size <= 2 ** 3 - 1  # the 3-bit symmetric grid of the sample quantizer
     spq_m1 = BayesianMachine.compile(model, HardwareConfig(mapping="M1"))
     assert np.unique(spq_m1.layers[0].states[0][0]).size > 2 ** 3  # M1: analog, ADC only
+
+
+def test_column_scales_realise_at_least_as_many_sigmas() -> None:
+    model = _model(sigma=0.08)
+    layer_wise = BayesianMachine.compile(model, HardwareConfig(**PURE_READ))
+    column_wise = BayesianMachine.compile(model, HardwareConfig(**PURE_READ,
+                                                                alpha_scope="column"))
+    for a, b in zip(layer_wise.feasibility()["layers"], column_wise.feasibility()["layers"],
+                    strict=True):
+        assert b["fraction_feasible"] >= a["fraction_feasible"] - 0.02
+        assert b["alpha_scope"] == "column" and b["alpha_min"] <= b["alpha_max"]
+    layer = column_wise.layers[0]
+    assert layer.pairs.alpha.shape == (layer.shape[0], 1)
+    np.testing.assert_allclose(layer.pairs.weight, layer.mu, atol=1e-9)
+    # and the chip reads what it maps: repeated reads have the realised σ per weight
+    reads = _read_weights(column_wise, 0, 2000)
+    rel = reads.std(axis=0, ddof=1) / layer.pairs.sigma_realised - 1
+    assert np.all(np.abs(rel[layer.pairs.sigma_realised > 0]) < 0.08)

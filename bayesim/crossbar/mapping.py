@@ -20,10 +20,10 @@ report), never silently matched. On a device with a level grid, both conductance
 it, the difference first (μ), then the common mode (σ). Without the common-mode knob
 (``common_mode = False``) the unused device sits at g_min, as in aihwkit's single-pair converter.
 
-α is chosen per layer to maximise the fraction of weights whose σ is realised within ±10 %
-(:data:`SIGMA_TOLERANCE`); among the scales within one percentage point of the best, the largest
-is taken, because a larger α means a larger conductance signal against programming errors and
-periphery noise.
+α is chosen per layer (or per output column, with one digital gain per ADC output) to maximise the
+fraction of weights whose σ is realised within ±10 % (:data:`SIGMA_TOLERANCE`); among the scales
+within one percentage point of the best, the largest is taken, because a larger α means a larger
+conductance signal against programming errors and periphery noise.
 """
 
 import math
@@ -85,16 +85,19 @@ def solve_common_mode(law: object | None, d: np.ndarray, sigma: np.ndarray, alph
         return np.clip(c, lo, hi)
     c = np.empty_like(d)
     u = np.linspace(0.0, 1.0, _GRID)
+    alphas = np.broadcast_to(np.asarray(alpha, dtype=np.float64), d.shape)
     for a in range(0, d.size, _CHUNK):
         b = min(d.size, a + _CHUNK)
-        c[a:b] = _grid_solve(law, d[a:b], sigma[a:b], lo[a:b], hi[a:b], alpha, g_max, n, u)
+        c[a:b] = _grid_solve(law, d[a:b], sigma[a:b], lo[a:b], hi[a:b], alphas[a:b], g_max, n,
+                             u)
     return c
 
 
 def _grid_solve(law, d, sigma, lo, hi, alpha, g_max, n, u):
     span = (hi - lo)[:, None]
     grid = lo[:, None] + u[None, :] * span
-    err = pair_sigma(law, grid + d[:, None], grid - d[:, None], alpha, g_max, n) - sigma[:, None]
+    err = pair_sigma(law, grid + d[:, None], grid - d[:, None], alpha[:, None], g_max,
+                     n) - sigma[:, None]
     best = np.argmin(np.abs(err), axis=1)
     rows = np.arange(d.size)
     c = grid[rows, best]
@@ -112,7 +115,7 @@ def _grid_solve(law, d, sigma, lo, hi, alpha, g_max, n, u):
         fa = err[idx, best[idx]]
         for _ in range(_BISECTIONS):
             mid = 0.5 * (a + b)
-            fm = pair_sigma(law, mid + d[idx], mid - d[idx], alpha, g_max, n) - sigma[idx]
+            fm = pair_sigma(law, mid + d[idx], mid - d[idx], alpha[idx], g_max, n) - sigma[idx]
             left = np.sign(fm) == np.sign(fa)
             a = np.where(left, mid, a)
             fa = np.where(left, fm, fa)
@@ -142,8 +145,8 @@ class PairMap:
 
     g_plus: np.ndarray
     g_minus: np.ndarray
-    alpha: float
-    """µS per weight unit."""
+    alpha: float | np.ndarray
+    """µS per weight unit: one for the layer, or one per output column (shape [out, 1])."""
     n_devices: int
     """Devices per side of the pair (M4: several, summed)."""
     sigma_target: np.ndarray
@@ -165,35 +168,56 @@ def alpha_limit(mu: np.ndarray, g_min: float, g_max: float, n: int = 1) -> float
 
 
 def map_pairs(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: float,
-              g_max: float, *, alpha: float | None = None, n: int = 1, levels: int = 0,
-              common_mode: bool = True) -> PairMap:
-    """Map weights N(μ, σ²) to pairs of conductances (module docstring); ``alpha`` None chooses
-    it (:func:`choose_alpha`)."""
+              g_max: float, *, alpha: float | np.ndarray | None = None, n: int = 1,
+              levels: int = 0, common_mode: bool = True, scope: str = "layer") -> PairMap:
+    """Map weights N(μ, σ²) to pairs of conductances (module docstring). ``alpha`` None chooses
+    it: one scale for the matrix (``scope`` 'layer', :func:`choose_alpha`) or one per output
+    column of ``μ[out, in]`` ('column', :func:`choose_column_alpha`); a given ``alpha`` is a
+    number or an array of one scale per output."""
     mu = np.asarray(mu, dtype=np.float64)
     sigma = np.asarray(sigma, dtype=np.float64)
     if mu.shape != sigma.shape:
         raise MappingError(f"μ has shape {mu.shape} but σ {sigma.shape}")
     if not np.all(np.isfinite(mu)) or not np.all(np.isfinite(sigma)) or np.any(sigma < 0):
         raise MappingError("μ and σ must be finite and σ ≥ 0 to be mapped")
-    limit = alpha_limit(mu, g_min, g_max, n)
+    if scope not in ("layer", "column"):
+        raise MappingError(f"the scale scope must be 'layer' or 'column', got {scope!r}")
+    columnwise = scope == "column" or np.ndim(alpha) > 0
+    if columnwise and mu.ndim != 2:
+        raise MappingError("column scales need a matrix μ[out, in]")
     if alpha is None:
-        alpha = choose_alpha(mu, sigma, law, g_min, g_max, n=n, levels=levels,
-                             common_mode=common_mode)
-    elif not 0 < alpha <= limit * (1 + 1e-9):
-        raise MappingError(f"α = {alpha:g} µS per weight unit does not fit the weights: it must "
-                           f"lie in (0, {limit:.4g}] so that n·(G⁺ − G⁻)/α reaches max|μ|")
-    flat_mu, flat_sigma = mu.reshape(-1), sigma.reshape(-1)
-    d = alpha * flat_mu / (2.0 * n)
+        choose = choose_column_alpha if columnwise else choose_alpha
+        alpha = choose(mu, sigma, law, g_min, g_max, n=n, levels=levels,
+                       common_mode=common_mode)
+    if columnwise:
+        alpha = np.asarray(alpha, dtype=np.float64).reshape(-1, 1)
+        if alpha.shape[0] != mu.shape[0]:
+            raise MappingError(f"{alpha.shape[0]} column scales for {mu.shape[0]} outputs")
+        limit = n * (g_max - g_min) / np.maximum(np.abs(mu).max(axis=1, keepdims=True), 1e-300)
+    else:
+        alpha = float(alpha)  # type: ignore[arg-type]
+        limit = alpha_limit(mu, g_min, g_max, n)
+    if not np.all((alpha > 0) & (alpha <= limit * (1 + 1e-9))):
+        worst = float(np.max(np.asarray(alpha) / limit))
+        raise MappingError(f"α does not fit the weights: it must be > 0 and at most the scale at "
+                           f"which n·(G⁺ − G⁻)/α reaches max|μ| (exceeded {worst:.3g}-fold)")
+    alpha_w = np.broadcast_to(alpha, mu.shape).reshape(-1)
+    realised_pm = _map_flat(mu.reshape(-1), sigma.reshape(-1), alpha_w, law, g_min, g_max, n,
+                            levels, common_mode)
+    g_plus, g_minus, realised = (a.reshape(mu.shape) for a in realised_pm)
+    return PairMap(g_plus, g_minus, alpha, n, sigma, realised)
+
+
+def _map_flat(mu, sigma, alpha, law, g_min, g_max, n, levels, common_mode):
+    """(G⁺, G⁻, realised σ) of flat weights with a scale per weight."""
+    d = alpha * mu / (2.0 * n)
     d = np.clip(d, -(g_max - g_min) / 2, (g_max - g_min) / 2)
     if common_mode:
-        c = solve_common_mode(law, d, flat_sigma, alpha, g_min, g_max, n)
+        c = solve_common_mode(law, d, sigma, alpha, g_min, g_max, n)
     else:
         c = g_min + np.abs(d)
     g_plus, g_minus = snap_pairs(c + d, c - d, g_min, g_max, levels)
-    realised = pair_sigma(law, g_plus, g_minus, alpha, g_max, n)
-    shape = mu.shape
-    return PairMap(g_plus.reshape(shape), g_minus.reshape(shape), float(alpha), n, sigma,
-                   realised.reshape(shape))
+    return g_plus, g_minus, pair_sigma(law, g_plus, g_minus, alpha, g_max, n)
 
 
 def feasible_fraction(target: np.ndarray, realised: np.ndarray,
@@ -224,6 +248,27 @@ def choose_alpha(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: f
     scores_arr = np.asarray(scores)
     good = np.flatnonzero(scores_arr >= scores_arr.max() - 0.01)
     return float(candidates[good.max()])
+
+
+def choose_column_alpha(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: float,
+                        g_max: float, *, n: int = 1, levels: int = 0,
+                        common_mode: bool = True) -> np.ndarray:
+    """One α per output column of ``μ[out, in]`` (µS per weight unit), each chosen as
+    :func:`choose_alpha` does for a layer, on all of the column's weights."""
+    top = np.abs(mu).max(axis=1)
+    fallback = np.where(sigma.max(axis=1) > 0, sigma.max(axis=1), 1.0)
+    limit = n * (g_max - g_min) / np.where(top > 0, top, fallback)
+    steps = np.logspace(-2.5, 0.0, ALPHA_CANDIDATES)
+    scores = np.empty((steps.size, mu.shape[0]))
+    for k, step in enumerate(steps):
+        alpha = np.broadcast_to((limit * step)[:, None], mu.shape).reshape(-1)
+        _, _, realised = _map_flat(mu.reshape(-1), sigma.reshape(-1), alpha, law, g_min, g_max,
+                                   n, levels, common_mode)
+        ok = np.abs(relative_error(sigma.reshape(-1), realised)) <= SIGMA_TOLERANCE
+        scores[k] = ok.reshape(mu.shape).mean(axis=1)
+    good = scores >= scores.max(axis=0, keepdims=True) - 0.01
+    best = steps.size - 1 - np.argmax(good[::-1], axis=0)  # the largest good α per column
+    return limit * steps[best]
 
 
 def relative_error(target: np.ndarray, realised: np.ndarray) -> np.ndarray:
