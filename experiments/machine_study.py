@@ -54,6 +54,10 @@ def summary(report: dict) -> dict:
     return row
 
 
+EXTRA = [("rram_lin2023", "mapping", "M4"), ("rram_lin2023", "mapping", "M1")]
+"""Lin et al. 2023's RRAM with its own scheme (three devices per side summed, M4) and with one."""
+
+
 def points() -> list[tuple[str, str, object]]:
     todo = [(card, "baseline", None) for card in CARDS]
     for card in CARDS:
@@ -61,7 +65,7 @@ def points() -> list[tuple[str, str, object]]:
             if param == "drift_time" and card in NO_DRIFT:
                 continue
             todo += [(card, param, v) for v in values]
-    return todo
+    return todo + EXTRA
 
 
 def main() -> None:
