@@ -315,7 +315,7 @@ class BayesianMachine:
         self.counters["programming_events"] += 1
         g_t = g
         drifts = dev.drift is not None or dev.accumulated is not None or \
-            dev.relaxation is not None
+            dev.relaxation is not None or (dev.timed_program is not None and hw.drift_time > 0)
         if hw.drift and drifts:
             nu = dev.drift_exponents(targets, seed, layer=layer.index)
             g_t = dev.at_time(g, nu, hw.drift_time, seed, layer=layer.index)

@@ -117,6 +117,13 @@ def test_neurram_timed_fits_and_cmo_relaxation() -> None:
     assert neurram.sigma_relaxed(g, 86_400.0)[0] == pytest.approx(3.909)  # 1 day fit
     with pytest.raises(DeviceRangeError, match="measured only at"):
         neurram.sigma_relaxed(g, 1000.0)
+    # programmed with the 1 s fit, read a day later: the spread grows to the 1-day fit's
+    g0 = np.full(N, 20.0)
+    programmed = neurram.program(g0, seed=4)
+    later = neurram.at_time(programmed, np.zeros(N), 86_400.0, seed=4)
+    assert_moments(later - g0, 0.0, 3.909)
+    unchanged = neurram.at_time(programmed, np.zeros(N), 1.0, seed=4)
+    np.testing.assert_array_equal(unchanged, programmed)
     cmo = load_preset("rram_cmo_hfox")
     t = 3600.0
     g0 = np.full(N, 50.0)

@@ -149,8 +149,9 @@ class DeviceModel:
     def at_time(self, g_prog: np.ndarray, nu: np.ndarray, t: float, seed: int, layer: int = 0,
                 tile: int = 0) -> np.ndarray:
         """Conductances at inference time ``t``: drift from programming, relaxation (mean shift
-        and spread) and accumulated 1/f noise, clipped to [g_min, g_max]; one draw per device for
-        this t (aihwkit's drift-plus-read step)."""
+        and spread; for cards with spreads measured at fixed times, the growth of the spread since
+        the first of them) and accumulated 1/f noise, clipped to [g_min, g_max]; one draw per
+        device for this t (aihwkit's drift-plus-read step)."""
         self.check_t(t)
         g_prog = np.asarray(g_prog, dtype=np.float64)
         flat = np.ascontiguousarray(g_prog.reshape(-1))
@@ -163,6 +164,13 @@ class DeviceModel:
         if self.relaxation is not None:  # independent of the 1/f noise: variances add
             drifted += self.relaxation.shift(t)
             sigma = np.hypot(sigma, self.relaxation.spread(t))
+        if self.timed_program is not None and t > self.timed_program.times[0]:
+            # fits at fixed times after programming (NeuRRAM): the spread grows from the first
+            # fit's (what program() drew) to time t's; the growth is an independent draw
+            first = self.timed_program.times[0]
+            growth = np.square(self.sigma_relaxed(flat, t)) - \
+                np.square(self.sigma_relaxed(flat, first))
+            sigma = np.hypot(sigma, np.sqrt(np.maximum(growth, 0.0)))
         out = np.empty_like(flat)
         kernels.gaussian_noise_clip_kernel(drifted, np.ascontiguousarray(sigma),
                                            float(self.g_min), float(self.g_max),
