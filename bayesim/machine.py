@@ -499,33 +499,47 @@ class BayesianMachine:
         return self._chain["states"]
 
     # ---- reports ----
+    def realised_sigma(self, layer: AnalogLayer, programmed: bool = True) -> np.ndarray:
+        """σ (weight units) the chip gives each weight of ``layer``: for the per-read samplers
+        (M1, M4) on this programmed chip (after programming noise, drift and compensation) when
+        ``programmed``, else at the target conductances; for M2/M3 (programming noise is the
+        sampler) always at the targets; M0 exactly the target."""
+        if self.hw.mapping == "M0" or layer.pairs is None:
+            return layer.sigma
+        if programmed and self.hw.mapping in ("M1", "M4"):
+            return np.sqrt(layer.states[0][1].astype(np.float64))
+        return layer.pairs.sigma_realised
+
     def feasibility(self) -> dict[str, Any]:
-        """The feasibility report: overall and per layer, with each layer's α."""
+        """The feasibility report: overall and per layer (with α). For M1/M4 the headline numbers
+        are those of this programmed chip; ``nominal`` gives the mapping's at the targets."""
         if self.hw.mapping == "M0":
             return {"mapping": "M0", "fraction_feasible": 1.0,
                     "note": "M0 samples N(μ, σ²) exactly; every σ is realised"}
         per_layer = []
         for layer in self.layers:
             assert layer.pairs is not None
-            report = feasibility_report(layer.sigma, layer.pairs.sigma_realised)
+            report = feasibility_report(layer.sigma, self.realised_sigma(layer))
             per_layer.append({"layer": layer.index, **_alpha_summary(layer.pairs.alpha),
                               **report})
         target = np.concatenate([layer.sigma.reshape(-1) for layer in self.layers])
-        realised = np.concatenate([layer.pairs.sigma_realised.reshape(-1)  # type: ignore[union-attr]
-                                   for layer in self.layers])
         law = "programming" if self.hw.mapping in ("M2", "M3") else "per-read"
-        return {"mapping": self.hw.mapping, "noise_law": law, **feasibility_report(target,
-                                                                                   realised),
-                "layers": per_layer}
+        result = {"mapping": self.hw.mapping, "noise_law": law,
+                  **feasibility_report(target, self._all_realised(True)), "layers": per_layer}
+        if self.hw.mapping in ("M1", "M4"):
+            result["as"] = "programmed chip (programming noise, drift, compensation)"
+            result["nominal"] = feasibility_report(target, self._all_realised(False))
+        return result
+
+    def _all_realised(self, programmed: bool) -> np.ndarray:
+        return np.concatenate([self.realised_sigma(layer, programmed).reshape(-1)
+                               for layer in self.layers])
 
     def sigma_pairs(self, limit: int = 5000) -> tuple[np.ndarray, np.ndarray]:
-        """(target σ, realised σ) of up to ``limit`` weights (a fixed random subset)."""
-        if self.hw.mapping == "M0":
-            target = np.concatenate([layer.sigma.reshape(-1) for layer in self.layers])
-            return target, target
+        """(target σ, realised σ on this chip) of up to ``limit`` weights (a fixed random
+        subset)."""
         target = np.concatenate([layer.sigma.reshape(-1) for layer in self.layers])
-        realised = np.concatenate([layer.pairs.sigma_realised.reshape(-1)  # type: ignore[union-attr]
-                                   for layer in self.layers])
+        realised = self._all_realised(True)
         if target.size > limit:
             pick = np.random.default_rng(0).choice(target.size, limit, replace=False)
             target, realised = target[pick], realised[pick]

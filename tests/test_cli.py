@@ -296,7 +296,7 @@ def test_simulate_with_device_constrained_training(trained: Path, tmp_path: Path
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
     hardware = report["hardware"]
-    assert hardware["feasibility"]["fraction_feasible"] > 0.99
+    assert hardware["feasibility"]["nominal"]["fraction_feasible"] > 0.99
     assert len(hardware["config"]["alpha"]) == 2  # one scale per layer, from training
     assert {"variance_decomposition", "sampling", "counters"} <= set(hardware)
     assert (out / "model.safetensors").is_file() and (out / "sigma_realised.png").is_file()

@@ -348,7 +348,7 @@ def test_device_constrained_family_compiles_without_remapping_losses() -> None:
     model = _model(sigma=0.2)  # σ far above what the card gives: unconstrained is infeasible
     hw = HardwareConfig(device="pcm_ibm_2020", mapping="M1")
     plain = BayesianMachine.compile(model, hw.model_copy(update={"alpha": 20.0}))
-    assert plain.feasibility()["fraction_feasible"] < 0.5
+    assert plain.feasibility()["nominal"]["fraction_feasible"] < 0.5
     constrained, alphas = constrain_model(model, hw.model_copy(update={"alpha": 20.0}))
     assert alphas == [20.0, 20.0]
     assert all(r["fraction_clamped"] > 0.5 for r in constraint_report(constrained))
@@ -362,7 +362,9 @@ def test_device_constrained_family_compiles_without_remapping_losses() -> None:
     torch.testing.assert_close(layer.kl(), expected)
     exported = export_constrained(constrained)
     machine = BayesianMachine.compile(exported, hw.model_copy(update={"alpha": alphas}))
-    assert machine.feasibility()["fraction_feasible"] > 0.99
+    assert machine.feasibility()["nominal"]["fraction_feasible"] > 0.99  # the mapping loses none
+    pure = BayesianMachine.compile(exported, HardwareConfig(**PURE_READ, alpha=alphas))
+    assert pure.feasibility()["fraction_feasible"] > 0.99  # and a chip without programming noise
     torch.testing.assert_close(bayesian_layers(exported)[0].weight_sigma, sigma.detach(),
                                rtol=1e-4, atol=1e-7)
     with pytest.raises(ConfigError, match="M1/M4"):
@@ -408,3 +410,18 @@ def test_column_scales_realise_at_least_as_many_sigmas() -> None:
     reads = _read_weights(column_wise, 0, 2000)
     rel = reads.std(axis=0, ddof=1) / layer.pairs.sigma_realised - 1
     assert np.all(np.abs(rel[layer.pairs.sigma_realised > 0]) < 0.08)
+
+
+def test_feasibility_of_the_programmed_chip() -> None:
+    """With programming noise the conductances move and the per-read σ with them: the report
+    gives this chip's numbers, and the nominal ones of the mapping beside them."""
+    model = _model(sigma=0.01)  # small σ: low common modes, where programming noise matters
+    noisy = BayesianMachine.compile(model, HardwareConfig(device="pcm_ibm_2020", drift=False))
+    layer = noisy.layers[0]
+    moved = np.abs(noisy.realised_sigma(layer) / noisy.realised_sigma(layer, False) - 1)
+    assert np.median(moved) > 0.005  # the programmed conductances carry other per-read σ
+    assert "nominal" in noisy.feasibility()
+    clean = BayesianMachine.compile(model, HardwareConfig(**PURE_READ))
+    layer = clean.layers[0]
+    np.testing.assert_allclose(clean.realised_sigma(layer), clean.realised_sigma(layer, False),
+                               rtol=1e-5)
