@@ -1,0 +1,158 @@
+"""Sweep specs: which points a sweep runs, expanded deterministically from a TOML file.
+
+```toml
+name = "guideline-pcm"
+seeds = [0, 1, 2]                  # every point once per seed (the experiment's root seed)
+mode = "grid"                      # or "random"
+n_random = 20                      # random mode: points drawn (per seed)
+random_seed = 0                    # random mode: the draw of the points
+
+[base]                             # an ExperimentConfig: the values every point starts from
+data.ood_limit = 2000
+hardware.device = "pcm_ibm_2020"
+
+[grid]                             # grid mode: every combination, in the order written
+"hardware.adc_bits" = [4, 6, 8]
+"hardware.mapping" = ["M1", "M3"]
+
+[random]                           # random mode: one distribution per dotted path
+"hardware.read_noise_scale" = { low = 0.25, high = 4.0, log = true }
+"hardware.adc_bits" = { choices = [4, 6, 8, 10] }
+```
+
+Every point is the base config with its values set at dotted paths, then ``seed``; it is validated
+as a whole :class:`~bayesim.config.ExperimentConfig` (an unknown path or a bad value is a
+:class:`~bayesim.errors.ConfigError` naming it) and identified by the hash of the fully resolved
+config (bayesim.sweep.store.point_id). The spec's own hash (of its expanded point ids) keys the
+results store, so a store never mixes two specs.
+"""
+
+import hashlib
+import itertools
+import math
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from bayesim.config import ExperimentConfig, apply_overrides, read_toml, validate
+from bayesim.errors import ConfigError
+from bayesim.schema import StrictModel
+from bayesim.sweep.store import canonical_json, point_id
+
+
+class Distribution(StrictModel):
+    """A random-search axis: a uniform (or log-uniform) range, or a list of choices."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: list[Any] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Distribution":
+        if self.choices is not None:
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either choices or low/high, not both")
+            return self
+        if self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError("a range needs low < high")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+    def draw(self, rng: random.Random) -> Any:
+        if self.choices is not None:
+            return rng.choice(self.choices)
+        assert self.low is not None and self.high is not None
+        if self.log:
+            value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        else:
+            value = rng.uniform(self.low, self.high)
+        return round(value) if self.integer else value
+
+
+class SweepSpec(StrictModel):
+    """A sweep over dotted config paths (module docstring)."""
+
+    name: str = "sweep"
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    mode: Literal["grid", "random"] = "grid"
+    n_random: int = Field(default=10, ge=1)
+    random_seed: int = Field(default=0, ge=0)
+    base: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    random: dict[str, Distribution] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _axes(self) -> "SweepSpec":
+        axes = self.grid if self.mode == "grid" else self.random
+        if not axes:
+            raise ValueError(f"a {self.mode} sweep needs at least one axis in [{self.mode}]")
+        for path, values in self.grid.items():
+            if not values:
+                raise ValueError(f"grid axis '{path}' is empty; give at least one value")
+        return self
+
+
+@dataclass(frozen=True)
+class Point:
+    """One sweep point: the values it sets, its seed, its resolved config and identity."""
+
+    values: dict[str, Any]
+    seed: int
+    config: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return point_id(self.config)
+
+
+def load_spec(path: str | os.PathLike[str], overrides: list[str] | None = None) -> SweepSpec:
+    """Read and validate a sweep spec (``--set`` overrides apply to the spec itself)."""
+    data = apply_overrides(read_toml(path), overrides or [])
+    return validate(SweepSpec, data, str(Path(path)))
+
+
+def expand(spec: SweepSpec) -> list[Point]:
+    """The points of ``spec`` in a fixed order (grid: the axes' product in the order written,
+    then seeds; random: ``n_random`` draws from ``random_seed``, then seeds). Every point is
+    validated; the first bad one raises a ConfigError naming its path and value."""
+    if spec.mode == "grid":
+        paths = list(spec.grid)
+        combos = [dict(zip(paths, values, strict=True))
+                  for values in itertools.product(*(spec.grid[p] for p in paths))]
+    else:
+        rng = random.Random(spec.random_seed)
+        combos = [{p: d.draw(rng) for p, d in spec.random.items()} for _ in range(spec.n_random)]
+    points = []
+    for values in combos:
+        for seed in spec.seeds:
+            overrides = [f"{p}={_toml(v)}" for p, v in values.items()] + [f"seed={seed}"]
+            label = ", ".join(f"{p}={v!r}" for p, v in values.items())
+            config = validate(ExperimentConfig, apply_overrides(spec.base, overrides),
+                              f"sweep point ({label}, seed {seed})")
+            points.append(Point(values, seed, config.model_dump(mode="json")))
+    return points
+
+
+def spec_hash(points: list[Point]) -> str:
+    """The identity of an expanded spec: hash of its ordered point ids."""
+    return hashlib.sha256(canonical_json([p.id for p in points]).encode()).hexdigest()
+
+
+def _toml(value: Any) -> str:
+    """A value as the TOML text that apply_overrides reads back to the same value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return canonical_json(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    raise ConfigError(f"sweep values must be numbers, strings, booleans or lists, got {value!r}")
