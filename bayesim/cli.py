@@ -207,9 +207,17 @@ def sweep(
     spec: Annotated[Path, typer.Argument(help="Sweep spec (e.g. experiments/seed_qbnn.toml).")],
     out: Annotated[Path, typer.Option("--out", help="Output directory (resumed if it exists).")],
     set_: SetOption = None,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes (general specs).")]
+    = 1,
     quiet: QuietOption = False,
 ) -> None:
-    """Run a sweep; for now the quantization reproduction grid. Finished points are skipped."""
+    """Run a sweep spec (docs/sweeps.md) or the quantization reproduction grid; finished points
+    are skipped, so an interrupted sweep resumes."""
+    from bayesim.config import read_toml
+
+    if "strategies" not in read_toml(spec):  # a general sweep spec
+        _general_sweep(spec, out, set_ or [], workers, quiet)
+        return
     from bayesim.plots.qbnn import plot_grid
     from bayesim.sweep.qbnn import load_grid, run_grid
 
@@ -218,6 +226,25 @@ def sweep(
     for path in plot_grid(results):
         out_console.print(f"plot:   {path}")
     out_console.print(f"results: {results} and {results.with_suffix('.md')}")
+
+
+def _general_sweep(spec: Path, out: Path, overrides: list[str], workers: int,
+                   quiet: bool) -> None:
+    from bayesim.progress import progress_bar
+    from bayesim.sweep.runner import CSV_NAME, run_sweep
+    from bayesim.sweep.spec import load_spec
+
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    sweep_spec = load_spec(spec, overrides)
+    with progress_bar(f"sweep {sweep_spec.name}", not quiet) as update:
+        store = run_sweep(sweep_spec, out, workers, on_progress=update)
+    failed = store.rows("failed")
+    done = len(store.rows("done"))
+    store.close()
+    out_console.print(f"{done} points done, {len(failed)} failed; results: {out / CSV_NAME}")
+    for row in failed[:5]:
+        out_console.print(f"failed: {row['point_id'][:12]} {row['error']}")
 
 
 @data_app.command("info")

@@ -2,6 +2,7 @@
 
 ```toml
 name = "guideline-pcm"
+run = "analog"                     # fp32 | digital | analog: what each point evaluates
 seeds = [0, 1, 2]                  # every point once per seed (the experiment's root seed)
 mode = "grid"                      # or "random"
 n_random = 20                      # random mode: points drawn (per seed)
@@ -80,6 +81,9 @@ class SweepSpec(StrictModel):
     """A sweep over dotted config paths (module docstring)."""
 
     name: str = "sweep"
+    run: Literal["fp32", "digital", "analog"] = "analog"
+    """What every point evaluates: the fp32 software predictor, the digital quantized one
+    (``[base.quant]``), or the analog machine (``[base.hardware]``, like ``bayesim simulate``)."""
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     mode: Literal["grid", "random"] = "grid"
     n_random: int = Field(default=10, ge=1)

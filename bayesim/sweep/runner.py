@@ -1,0 +1,152 @@
+"""Running a sweep: every pending point of a spec through the pipeline, results into the store.
+
+A point trains (or reuses) its fp32 model, quantizes it when its ``quant.strategy`` is not
+``fp`` and it runs a digital or analog predictor, then evaluates the predictor the spec names
+(``run``: ``fp32``, ``digital`` or ``analog`` = ``bayesim simulate``). Models are cached under
+``OUT/cache`` by the hash of what made them (data, model, training, seed; plus the quantization),
+so points that share a model reuse it; a file lock keeps two workers from training the same one.
+
+Points run in worker processes (``workers`` of them) with one thread each, so a point's numbers do
+not depend on how many points run beside it (BLAS rounding and training depend on the thread
+count). The parent is the store's only writer and commits each point when it finishes.
+"""
+
+import fcntl
+import hashlib
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bayesim.sweep.spec import Point, SweepSpec, expand, spec_hash
+from bayesim.sweep.store import ResultsStore, canonical_json
+
+STORE_NAME = "results.sqlite"
+CSV_NAME = "results.csv"
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The metrics of a report that a sweep keeps."""
+    ind, unc = report["in_distribution"], report["uncertainty"]
+    row = {k: ind[k] for k in ("accuracy", "nll", "brier", "ece", "mce")}
+    row.update({k: unc[k] for k in ("auroc_aleatoric", "auroc_epistemic", "auroc_epistemic_pe")})
+    for name, means in unc["subsets"].items():
+        row.update({f"mean_{k}_{name}": means[k] for k in ("pe", "ee", "mi")})
+    row["bits_per_weight"] = report["memory"]["bits_per_weight"]
+    hardware = report.get("hardware")
+    if hardware:
+        row["fraction_feasible"] = hardware["feasibility"]["fraction_feasible"]
+        row["n_devices"] = hardware["n_devices"]
+    return row
+
+
+def _key(config: dict[str, Any], parts: tuple[str, ...]) -> str:
+    chosen = {p: config[p] for p in parts}
+    return hashlib.sha256(canonical_json(chosen).encode()).hexdigest()[:24]
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_point(config: dict[str, Any], run: str, cache: str) -> dict[str, Any]:
+    """One point of a sweep (in a worker process); returns its metrics."""
+    from bayesim.config import ExperimentConfig
+    from bayesim.data.dirty import build_benchmark
+    from bayesim.pipeline import (
+        CHECKPOINT_NAME,
+        evaluate_model,
+        load_model,
+        quantize_trained,
+        simulate_model,
+        train_experiment,
+    )
+
+    experiment = ExperimentConfig.model_validate(config)
+    benchmark = build_benchmark(experiment.data, experiment.seed)
+    model_dir = Path(cache) / "models" / _key(config, ("data", "model", "train", "seed"))
+    with _locked(model_dir.with_suffix(".lock")):
+        if not (model_dir / CHECKPOINT_NAME).exists():
+            train_experiment(experiment, model_dir, progress=False)
+    model, _ = load_model(model_dir / CHECKPOINT_NAME)
+    if run != "fp32" and experiment.quant.strategy != "fp":
+        quant_dir = Path(cache) / "quantized" / _key(config, ("data", "model", "train", "seed",
+                                                              "quant"))
+        with _locked(quant_dir.with_suffix(".lock")):
+            if not (quant_dir / CHECKPOINT_NAME).exists():
+                quantize_trained(model, benchmark, experiment, quant_dir,
+                                 str(model_dir / CHECKPOINT_NAME), progress=False)
+        model, _ = load_model(quant_dir / CHECKPOINT_NAME)
+    if run == "analog":
+        result = simulate_model(model, benchmark, experiment, progress=False)
+    else:
+        result = evaluate_model(model, benchmark, experiment, progress=False)
+    return summary(result.report)
+
+
+def _guarded(config: dict[str, Any], run: str, cache: str) -> tuple[str, Any, float]:
+    """run_point that never raises: ('done', metrics, s) or ('failed', error text, s)."""
+    start = time.perf_counter()
+    try:
+        return "done", run_point(config, run, cache), time.perf_counter() - start
+    except Exception as exc:  # a failed point is recorded, not fatal
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        text = f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})"
+        return "failed", text, time.perf_counter() - start
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    import numba
+
+    numba.set_num_threads(1)
+
+
+def run_sweep(spec: SweepSpec, out: str | os.PathLike[str], workers: int = 1,
+              on_progress: Callable[[int, int], None] | None = None) -> ResultsStore:
+    """Run the pending points of ``spec`` into ``OUT/results.sqlite`` with ``workers`` worker
+    processes; returns the (open) store, its CSV exported to ``OUT/results.csv``."""
+    points = expand(spec)
+    out_dir = Path(out)
+    store = ResultsStore(out_dir / STORE_NAME, spec_hash(points))
+    pending: list[Point] = [p for p in points if p.id not in store.finished_ids()]
+    total, done = len(points), len(points) - len(pending)
+    if on_progress:
+        on_progress(done, total)
+    cache = str(out_dir / "cache")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=_one_thread) as pool:
+        running: dict[Future, Point] = {}
+        queue = list(pending)
+        while queue or running:
+            while queue and len(running) < workers:
+                point = queue.pop(0)
+                running[pool.submit(_guarded, point.config, spec.run, cache)] = point
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                point = running.pop(future)
+                status, payload, seconds = future.result()
+                if status == "done":
+                    store.record(point.config, payload, seconds)
+                else:
+                    store.record_failure(point.config, payload, seconds)
+                done += 1
+                if on_progress:
+                    on_progress(done, total)
+    store.export_csv(out_dir / CSV_NAME)
+    return store

@@ -1,0 +1,82 @@
+"""Running a general sweep spec: model reuse, resume, failures recorded, worker-count invariance."""
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from bayesim.cli import main
+from bayesim.sweep.runner import STORE_NAME
+from bayesim.sweep.spec import expand, load_spec, spec_hash
+from bayesim.sweep.store import ResultsStore
+
+SPEC = """
+name = "tiny"
+run = "analog"
+seeds = [0]
+[base]
+model = {{ arch = "mlp", hidden = [16] }}
+train = {{ epochs = 1, batch_size = 64 }}
+eval = {{ n_samples = 3, sample_chunk = 3 }}
+data = {{ ambiguous_test_images = 20, ood_limit = 40, test_limit = 40 }}
+hardware = {{ decomposition_inputs = 0, device = "pcm_ibm_2020" }}
+[grid]
+"hardware.adc_bits" = [4, 8]
+"hardware.alpha" = {alphas}
+"""
+
+
+def _spec(tmp_path: Path, alphas: str = "[0.5]") -> Path:
+    path = tmp_path / "spec.toml"
+    path.write_text(SPEC.format(alphas=alphas))
+    return path
+
+
+def test_sweep_runs_reuses_the_model_resumes_and_records_failures(
+        data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _spec(tmp_path, "[0.5, 1e9]")  # α = 1e9 µS/unit cannot fit: those points fail
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "-q"]) == 0, capsys.readouterr().err
+    points = expand(load_spec(spec))
+    with ResultsStore(out / STORE_NAME, spec_hash(points)) as store:
+        done, failed = store.rows("done"), store.rows("failed")
+    assert len(done) == 2 and len(failed) == 2
+    assert all("MappingError" in row["error"] for row in failed)
+    assert len(list((out / "cache" / "models").glob("*/model.safetensors"))) == 1  # one model
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert {r["config.hardware.adc_bits"] for r in rows} == {"4", "8"}
+    first = {r["point_id"]: r["metrics"] for r in done}
+    # a second run skips the finished points (and retries the failed ones, which fail again)
+    assert main(["sweep", str(spec), "--out", str(out), "-q"]) == 0
+    with ResultsStore(out / STORE_NAME, spec_hash(points)) as store:
+        assert {r["point_id"]: r["metrics"] for r in store.rows("done")} == first
+        assert len(store.rows()) == 4
+
+
+def test_two_workers_give_the_same_numbers(data_root: Path, tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    results = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        assert main(["sweep", str(spec), "--out", str(out), "--workers", str(workers),
+                     "-q"]) == 0
+        with ResultsStore(out / STORE_NAME, spec_hash(expand(load_spec(spec)))) as store:
+            results.append({r["point_id"]: r["metrics"] for r in store.rows("done")})
+    assert results[0] == results[1] and len(results[0]) == 2
+
+
+def test_bad_sweep_input_exits_2(data_root: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text('[grid]\n"hardware.adc_bitz" = [4]\n')
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "-q"]) == 2
+    assert "hardware.adc_bitz" in capsys.readouterr().err
+    assert not out.exists()
+    good = _spec(tmp_path)
+    assert main(["sweep", str(good), "--out", str(out), "-q", "--workers", "0"]) == 2
+    other = tmp_path / "other.toml"
+    other.write_text(SPEC.format(alphas="[0.25]"))
+    assert main(["sweep", str(good), "--out", str(out), "-q"]) == 0
+    assert main(["sweep", str(other), "--out", str(out), "-q"]) == 2  # another spec's store
+    assert "different sweep spec" in capsys.readouterr().err
