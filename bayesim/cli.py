@@ -209,6 +209,11 @@ def sweep(
     set_: SetOption = None,
     workers: Annotated[int, typer.Option("--workers", help="Worker processes (general specs).")]
     = 1,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Run on the Dask cluster of this scheduler (tcp://HOST:PORT).")]
+    = None,
+    dask_local: Annotated[int | None, typer.Option(
+        "--dask-local", help="Run on a local Dask cluster of N one-thread workers.")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run a sweep spec (docs/sweeps.md) or the quantization reproduction grid; finished points
@@ -216,7 +221,7 @@ def sweep(
     from bayesim.config import read_toml
 
     if "strategies" not in read_toml(spec):  # a general sweep spec
-        _general_sweep(spec, out, set_ or [], workers, quiet)
+        _general_sweep(spec, out, set_ or [], workers, quiet, scheduler, dask_local)
         return
     from bayesim.plots.qbnn import plot_grid
     from bayesim.sweep.qbnn import load_grid, run_grid
@@ -228,17 +233,22 @@ def sweep(
     out_console.print(f"results: {results} and {results.with_suffix('.md')}")
 
 
-def _general_sweep(spec: Path, out: Path, overrides: list[str], workers: int,
-                   quiet: bool) -> None:
+def _general_sweep(spec: Path, out: Path, overrides: list[str], workers: int, quiet: bool,
+                   scheduler: str | None, dask_local: int | None) -> None:
     from bayesim.progress import progress_bar
     from bayesim.sweep.runner import CSV_NAME, run_sweep
     from bayesim.sweep.spec import load_spec
 
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if scheduler is not None and dask_local is not None:
+        raise ConfigError("give either --scheduler or --dask-local, not both")
+    if dask_local is not None and dask_local < 1:
+        raise ConfigError(f"--dask-local must be at least 1 worker, got {dask_local}")
     sweep_spec = load_spec(spec, overrides)
     with progress_bar(f"sweep {sweep_spec.name}", not quiet) as update:
-        store = run_sweep(sweep_spec, out, workers, on_progress=update)
+        store = run_sweep(sweep_spec, out, workers, on_progress=update, scheduler=scheduler,
+                          dask_local=dask_local)
     failed = store.rows("failed")
     done = len(store.rows("done"))
     store.close()

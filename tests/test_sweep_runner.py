@@ -53,16 +53,17 @@ def test_sweep_runs_reuses_the_model_resumes_and_records_failures(
         assert len(store.rows()) == 4
 
 
-def test_two_workers_give_the_same_numbers(data_root: Path, tmp_path: Path) -> None:
+def test_executors_store_the_same_numbers(data_root: Path, tmp_path: Path) -> None:
+    """One local worker, two local workers and a Dask LocalCluster of two: identical values."""
     spec = _spec(tmp_path)
     results = []
-    for workers in (1, 2):
-        out = tmp_path / f"w{workers}"
-        assert main(["sweep", str(spec), "--out", str(out), "--workers", str(workers),
-                     "-q"]) == 0
+    for name, flags in (("w1", ["--workers", "1"]), ("w2", ["--workers", "2"]),
+                        ("dask", ["--dask-local", "2"])):
+        out = tmp_path / name
+        assert main(["sweep", str(spec), "--out", str(out), "-q", *flags]) == 0
         with ResultsStore(out / STORE_NAME, spec_hash(expand(load_spec(spec)))) as store:
             results.append({r["point_id"]: r["metrics"] for r in store.rows("done")})
-    assert results[0] == results[1] and len(results[0]) == 2
+    assert results[0] == results[1] == results[2] and len(results[0]) == 2
 
 
 def test_bad_sweep_input_exits_2(data_root: Path, tmp_path: Path,
@@ -75,6 +76,9 @@ def test_bad_sweep_input_exits_2(data_root: Path, tmp_path: Path,
     assert not out.exists()
     good = _spec(tmp_path)
     assert main(["sweep", str(good), "--out", str(out), "-q", "--workers", "0"]) == 2
+    assert main(["sweep", str(good), "--out", str(out), "-q", "--dask-local", "1",
+                 "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "either" in capsys.readouterr().err
     other = tmp_path / "other.toml"
     other.write_text(SPEC.format(alphas="[0.25]"))
     assert main(["sweep", str(good), "--out", str(out), "-q"]) == 0

@@ -6,7 +6,8 @@ A point trains (or reuses) its fp32 model, quantizes it when its ``quant.strateg
 ``OUT/cache`` by the hash of what made them (data, model, training, seed; plus the quantization),
 so points that share a model reuse it; a file lock keeps two workers from training the same one.
 
-Points run in worker processes (``workers`` of them) with one thread each, so a point's numbers do
+Points run in local worker processes (``workers`` of them) or on Dask workers (a LocalCluster or
+a user's cluster), with one thread each, so a point's numbers do
 not depend on how many points run beside it (BLAS rounding and training depend on the thread
 count). The parent is the store's only writer and commits each point when it finishes.
 """
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bayesim.errors import ConfigError
 from bayesim.sweep.spec import Point, SweepSpec, expand, spec_hash
 from bayesim.sweep.store import ResultsStore, canonical_json
 
@@ -117,9 +119,13 @@ def _one_thread() -> None:
 
 
 def run_sweep(spec: SweepSpec, out: str | os.PathLike[str], workers: int = 1,
-              on_progress: Callable[[int, int], None] | None = None) -> ResultsStore:
-    """Run the pending points of ``spec`` into ``OUT/results.sqlite`` with ``workers`` worker
-    processes; returns the (open) store, its CSV exported to ``OUT/results.csv``."""
+              on_progress: Callable[[int, int], None] | None = None,
+              scheduler: str | None = None, dask_local: int | None = None) -> ResultsStore:
+    """Run the pending points of ``spec`` into ``OUT/results.sqlite`` and return the (open)
+    store, its CSV exported to ``OUT/results.csv``. Points run in ``workers`` local worker
+    processes, or on Dask: a LocalCluster of ``dask_local`` one-thread workers, or the cluster
+    whose scheduler listens at ``scheduler`` (``tcp://HOST:PORT``; its workers need bayesim and
+    the data). Every executor stores the same numbers for the same points."""
     points = expand(spec)
     out_dir = Path(out)
     store = ResultsStore(out_dir / STORE_NAME, spec_hash(points))
@@ -128,6 +134,28 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike[str], workers: int = 1,
     if on_progress:
         on_progress(done, total)
     cache = str(out_dir / "cache")
+
+    def finish(point: Point, outcome: tuple[str, Any, float]) -> None:
+        nonlocal done
+        status, payload, seconds = outcome
+        if status == "done":
+            store.record(point.config, payload, seconds)
+        else:
+            store.record_failure(point.config, payload, seconds)
+        done += 1
+        if on_progress:
+            on_progress(done, total)
+
+    if scheduler is not None or dask_local is not None:
+        _run_on_dask(pending, spec.run, cache, finish, scheduler, dask_local)
+    else:
+        _run_locally(pending, spec.run, cache, finish, workers)
+    store.export_csv(out_dir / CSV_NAME)
+    return store
+
+
+def _run_locally(pending: list[Point], run: str, cache: str,
+                 finish: Callable[[Point, tuple], None], workers: int) -> None:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                              initializer=_one_thread) as pool:
@@ -136,17 +164,34 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike[str], workers: int = 1,
         while queue or running:
             while queue and len(running) < workers:
                 point = queue.pop(0)
-                running[pool.submit(_guarded, point.config, spec.run, cache)] = point
+                running[pool.submit(_guarded, point.config, run, cache)] = point
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                point = running.pop(future)
-                status, payload, seconds = future.result()
-                if status == "done":
-                    store.record(point.config, payload, seconds)
-                else:
-                    store.record_failure(point.config, payload, seconds)
-                done += 1
-                if on_progress:
-                    on_progress(done, total)
-    store.export_csv(out_dir / CSV_NAME)
-    return store
+                finish(running.pop(future), future.result())
+
+
+def _run_on_dask(pending: list[Point], run: str, cache: str,
+                 finish: Callable[[Point, tuple], None], scheduler: str | None,
+                 dask_local: int | None) -> None:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    try:
+        if scheduler is not None:
+            client = Client(scheduler, timeout="30s")
+        else:
+            cluster = LocalCluster(n_workers=dask_local, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
+    try:
+        client.run(_one_thread)
+        futures = {client.submit(_guarded, p.config, run, cache, pure=False): p
+                   for p in pending}
+        for future in as_completed(futures):
+            finish(futures[future], future.result())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
