@@ -84,3 +84,61 @@ def test_bad_sweep_input_exits_2(data_root: Path, tmp_path: Path,
     assert main(["sweep", str(good), "--out", str(out), "-q"]) == 0
     assert main(["sweep", str(other), "--out", str(out), "-q"]) == 2  # another spec's store
     assert "different sweep spec" in capsys.readouterr().err
+
+
+def _finished(store_path: Path, spec: Path) -> int:
+    if not store_path.exists():
+        return 0
+    with ResultsStore(store_path, spec_hash(expand(load_spec(spec)))) as store:
+        return len(store.finished_ids())
+
+
+def _sweep(spec: Path, out: Path, kill_delay: float | None) -> None:
+    """``bayesim sweep`` in its own process group; SIGKILL the whole group ``kill_delay`` s after
+    its first new point is committed (None: let it finish)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    before = _finished(out / STORE_NAME, spec)
+    proc = subprocess.Popen([sys.executable, "-m", "bayesim.cli", "sweep", str(spec), "--out",
+                             str(out), "-q"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if kill_delay is None:
+        assert proc.wait(timeout=600) == 0
+        return
+    deadline = time.monotonic() + 300
+    while (_finished(out / STORE_NAME, spec) <= before and proc.poll() is None
+           and time.monotonic() < deadline):
+        time.sleep(0.01)
+    time.sleep(kill_delay)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
+def test_sweep_killed_three_times_resumes_to_the_uninterrupted_result(
+        data_root: Path, tmp_path: Path) -> None:
+    import random
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(alphas="[0.5, 0.7, 0.9]").replace(
+        "n_samples = 3, sample_chunk = 3", "n_samples = 30, sample_chunk = 10"))  # 6 points
+    rng = random.Random(11)
+    killed = tmp_path / "killed"
+    counts = []
+    for _ in range(3):
+        _sweep(spec, killed, kill_delay=rng.uniform(0.0, 0.05))
+        counts.append(_finished(killed / STORE_NAME, spec))
+    assert 0 < counts[0] < 6, counts  # the first kill landed inside the sweep
+    _sweep(spec, killed, kill_delay=None)
+    clean = tmp_path / "clean"
+    _sweep(spec, clean, kill_delay=None)
+    key = spec_hash(expand(load_spec(spec)))
+    with ResultsStore(killed / STORE_NAME, key) as a, ResultsStore(clean / STORE_NAME, key) as b:
+        rows_a, rows_b = a.rows(), b.rows()
+    ids = [r["point_id"] for r in rows_a]
+    assert len(ids) == len(set(ids)) == 6 and all(r["status"] == "done" for r in rows_a)
+    assert {r["point_id"]: r["metrics"] for r in rows_a} == \
+        {r["point_id"]: r["metrics"] for r in rows_b}
