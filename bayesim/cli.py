@@ -257,6 +257,34 @@ def _general_sweep(spec: Path, out: Path, overrides: list[str], workers: int, qu
         out_console.print(f"failed: {row['point_id'][:12]} {row['error']}")
 
 
+@app.command()
+def plot(
+    out: Annotated[Path, typer.Argument(help="A sweep directory (holding results.csv).")],
+    kind: Annotated[str, typer.Option("--kind", help="heatmap or lines.")] = "lines",
+    x: Annotated[str, typer.Option("--x", help="Swept parameter on the x axis (dotted path).")]
+    = "hardware.adc_bits",
+    y: Annotated[str | None, typer.Option("--y", help="heatmap: the second parameter.")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="lines: one line per value of this "
+                                                        "parameter.")] = None,
+    metric: Annotated[str, typer.Option("--metric", help="e.g. auroc_epistemic, accuracy, ece.")]
+    = "auroc_epistemic",
+) -> None:
+    """Plot a sweep's results as PNG and PDF next to them: a heatmap of a metric over two
+    parameters, or a metric against one parameter (mean ± std over seeds)."""
+    from bayesim.plots.sweep import heatmap, lines
+
+    if kind == "heatmap":
+        if y is None:
+            raise ConfigError("--kind heatmap needs --y, the second swept parameter")
+        paths = heatmap(out, x, y, metric)
+    elif kind == "lines":
+        paths = lines(out, x, metric, by)
+    else:
+        raise ConfigError(f"--kind must be heatmap or lines, got {kind!r}")
+    for path in paths:
+        out_console.print(f"plot:   {path}")
+
+
 @data_app.command("info")
 def data_info() -> None:
     """Show where each data set was found (or why not)."""
