@@ -78,6 +78,17 @@ def _report_on_checkpoint(command: Callable[..., Path], checkpoint: Path, out: P
     _print_report_summary(report)
 
 
+def _with_samples(overrides: list[str] | None, samples: int | None) -> list[str]:
+    """The --set overrides plus eval.n_samples from --samples (checked)."""
+    result = list(overrides or [])
+    if samples is not None:
+        if samples < 1:
+            raise ConfigError(f"--samples must be a positive number of Monte-Carlo samples, "
+                              f"got {samples}")
+        result.append(f"eval.n_samples={samples}")
+    return result
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("runs/demo"),
@@ -130,13 +141,8 @@ def evaluate(
     """Monte-Carlo evaluation of a checkpoint; writes report.json, scores.npz and plots."""
     from bayesim.pipeline import evaluate_checkpoint
 
-    overrides = list(set_ or [])
-    if samples is not None:
-        if samples < 1:
-            raise ConfigError(f"--samples must be a positive number of Monte-Carlo samples, "
-                              f"got {samples}")
-        overrides.append(f"eval.n_samples={samples}")
-    _report_on_checkpoint(evaluate_checkpoint, checkpoint, out, config, overrides, quiet)
+    _report_on_checkpoint(evaluate_checkpoint, checkpoint, out, config,
+                          _with_samples(set_, samples), quiet)
 
 
 @app.command()
@@ -189,12 +195,7 @@ def simulate(
 
     from bayesim.pipeline import simulate_checkpoint
 
-    overrides = list(set_ or [])
-    if samples is not None:
-        if samples < 1:
-            raise ConfigError(f"--samples must be a positive number of Monte-Carlo samples, "
-                              f"got {samples}")
-        overrides.append(f"eval.n_samples={samples}")
+    overrides = _with_samples(set_, samples)
     if train_constrained < 0:
         raise ConfigError(f"--train-constrained must be a number of epochs ≥ 0, got "
                           f"{train_constrained}")

@@ -29,7 +29,7 @@ from torch import nn
 
 from bayesim.bnn.layers import attach_generator, bayesian_layers
 from bayesim.crossbar.mapping import choose_alpha
-from bayesim.devices.laws import Constant, Proportional, Scaled, Sqrt
+from bayesim.devices.laws import closed_form
 from bayesim.errors import ConfigError
 from bayesim.machine import HardwareConfig, device_for, layer_alphas
 
@@ -72,21 +72,6 @@ class DeviceConstraint:
         return w
 
 
-def _closed_form(law: object | None) -> tuple[str, float]:
-    factor = 1.0
-    while isinstance(law, Scaled):
-        factor *= law.factor
-        law = law.law
-    if isinstance(law, Sqrt):
-        return "sqrt", law.k * factor
-    if isinstance(law, Proportional):
-        return "proportional", law.k * factor
-    if isinstance(law, Constant):
-        return "constant", law.value * factor
-    raise ConfigError(f"device-constrained training needs a square-root, proportional or constant "
-                      f"per-read noise law; the card's is {type(law).__name__}")
-
-
 def constrain_model(model: nn.Module, hw: HardwareConfig) -> tuple[nn.Module, list[float]]:
     """A copy of ``model`` whose weight σ are clamped into what the chip of ``hw`` realises
     (M1, or M4 with ``devices_per_weight``), and the layer scales α (µS per weight unit) used."""
@@ -97,7 +82,12 @@ def constrain_model(model: nn.Module, hw: HardwareConfig) -> tuple[nn.Module, li
         raise ConfigError("device-constrained training uses the common-mode knob; set "
                           "hardware.common_mode = true")
     device = device_for(hw)
-    kind, k = _closed_form(device.read_law)
+    closed = closed_form(device.read_law)
+    if closed is None:
+        raise ConfigError(f"device-constrained training needs a square-root, proportional or "
+                          f"constant per-read noise law; the card's is "
+                          f"{type(device.read_law).__name__}")
+    kind, k = closed
     n = hw.devices_per_weight if hw.mapping == "M4" else 1
     constrained = copy.deepcopy(model)
     layers = bayesian_layers(constrained)

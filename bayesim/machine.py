@@ -46,21 +46,20 @@ from pydantic import Field
 from torch import nn
 
 from bayesim.bnn.layers import BayesConv2d, BayesianLayer, bayesian_layers
-from bayesim.crossbar.mapping import PairMap, alpha_limit, feasibility_report, map_pairs
+from bayesim.crossbar.mapping import PairMap, feasibility_report, map_pairs
 from bayesim.crossbar.periphery import PeripheryConfig, periphery_preset, periphery_presets
 from bayesim.crossbar.rng import Stream, draw, stream_key
-from bayesim.crossbar.tile import TiledMatrix, TilingConfig
+from bayesim.crossbar.tile import TiledMatrix, TilingConfig, split_sizes
 from bayesim.devices.laws import scaled
 from bayesim.devices.model import DeviceModel
 from bayesim.devices.presets import load_preset
 from bayesim.errors import ConfigError, MappingError
-from bayesim.metrics import effective_sample_size
+from bayesim.metrics import effective_sample_size, mutual_information
 from bayesim.quant.strategies import Quantizer, model_memory, quantization_of
 from bayesim.schema import StrictModel
 from bayesim.seeding import derive_seed
 
 Mapping = Literal["M0", "M1", "M2", "M3", "M4"]
-MAPPINGS: tuple[str, ...] = ("M0", "M1", "M2", "M3", "M4")
 
 
 class HardwareConfig(StrictModel):
@@ -275,20 +274,10 @@ class BayesianMachine:
         pairs = None
         if self.device is not None:
             dev = self.device
-            alpha: float | np.ndarray | None = self._alphas[index]
-            column = self.hw.alpha_scope == "column"
-            if alpha is None and self.hw.alpha_policy == "max":
-                rows = [mu[j] for j in range(mu.shape[0])] if column else [mu]
-                limits = np.array([alpha_limit(r, dev.g_min, dev.g_max, self.n_devices)
-                                   for r in rows])
-                finite = np.isfinite(limits)
-                if finite.any():
-                    limits[~finite] = limits[finite].min()
-                    alpha = limits if column else float(limits[0])
             pairs = map_pairs(mu, sigma, self._sigma_law(), dev.g_min, dev.g_max,
-                              alpha=alpha, n=self.n_devices, levels=dev.levels,
-                              common_mode=self.hw.common_mode,
-                              scope="column" if column else "layer")
+                              alpha=self._alphas[index], n=self.n_devices, levels=dev.levels,
+                              common_mode=self.hw.common_mode, scope=self.hw.alpha_scope,
+                              policy=self.hw.alpha_policy)
         return AnalogLayer(index, module, mu, sigma, bias_mu, bias_sigma, pairs)
 
     def _program_layer(self, layer: AnalogLayer) -> None:
@@ -563,8 +552,10 @@ class BayesianMachine:
             "periphery": self.periphery.model_dump(mode="json"),
             "n_weights": n_weights,
             "n_devices": devices,
-            "n_tiles": sum(m.n_tiles for m in self._matrices(0, 0)) if self.hw.mapping != "M2"
-            else None,
+            "n_tiles": sum(len(split_sizes(layer.shape[0], self.tiling.max_out)) *
+                           len(split_sizes(layer.shape[1], self.tiling.max_in))
+                           for layer in self.layers) * (self.hw.copies
+                                                        if self.hw.mapping == "M3" else 1),
             "feasibility": self.feasibility(),
             "endurance": self.endurance(n_samples),
             "counters": dict(self.counters),
@@ -591,17 +582,17 @@ def _alpha_summary(alpha: float | np.ndarray) -> dict[str, Any]:
             "alpha_min": float(values.min()), "alpha_max": float(values.max())}
 
 
-def sampling_report(machine: BayesianMachine, x: torch.Tensor, n_samples: int,
-                    seed: int) -> dict[str, Any]:
-    """Effective sample size of the machine's Monte-Carlo samples on inputs ``x``: per input,
-    Geyer's ESS of the sequence of the predicted class's probability (metrics.py), and the AR(1)
-    value S·(1 − ρ)/(1 + ρ) for a statistic linear in the read noise."""
-    probs = machine.sample_probs(x, n_samples, seed).double()
+def sampling_report(probs: torch.Tensor, read_correlation: float) -> dict[str, Any]:
+    """Effective sample size of Monte-Carlo samples ``probs[S, N, C]`` of a machine with read
+    correlation ρ: per input, Geyer's ESS of the sequence of the predicted class's probability
+    (metrics.py), and the AR(1) value S·(1 − ρ)/(1 + ρ) for a statistic linear in the noise."""
+    probs = probs.double()
+    n_samples = probs.shape[0]
     top = probs.mean(0).argmax(-1)
     chains = probs.gather(2, top[None, :, None].expand(n_samples, -1, 1))[..., 0]
     ess = effective_sample_size(chains)
-    rho = machine.hw.read_correlation
-    return {"read_correlation": rho, "n_samples": n_samples, "n_inputs": int(x.shape[0]),
+    rho = read_correlation
+    return {"read_correlation": rho, "n_samples": n_samples, "n_inputs": int(probs.shape[1]),
             "ess_median": float(ess.median()), "ess_mean": float(ess.mean()),
             "ess_fraction_median": float(ess.median()) / n_samples,
             "ess_ar1_linear": n_samples * (1 - rho) / (1 + rho),
@@ -609,17 +600,14 @@ def sampling_report(machine: BayesianMachine, x: torch.Tensor, n_samples: int,
                          "positive sequence)"}
 
 
-def predictive_statistics(machine: BayesianMachine, x: torch.Tensor, n_samples: int,
-                          seed: int) -> dict[str, float]:
+def predictive_statistics(probs: torch.Tensor) -> dict[str, float]:
     """Mean over inputs of the predictive variance Σ_c Var_s[p_c] and of the mutual information
-    (nats), from ``n_samples`` samples."""
-    probs = machine.sample_probs(x, n_samples, seed).double()
-    mean = probs.mean(0)
-    variance = probs.var(0, unbiased=True).sum(-1) if n_samples > 1 else torch.zeros(x.shape[0])
-    entropy = -(mean * torch.log(mean.clamp_min(1e-300))).sum(-1)
-    expected = -(probs * torch.log(probs.clamp_min(1e-300))).sum(-1).mean(0)
+    (nats) of Monte-Carlo samples ``probs[S, N, C]``."""
+    probs = probs.double()
+    variance = probs.var(0, unbiased=True).sum(-1) if probs.shape[0] > 1 else \
+        torch.zeros(probs.shape[1])
     return {"predictive_variance": float(variance.mean()),
-            "mutual_information": float((entropy - expected).clamp_min(0).mean())}
+            "mutual_information": float(mutual_information(probs).mean())}
 
 
 SOURCES: dict[str, dict[str, Any]] = {
@@ -631,9 +619,11 @@ SOURCES: dict[str, dict[str, Any]] = {
 
 def variance_decomposition(model: nn.Module, hw: HardwareConfig,
                            inputs: dict[str, torch.Tensor], n_samples: int, seed: int,
-                           on_step: Callable[[], None] | None = None) -> dict[str, Any]:
+                           on_step: Callable[[], None] | None = None,
+                           reference: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
     """How much of the predictive variance and of the mean MI each noise source carries, measured
-    by switching it off (a chip compiled without it, same seeds) on each input set."""
+    by switching it off (a chip compiled without it, same seeds) on each input set.
+    ``reference``: the full chip's samples of ``inputs`` if the caller has them already."""
     if hw.mapping == "M0":
         return {"note": "M0 has no device noise to decompose"}
     result: dict[str, Any] = {"n_samples": n_samples,
@@ -642,9 +632,12 @@ def variance_decomposition(model: nn.Module, hw: HardwareConfig,
                               for name, change in SOURCES.items()}
     stats = {}
     for name, config in variants.items():
-        machine = BayesianMachine.compile(model, config)
-        stats[name] = {k: predictive_statistics(machine, x, n_samples, seed)
-                       for k, x in inputs.items()}
+        if name == "all" and reference is not None:
+            samples = reference
+        else:
+            machine = BayesianMachine.compile(model, config)
+            samples = {k: machine.sample_probs(x, n_samples, seed) for k, x in inputs.items()}
+        stats[name] = {k: predictive_statistics(p) for k, p in samples.items()}
         if on_step:
             on_step()
     for subset in inputs:

@@ -248,11 +248,13 @@ def simulate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentCon
                 done[0] += 1
                 update(done[0], steps)
 
+            reference = {name: machine.sample_probs(x, config.eval.n_samples, config.seed)
+                         for name, x in inputs.items()}
             hardware["variance_decomposition"] = variance_decomposition(
-                model, hw, inputs, config.eval.n_samples, config.seed, on_step=step)
+                model, hw, inputs, config.eval.n_samples, config.seed, on_step=step,
+                reference=reference)
         if config.eval.n_samples >= 4:
-            hardware["sampling"] = sampling_report(machine, inputs["clean"],
-                                                   config.eval.n_samples, config.seed)
+            hardware["sampling"] = sampling_report(reference["clean"], hw.read_correlation)
     result.report["hardware"] = hardware
     target, realised = machine.sigma_pairs()
     result.scores["sigma_target"] = target.astype(np.float32)

@@ -28,6 +28,7 @@ from bayesim.pipeline import (  # noqa: E402
     load_model,
     simulate_model,
 )
+from bayesim.sweep.runner import summary  # noqa: E402
 
 CARDS = {"pcm_ibm_2020": "PCM (IBM 2020)", "rram_neurram_2022": "RRAM (NeuRRAM 2022)"}
 SWEEPS: dict[str, list] = {
@@ -43,17 +44,6 @@ ONLY = {("rram_neurram_2022", "drift_time"): [1.0, 86400.0, 172800.0]}
 """NeuRRAM's spread is measured 1 s, 1 day and 2 days after programming; no drift law beyond."""
 METRICS = {"accuracy": "accuracy", "ece": "ECE", "auroc_aleatoric": "AUROC aleatoric (EE)",
            "auroc_epistemic": "AUROC epistemic (MI)"}
-
-
-def summary(report: dict) -> dict:
-    ind, unc = report["in_distribution"], report["uncertainty"]
-    row = {"accuracy": ind["accuracy"], "ece": ind["ece"], "nll": ind["nll"],
-           "auroc_aleatoric": unc["auroc_aleatoric"], "auroc_epistemic": unc["auroc_epistemic"],
-           "auroc_epistemic_pe": unc["auroc_epistemic_pe"]}
-    feas = report.get("hardware", {}).get("feasibility", {})
-    if feas:
-        row["fraction_feasible"] = feas.get("fraction_feasible")
-    return row
 
 
 EXTRA = [("rram_lin2023", "mapping", "M4"), ("rram_lin2023", "mapping", "M1")]

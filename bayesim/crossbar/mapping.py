@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bayesim.devices.laws import Proportional, Scaled, Sqrt
+from bayesim.devices.laws import closed_form
 from bayesim.errors import MappingError
 
 SIGMA_TOLERANCE = 0.10
@@ -43,18 +43,6 @@ ALPHA_SUBSAMPLE = 20_000
 _GRID = 33
 _BISECTIONS = 40
 _CHUNK = 1 << 15
-
-
-def _closed_form(law: object | None) -> tuple[str, float] | None:
-    factor = 1.0
-    while isinstance(law, Scaled):
-        factor *= law.factor
-        law = law.law
-    if isinstance(law, Sqrt):
-        return "sqrt", law.k * factor
-    if isinstance(law, Proportional):
-        return "proportional", law.k * factor
-    return None
 
 
 def pair_sigma(law: object | None, g_plus: np.ndarray, g_minus: np.ndarray, alpha: float,
@@ -75,10 +63,10 @@ def solve_common_mode(law: object | None, d: np.ndarray, sigma: np.ndarray, alph
     hi = g_max - np.abs(d)
     if law is None:
         return lo.copy()
-    closed = _closed_form(law)
+    closed = closed_form(law)
     if closed is not None:
         kind, k = closed
-        if k == 0:
+        if k == 0 or kind == "constant":  # no σ knob: every common mode gives the same σ
             return lo.copy()
         target = (alpha * sigma) ** 2 / (2.0 * n * k * k)
         c = target if kind == "sqrt" else np.sqrt(np.maximum(target - d * d, 0.0))
@@ -167,13 +155,38 @@ def alpha_limit(mu: np.ndarray, g_min: float, g_max: float, n: int = 1) -> float
     return n * (g_max - g_min) / top if top > 0 else math.inf
 
 
+def column_alpha_limits(mu: np.ndarray, g_min: float, g_max: float, n: int = 1) -> np.ndarray:
+    """:func:`alpha_limit` of every output column of ``μ[out, in]`` (inf for an all-zero one)."""
+    top = np.abs(mu).max(axis=1)
+    with np.errstate(divide="ignore"):
+        return np.where(top > 0, n * (g_max - g_min) / np.where(top > 0, top, 1.0), np.inf)
+
+
+def _largest_alpha(mu: np.ndarray, sigma: np.ndarray, g_min: float, g_max: float, n: int,
+                   columnwise: bool) -> float | np.ndarray:
+    """The 'max' policy: the largest α at which μ fits; where μ is all zero (any α fits), the
+    scale the σ would get (the smallest finite one among the columns, or :func:`choose_alpha`'s
+    σ-based range)."""
+    limits = column_alpha_limits(mu, g_min, g_max, n) if columnwise else \
+        np.array([alpha_limit(mu, g_min, g_max, n)])
+    finite = np.isfinite(limits)
+    if not finite.any():
+        top = float(np.max(sigma)) if sigma.size else 0.0
+        limits[:] = n * (g_max - g_min) / top if top > 0 else 1.0
+    else:
+        limits[~finite] = limits[finite].min()
+    return limits if columnwise else float(limits[0])
+
+
 def map_pairs(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: float,
               g_max: float, *, alpha: float | np.ndarray | None = None, n: int = 1,
-              levels: int = 0, common_mode: bool = True, scope: str = "layer") -> PairMap:
+              levels: int = 0, common_mode: bool = True, scope: str = "layer",
+              policy: str = "feasibility") -> PairMap:
     """Map weights N(μ, σ²) to pairs of conductances (module docstring). ``alpha`` None chooses
-    it: one scale for the matrix (``scope`` 'layer', :func:`choose_alpha`) or one per output
-    column of ``μ[out, in]`` ('column', :func:`choose_column_alpha`); a given ``alpha`` is a
-    number or an array of one scale per output."""
+    it: one scale for the matrix (``scope`` 'layer') or one per output column of ``μ[out, in]``
+    ('column'), by ``policy`` 'feasibility' (:func:`choose_alpha`, :func:`choose_column_alpha`)
+    or 'max' (the largest scale at which μ fits); a given ``alpha`` is a number or an array of
+    one scale per output."""
     mu = np.asarray(mu, dtype=np.float64)
     sigma = np.asarray(sigma, dtype=np.float64)
     if mu.shape != sigma.shape:
@@ -185,7 +198,11 @@ def map_pairs(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: floa
     columnwise = scope == "column" or np.ndim(alpha) > 0
     if columnwise and mu.ndim != 2:
         raise MappingError("column scales need a matrix μ[out, in]")
-    if alpha is None:
+    if policy not in ("feasibility", "max"):
+        raise MappingError(f"the α policy must be 'feasibility' or 'max', got {policy!r}")
+    if alpha is None and policy == "max":
+        alpha = _largest_alpha(mu, sigma, g_min, g_max, n, columnwise)
+    elif alpha is None:
         choose = choose_column_alpha if columnwise else choose_alpha
         alpha = choose(mu, sigma, law, g_min, g_max, n=n, levels=levels,
                        common_mode=common_mode)
@@ -193,7 +210,7 @@ def map_pairs(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: floa
         alpha = np.asarray(alpha, dtype=np.float64).reshape(-1, 1)
         if alpha.shape[0] != mu.shape[0]:
             raise MappingError(f"{alpha.shape[0]} column scales for {mu.shape[0]} outputs")
-        limit = n * (g_max - g_min) / np.maximum(np.abs(mu).max(axis=1, keepdims=True), 1e-300)
+        limit = column_alpha_limits(mu, g_min, g_max, n)[:, None]
     else:
         alpha = float(alpha)  # type: ignore[arg-type]
         limit = alpha_limit(mu, g_min, g_max, n)
@@ -255,9 +272,9 @@ def choose_column_alpha(mu: np.ndarray, sigma: np.ndarray, law: object | None, g
                         common_mode: bool = True) -> np.ndarray:
     """One α per output column of ``μ[out, in]`` (µS per weight unit), each chosen as
     :func:`choose_alpha` does for a layer, on all of the column's weights."""
-    top = np.abs(mu).max(axis=1)
-    fallback = np.where(sigma.max(axis=1) > 0, sigma.max(axis=1), 1.0)
-    limit = n * (g_max - g_min) / np.where(top > 0, top, fallback)
+    fallback = n * (g_max - g_min) / np.where(sigma.max(axis=1) > 0, sigma.max(axis=1), 1.0)
+    limit = column_alpha_limits(mu, g_min, g_max, n)
+    limit = np.where(np.isfinite(limit), limit, fallback)
     steps = np.logspace(-2.5, 0.0, ALPHA_CANDIDATES)
     scores = np.empty((steps.size, mu.shape[0]))
     for k, step in enumerate(steps):

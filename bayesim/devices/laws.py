@@ -235,3 +235,20 @@ def scaled(law: object | None, factor: float) -> object | None:
     if law is None or factor == 1.0:
         return law
     return Scaled(law, float(factor))
+
+
+def closed_form(law: object | None) -> tuple[str, float] | None:
+    """``(family, k)`` of a σ law the mapping can invert in closed form: 'sqrt' (σ = k·√g),
+    'proportional' (σ = k·g) or 'constant' (σ = k), with any Scaled factors folded into k;
+    None for any other law (or none)."""
+    factor = 1.0
+    while isinstance(law, Scaled):
+        factor *= law.factor
+        law = law.law
+    if isinstance(law, Sqrt):
+        return "sqrt", law.k * factor
+    if isinstance(law, Proportional):
+        return "proportional", law.k * factor
+    if isinstance(law, Constant):
+        return "constant", law.value * factor
+    return None
