@@ -261,27 +261,31 @@ def _general_sweep(spec: Path, out: Path, overrides: list[str], workers: int, qu
 @app.command()
 def plot(
     out: Annotated[Path, typer.Argument(help="A sweep directory (holding results.csv).")],
-    kind: Annotated[str, typer.Option("--kind", help="heatmap or lines.")] = "lines",
-    x: Annotated[str, typer.Option("--x", help="Swept parameter on the x axis (dotted path).")]
-    = "hardware.adc_bits",
+    kind: Annotated[str | None, typer.Option(
+        "--kind", help="heatmap, lines, bits, pareto, drift, samples or feasibility; default: "
+                       "every figure of the spec's [[plots]].")] = None,
+    x: Annotated[str | None, typer.Option(
+        "--x", help="x axis: a swept parameter (dotted path; pareto: a metric).")] = None,
     y: Annotated[str | None, typer.Option("--y", help="heatmap: the second parameter.")] = None,
-    by: Annotated[str | None, typer.Option("--by", help="lines: one line per value of this "
-                                                        "parameter.")] = None,
-    metric: Annotated[str, typer.Option("--metric", help="e.g. auroc_epistemic, accuracy, ece.")]
-    = "auroc_epistemic",
+    by: Annotated[str | None, typer.Option(
+        "--by", help="One line (pareto: colour) per value of this parameter.")] = None,
+    metric: Annotated[str | None, typer.Option(
+        "--metric", help="e.g. auroc_epistemic (default), accuracy, ece.")] = None,
+    where: Annotated[list[str] | None, typer.Option(
+        "--where", help="Hold a swept parameter at a value, e.g. hardware.mapping=M3 "
+                        "(repeatable; default: the spec's base value).")] = None,
 ) -> None:
-    """Plot a sweep's results as PNG and PDF next to them: a heatmap of a metric over two
-    parameters, or a metric against one parameter (mean ± std over seeds)."""
-    from bayesim.plots.sweep import heatmap, lines
+    """Plot a sweep's results as PNG and PDF next to them (docs/sweeps.md): the figures its spec
+    lists, or the one --kind names."""
+    from bayesim.config import parse_override
+    from bayesim.plots.sweep import plot as plot_one
+    from bayesim.plots.sweep import plot_spec
 
-    if kind == "heatmap":
-        if y is None:
-            raise ConfigError("--kind heatmap needs --y, the second swept parameter")
-        paths = heatmap(out, x, y, metric)
-    elif kind == "lines":
-        paths = lines(out, x, metric, by)
-    else:
-        raise ConfigError(f"--kind must be heatmap or lines, got {kind!r}")
+    held = {}
+    for text in where or []:
+        keys, value = parse_override(text)
+        held[".".join(keys)] = value
+    paths = plot_spec(out) if kind is None else plot_one(out, kind, x, y, by, metric, held)
     for path in paths:
         out_console.print(f"plot:   {path}")
 

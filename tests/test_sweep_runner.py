@@ -1,6 +1,7 @@
 """Running a general sweep spec: model reuse, resume, failures recorded, worker-count invariance."""
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -79,11 +80,47 @@ def test_bad_sweep_input_exits_2(data_root: Path, tmp_path: Path,
     assert main(["sweep", str(good), "--out", str(out), "-q", "--dask-local", "1",
                  "--scheduler", "tcp://127.0.0.1:1"]) == 2
     assert "either" in capsys.readouterr().err
+    empty = tmp_path / "empty.toml"
+    empty.write_text(SPEC.format(alphas="[]"))
+    assert main(["sweep", str(empty), "--out", str(out), "-q"]) == 2
+    assert "'hardware.alpha' is empty" in capsys.readouterr().err
+    assert not out.exists()
     other = tmp_path / "other.toml"
     other.write_text(SPEC.format(alphas="[0.25]"))
     assert main(["sweep", str(good), "--out", str(out), "-q"]) == 0
+    stored = (out / "results.csv").read_bytes(), (out / "spec.json").read_bytes()
     assert main(["sweep", str(other), "--out", str(out), "-q"]) == 2  # another spec's store
     assert "different sweep spec" in capsys.readouterr().err
+    # nothing was touched: the store still opens with its points, the exports are unchanged
+    with ResultsStore(out / STORE_NAME, spec_hash(expand(load_spec(good)))) as store:
+        assert len(store.rows("done")) == 2
+    assert ((out / "results.csv").read_bytes(), (out / "spec.json").read_bytes()) == stored
+
+
+def test_references_chip_seeds_and_several_grids(data_root: Path, tmp_path: Path) -> None:
+    """fp32 and digital references run once (chip seeds do not retrain), a point in two grids
+    runs once, and one model is trained for all of them."""
+    spec = tmp_path / "spec.toml"
+    text = SPEC.format(alphas="[0.5]").replace('seeds = [0]', 'seeds = [0, 1]\nseed_key = '
+                                                '"hardware.chip_seed"\nreferences = ["fp32", '
+                                                '"digital"]')
+    text = text.replace("[grid]", "quant = { strategy = \"JQ\", bits = 4, qat_epochs = 0 }\n"
+                                  "[[grid]]")
+    text += '[[grid]]\n"hardware.adc_bits" = [8, 6]\n"hardware.alpha" = [0.5]\n'
+    spec.write_text(text)
+    points = expand(load_spec(spec))
+    assert [p.run for p in points].count("analog") == 3 * 2
+    assert [p.run for p in points][:2] == ["fp32", "digital"]
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "-q"]) == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 8 and all(r["status"] == "done" for r in rows)
+    by_run = {run: [r for r in rows if r["config.run"] == run] for run in ("fp32", "digital")}
+    assert float(by_run["fp32"][0]["metric.bits_per_weight"]) == 64.0
+    assert float(by_run["digital"][0]["metric.bits_per_weight"]) < 64.0
+    assert "metric.fraction_feasible" in rows[-1] and rows[0]["metric.fraction_feasible"] == ""
+    assert len(list((out / "cache" / "models").glob("*/model.safetensors"))) == 1
+    assert json.loads((out / "spec.json").read_text())["references"] == ["fp32", "digital"]
 
 
 def _finished(store_path: Path, spec: Path) -> int:

@@ -1,13 +1,31 @@
-"""Plots of a sweep's results (``DIR/results.csv`` of ``bayesim sweep``): a heatmap of a metric
-over two swept parameters, and a metric against one parameter with a line per value of another.
-Each figure is written as PNG and PDF; cells and points are means over seeds (and over any
-parameter not on an axis), error bars the standard deviation over seeds."""
+"""Design-guideline plots of a sweep's results (``DIR/results.csv`` and ``DIR/spec.json`` of
+``bayesim sweep``), each written as PNG and PDF with units on every axis:
+
+- ``heatmap``: a metric over two swept parameters (e.g. ADC bits × read-noise scale);
+- ``lines``: a metric against one parameter, a line per value of another;
+- ``bits``: a metric against ``quant.bits``, a line per ``quant.strategy``;
+- ``drift``: against ``hardware.drift_time`` (log time axis);
+- ``samples``: against ``eval.n_samples`` (S, log axis);
+- ``feasibility``: the fraction of weights whose σ the chip realises within ±10 % against the
+  mapping's ``hardware.alpha`` (µS per unit weight);
+- ``pareto``: every configuration's memory (``bits_per_weight`` or ``devices_per_weight``) against
+  a metric, with the Pareto front of the configurations no other beats on both.
+
+The line kinds draw the spec's ``references`` (fp32 and digital software predictors) as dashed
+horizontal lines. Values are means over seeds, error bars one standard deviation. A swept
+parameter that is not on a plot's axes is held at the spec's base value when the sweep has points
+there (a spec of several ``[[grid]]`` tables varies one group of parameters at a time around the
+base), at the value ``where`` gives, or else averaged over (the figure says so).
+"""
 
 import csv
+import json
 import math
 import os
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,24 +35,32 @@ from bayesim.errors import ConfigError, DataError
 
 UNITS = {
     "accuracy": "accuracy (fraction)", "ece": "ECE (fraction)", "mce": "MCE (fraction)",
-    "nll": "NLL (nats)", "brier": "Brier score", "auroc_aleatoric": "AUROC aleatoric (EE)",
-    "auroc_epistemic": "AUROC epistemic (MI)", "auroc_epistemic_pe": "AUROC epistemic (PE)",
-    "fraction_feasible": "σ feasible (fraction)", "bits_per_weight": "bits per weight",
-    "hardware.adc_bits": "ADC bits", "hardware.dac_bits": "DAC bits",
+    "nll": "NLL (nats per image)", "brier": "Brier score (per image)",
+    "auroc_aleatoric": "AUROC aleatoric (EE; clean vs ambiguous)",
+    "auroc_epistemic": "AUROC epistemic (MI; clean vs OOD)",
+    "auroc_epistemic_pe": "AUROC epistemic (PE; clean vs OOD)",
+    "fraction_feasible": "σ realised within ±10 % (fraction of weights)",
+    "bits_per_weight": "stored bits per weight", "devices_per_weight": "devices per weight",
+    "n_devices": "devices", "hardware.adc_bits": "ADC bits", "hardware.dac_bits": "DAC bits",
     "hardware.levels_bits": "conductance levels (bits)",
-    "hardware.read_noise_scale": "read-noise scale (× card)",
-    "hardware.program_noise_scale": "programming-noise scale (× card)",
+    "hardware.read_noise_scale": "read-noise scale (× device card)",
+    "hardware.program_noise_scale": "programming-noise scale (× device card)",
     "hardware.drift_time": "time after programming (s)", "hardware.mapping": "mapping",
-    "quant.bits": "bits", "quant.strategy": "strategy", "eval.n_samples": "samples S",
+    "hardware.alpha": "α (µS per unit weight)", "hardware.copies": "programmed copies R",
+    "hardware.devices_per_weight": "devices per side n", "quant.bits": "bits (μ and σ)",
+    "quant.strategy": "strategy", "eval.n_samples": "Monte-Carlo samples S",
 }
-
-
-def read_results(out_dir: str | os.PathLike[str]) -> list[dict[str, str]]:
-    path = Path(out_dir) / "results.csv"
-    if not path.is_file():
-        raise DataError(f"{out_dir} holds no results.csv; run 'bayesim sweep SPEC --out "
-                        f"{out_dir}' first")
-    return [row for row in csv.DictReader(path.open()) if row.get("status") == "done"]
+LOWER_IS_BETTER = {"ece", "mce", "nll", "brier", "bits_per_weight", "devices_per_weight",
+                   "n_devices"}
+PRESETS: dict[str, dict[str, str]] = {
+    "bits": {"x": "quant.bits", "by": "quant.strategy"},
+    "drift": {"x": "hardware.drift_time"},
+    "samples": {"x": "eval.n_samples"},
+    "feasibility": {"x": "hardware.alpha", "metric": "fraction_feasible"},
+    "pareto": {"x": "bits_per_weight"},
+}
+KINDS = ("heatmap", "lines", *PRESETS)
+DEFAULT_METRIC = "auroc_epistemic"
 
 
 def _value(text: str) -> float | str:
@@ -44,17 +70,126 @@ def _value(text: str) -> float | str:
         return text
 
 
-def _column(rows: list[dict[str, str]], name: str, kind: str) -> str:
-    column = f"{kind}.{name}"
-    if rows and column not in rows[0]:
-        choices = sorted(k.split(".", 1)[1] for k in rows[0] if k.startswith(kind + "."))
-        raise ConfigError(f"no {kind} '{name}' in the results; choose one of "
-                          f"{', '.join(choices)}")
-    return column
+def _text(value: Any) -> str:
+    """A config value as results.csv writes it."""
+    return "" if value is None else str(value)
 
 
 def _label(name: str) -> str:
     return UNITS.get(name, name)
+
+
+def _tick(value: float | str) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _sorted(values) -> list:
+    return sorted(values, key=lambda v: (isinstance(v, str), v))
+
+
+@dataclass
+class SweepResults:
+    """The finished points of a sweep directory and what its spec says about them."""
+
+    out_dir: Path
+    rows: list[dict[str, str]]
+    base: dict[str, str]
+    """``config.<path>`` → the base config's value as CSV text (empty without spec.json)."""
+    seed_column: str
+    run: str | None
+
+    @classmethod
+    def load(cls, out_dir: str | os.PathLike[str]) -> "SweepResults":
+        out_dir = Path(out_dir)
+        path = out_dir / "results.csv"
+        if not path.is_file():
+            raise DataError(f"{out_dir} holds no results.csv; run 'bayesim sweep SPEC --out "
+                            f"{out_dir}' first")
+        with path.open(newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if row.get("status") == "done"]
+        if not rows:
+            raise DataError(f"{path} has no finished point to plot")
+        spec = read_spec(out_dir)
+        base: dict[str, str] = {}
+        seed_column, run = "config.seed", None
+        if spec is not None:
+            from bayesim.sweep.spec import base_config
+            from bayesim.sweep.store import flatten
+
+            base = {f"config.{k}": _text(v) for k, v in flatten(base_config(spec)).items()}
+            seed_column, run = f"config.{spec.seed_key}", spec.run
+        return cls(out_dir, rows, base, seed_column, run)
+
+    def column(self, name: str, kind: str) -> str:
+        column = f"{kind}.{name}"
+        if column not in self.rows[0]:
+            choices = sorted(k.split(".", 1)[1] for k in self.rows[0]
+                             if k.startswith(kind + ".") and k != "config.run")
+            raise ConfigError(f"no {kind} '{name}' in the results; choose one of "
+                              f"{', '.join(choices)}")
+        return column
+
+    def _of_run(self, runs: set[str]) -> list[dict[str, str]]:
+        if "config.run" not in self.rows[0]:
+            return self.rows if self.run in runs or self.run is None else []
+        return [r for r in self.rows if r["config.run"] in runs]
+
+    def select(self, axes: list[str], where: dict[str, Any] | None = None,
+               hold_base: bool = True) -> tuple[list[dict[str, str]], str]:
+        """The main run's points for a plot over ``axes`` (config columns): every other swept
+        parameter at its ``where`` value, else its base value when points exist there, else
+        averaged over (named in the returned note)."""
+        rows = self._of_run({self.run}) if self.run else self.rows
+        fixed = {self.column(path, "config"): _value(_text(value))
+                 for path, value in (where or {}).items()}
+        averaged = []
+        swept = [c for c in rows[0] if c.startswith("config.") and c != "config.run"
+                 and c != self.seed_column and c not in axes
+                 and len({r[c] for r in rows}) > 1]
+        for column, value in fixed.items():
+            present = {_value(r[column]) for r in rows}
+            if value not in present:
+                raise ConfigError(f"no point has {column[7:]} = {_tick(value)}; it takes "
+                                  f"{', '.join(_tick(v) for v in _sorted(present))}")
+        for column in swept:
+            present = {_value(r[column]) for r in rows}
+            if column in fixed:
+                continue
+            if hold_base and column in self.base and _value(self.base[column]) in present:
+                fixed[column] = _value(self.base[column])
+            else:
+                averaged.append(column[7:])
+        rows = [r for r in rows if all(_value(r[c]) == v for c, v in fixed.items())]
+        note = f"averaged over {', '.join(averaged)}" if averaged else ""
+        return rows, note
+
+    def references(self, metric_column: str) -> list[tuple[str, float, float]]:
+        """(label, mean, std) of each reference predictor of the sweep, for ``metric``."""
+        out = []
+        for run in ("fp32", "digital"):
+            rows = [r for r in self._of_run({run}) if r.get(metric_column, "") != ""]
+            if not rows or run == self.run:
+                continue
+            label = "fp32 software"
+            if run == "digital":
+                label = (f"digital {rows[0].get('config.quant.strategy', '')}-"
+                         f"{rows[0].get('config.quant.bits', '')}")
+            values = [float(r[metric_column]) for r in rows]
+            out.append((label, float(np.mean(values)), float(np.std(values))))
+        return out
+
+
+def read_spec(out_dir: str | os.PathLike[str]):
+    """The SweepSpec saved next to a sweep's results, or None (a directory from before)."""
+    path = Path(out_dir) / "spec.json"
+    if not path.is_file():
+        return None
+    from bayesim.sweep.spec import SweepSpec
+
+    try:
+        return SweepSpec.model_validate(json.loads(path.read_text()))
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{path} is not a sweep spec ({exc}); run the sweep again") from None
 
 
 def _save(fig: plt.Figure, stem: Path) -> list[Path]:
@@ -68,69 +203,216 @@ def _save(fig: plt.Figure, stem: Path) -> list[Path]:
     return paths
 
 
-def _sorted(values: set) -> list:
-    return sorted(values, key=lambda v: (isinstance(v, str), v))
+def _stem(results: SweepResults, *parts: str | None) -> Path:
+    return results.out_dir / "_".join(p for p in parts if p).replace(".", "-")
 
 
-def heatmap(out_dir: str | os.PathLike[str], x: str, y: str, metric: str) -> list[Path]:
+def _title(ax: plt.Axes, text: str, note: str) -> None:
+    ax.set_title(text + (f"\n({note})" if note else ""), fontsize=9)
+
+
+def _numeric_scale(ax: plt.Axes, values: list) -> None:
+    """A log axis for positive values spanning ≥ 50×, symlog when 0 is among them."""
+    if not values or not all(isinstance(v, float) for v in values):
+        return
+    positive = [v for v in values if v > 0]
+    if not positive or max(positive) / min(positive) < 50:
+        return
+    if min(values) > 0:
+        ax.set_xscale("log")
+    elif min(values) == 0:
+        ax.set_xscale("symlog", linthresh=min(positive))
+
+
+def heatmap(out_dir: str | os.PathLike[str], x: str, y: str, metric: str = DEFAULT_METRIC,
+            where: dict[str, Any] | None = None) -> list[Path]:
     """Mean ``metric`` over the grid of swept parameters ``x`` × ``y`` (dotted config paths)."""
-    rows = read_results(out_dir)
-    if not rows:
-        raise DataError(f"{out_dir}/results.csv has no finished point to plot")
-    cx, cy, cm = (_column(rows, x, "config"), _column(rows, y, "config"),
-                  _column(rows, metric, "metric"))
+    results = SweepResults.load(out_dir)
+    cx, cy = results.column(x, "config"), results.column(y, "config")
+    cm = results.column(metric, "metric")
+    rows, note = results.select([cx, cy], where)
     cells: dict[tuple, list[float]] = defaultdict(list)
     for row in rows:
         if row[cm] != "":
             cells[(_value(row[cx]), _value(row[cy]))].append(float(row[cm]))
+    if not cells:
+        raise DataError(f"no finished point has {metric} for {x} × {y}")
     xs = _sorted({k[0] for k in cells})
     ys = _sorted({k[1] for k in cells})
     grid = np.full((len(ys), len(xs)), np.nan)
     for (vx, vy), values in cells.items():
         grid[ys.index(vy), xs.index(vx)] = float(np.mean(values))
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(xs), 1.2 + 0.6 * len(ys)))
-    image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+    fig, ax = plt.subplots(figsize=(1.6 + 0.9 * len(xs), 1.4 + 0.6 * len(ys)))
+    cmap = "viridis_r" if metric in LOWER_IS_BETTER else "viridis"
+    image = ax.imshow(grid, origin="lower", aspect="auto", cmap=cmap)
+    middle = np.nanmean(grid)
     for i in range(len(ys)):
         for j in range(len(xs)):
             if not math.isnan(grid[i, j]):
+                dark = (grid[i, j] < middle) != (metric in LOWER_IS_BETTER)
                 ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=8,
-                        color="white" if grid[i, j] < np.nanmean(grid) else "black")
-    ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, float) else v for v in xs])
-    ax.set_yticks(range(len(ys)), [f"{v:g}" if isinstance(v, float) else v for v in ys])
+                        color="white" if dark else "black")
+    ax.set_xticks(range(len(xs)), [_tick(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [_tick(v) for v in ys])
     ax.set_xlabel(_label(x))
     ax.set_ylabel(_label(y))
     fig.colorbar(image, ax=ax, label=_label(metric))
-    ax.set_title(f"{_label(metric)} (mean over seeds)", fontsize=10)
-    return _save(fig, Path(out_dir) / f"heatmap_{metric}_{x}_{y}".replace(".", "-"))
+    references = results.references(cm)
+    text = f"{_label(metric)}, mean over seeds"
+    if references:
+        text += "; " + ", ".join(f"{label} {mean:.3f}" for label, mean, _ in references)
+    _title(ax, text, note)
+    return _save(fig, _stem(results, "heatmap", metric, x, y))
 
 
-def lines(out_dir: str | os.PathLike[str], x: str, metric: str,
-          by: str | None = None) -> list[Path]:
-    """``metric`` against swept parameter ``x``, one line per value of ``by``; mean ± std over
-    seeds."""
-    rows = read_results(out_dir)
-    if not rows:
-        raise DataError(f"{out_dir}/results.csv has no finished point to plot")
-    cx, cm = _column(rows, x, "config"), _column(rows, metric, "metric")
-    cb = _column(rows, by, "config") if by else None
+def lines(out_dir: str | os.PathLike[str], x: str, metric: str = DEFAULT_METRIC,
+          by: str | None = None, where: dict[str, Any] | None = None,
+          kind: str = "lines") -> list[Path]:
+    """``metric`` against swept parameter ``x``, one line per value of ``by``, mean ± std over
+    seeds, with the sweep's reference predictors as dashed lines."""
+    results = SweepResults.load(out_dir)
+    cx, cm = results.column(x, "config"), results.column(metric, "metric")
+    cb = results.column(by, "config") if by else None
+    rows, note = results.select([cx] + ([cb] if cb else []), where)
     groups: dict[object, dict[object, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         if row[cm] != "":
             groups[_value(row[cb]) if cb else ""][_value(row[cx])].append(float(row[cm]))
+    if not groups:
+        raise DataError(f"no finished point has {metric} against {x}")
     fig, ax = plt.subplots(figsize=(5.5, 4))
+    all_x = _sorted({v for group in groups.values() for v in group})
+    numeric = all(isinstance(v, float) for v in all_x)
     for key in _sorted(set(groups)):
         xs = _sorted(set(groups[key]))
         means = [float(np.mean(groups[key][v])) for v in xs]
         stds = [float(np.std(groups[key][v])) for v in xs]
-        positions = xs if all(isinstance(v, float) for v in xs) else list(range(len(xs)))
-        label = f"{_label(by)} = {key:g}" if isinstance(key, float) else \
-            (f"{_label(by)} = {key}" if by else None)
+        positions = xs if numeric else [all_x.index(v) for v in xs]
+        label = f"{_label(by)} = {_tick(key)}" if by else None
         ax.errorbar(positions, means, yerr=stds, marker="o", capsize=3, label=label)
-        if positions != xs:
-            ax.set_xticks(positions, xs)
+    if numeric:
+        _numeric_scale(ax, all_x)
+        if len(all_x) <= 8:
+            ax.set_xticks(all_x, [_tick(v) for v in all_x])
+            ax.minorticks_off()
+    else:
+        ax.set_xticks(range(len(all_x)), [_tick(v) for v in all_x])
+    for (label, mean, _), style in zip(results.references(cm), ("--", ":"), strict=False):
+        ax.axhline(mean, color="black", linestyle=style, linewidth=1, label=label)
     ax.set_xlabel(_label(x))
     ax.set_ylabel(_label(metric))
-    if by:
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    name = f"lines_{metric}_{x}" + (f"_by_{by}" if by else "")
-    return _save(fig, Path(out_dir) / name.replace(".", "-"))
+    _title(ax, f"{_label(metric)} vs {_label(x)} (mean ± std over seeds)", note)
+    return _save(fig, _stem(results, kind, metric, x, f"by_{by}" if by else None))
+
+
+def pareto_front(points: list[tuple[float, float, Any]],
+                 lower_is_better: bool = False) -> list[tuple[float, float, Any]]:
+    """The points ``(memory, metric, key)`` that no other point beats, i.e. none has less or
+    equal memory and a better or equal metric with one of the two strictly better; sorted by
+    memory."""
+    sign = -1.0 if lower_is_better else 1.0
+    front: list[tuple[float, float, Any]] = []
+    best = -math.inf
+    for point in sorted(points, key=lambda p: (p[0], -sign * p[1])):
+        if sign * point[1] > best:
+            front.append(point)
+            best = sign * point[1]
+    return front
+
+
+def pareto(out_dir: str | os.PathLike[str], x: str = "bits_per_weight",
+           metric: str = DEFAULT_METRIC, by: str | None = None,
+           where: dict[str, Any] | None = None) -> list[Path]:
+    """Every configuration of the sweep (mean over seeds) as memory ``x`` (a metric such as
+    ``bits_per_weight`` or ``devices_per_weight``, lower is better) against ``metric``, and the
+    Pareto front: the configurations no other one beats in both."""
+    results = SweepResults.load(out_dir)
+    cx, cm = results.column(x, "metric"), results.column(metric, "metric")
+    cb = results.column(by, "config") if by else None
+    rows, _ = results.select([], where, hold_base=False)
+    swept = [c for c in rows[0] if c.startswith("config.") and c not in ("config.run",
+             results.seed_column) and len({r[c] for r in rows}) > 1]
+    configs: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
+    for row in rows:
+        if row[cm] != "" and row[cx] != "":
+            configs[tuple(row[c] for c in swept)].append((float(row[cx]), float(row[cm])))
+    if not configs:
+        raise DataError(f"no finished point has both {x} and {metric}")
+    points = [(float(np.mean([v[0] for v in vals])), float(np.mean([v[1] for v in vals])), key)
+              for key, vals in configs.items()]
+    front = pareto_front(points, metric in LOWER_IS_BETTER)
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    colours = {}
+    if cb:
+        values = _sorted({_value(r[cb]) for r in rows})
+        colours = {v: f"C{i % 10}" for i, v in enumerate(values)}
+    for px, py, key in points:
+        colour = colours.get(_value(key[swept.index(cb)]), "C0") if cb else "C0"
+        ax.scatter(px, py, color=colour, s=22, alpha=0.7)
+    for value, colour in colours.items():
+        ax.scatter([], [], color=colour, label=f"{_label(by)} = {_tick(value)}")
+    fx = [p[0] for p in front]
+    fy = [p[1] for p in front]
+    ax.step(fx, fy, where="post", color="black", linewidth=1.2, label="Pareto front")
+    for px, py, key in front:
+        text = ", ".join(f"{c.rsplit('.', 1)[1]}={_tick(_value(v))}"
+                         for c, v in zip(swept, key, strict=True)
+                         if c != cb and v != results.base.get(c))
+        ax.annotate(text or "base", (px, py), fontsize=6, xytext=(3, 3),
+                    textcoords="offset points")
+    for label, mean, _ in results.references(cm):
+        reference_x = [float(r[cx]) for r in results._of_run({label.split()[0]})
+                       if r.get(cx, "") != ""]
+        if reference_x:
+            ax.scatter(np.mean(reference_x), mean, marker="*", s=120, color="black", zorder=3)
+            ax.annotate(label, (np.mean(reference_x), mean), fontsize=7, xytext=(4, -9),
+                        textcoords="offset points")
+    if len({p[0] for p in points}) > 1 and max(p[0] for p in points) / max(
+            min(p[0] for p in points), 1e-12) >= 8:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(_label(x))
+    ax.set_ylabel(_label(metric))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    better = "lower" if metric in LOWER_IS_BETTER else "higher"
+    _title(ax, f"{_label(metric)} vs memory: fewer {_label(x)}, {better} {metric} is better",
+           "")
+    return _save(fig, _stem(results, "pareto", metric, x, f"by_{by}" if by else None))
+
+
+def plot(out_dir: str | os.PathLike[str], kind: str, x: str | None = None,
+         y: str | None = None, by: str | None = None, metric: str | None = None,
+         where: dict[str, Any] | None = None) -> list[Path]:
+    """One figure of :data:`KINDS` (module docstring); presets fill what is not given."""
+    if kind not in KINDS:
+        raise ConfigError(f"plot kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    preset = PRESETS.get(kind, {})
+    x = x or preset.get("x")
+    by = by or preset.get("by")
+    metric = metric or preset.get("metric", DEFAULT_METRIC)
+    if x is None:
+        raise ConfigError(f"--kind {kind} needs --x, the swept parameter on the x axis")
+    if kind == "heatmap":
+        if y is None:
+            raise ConfigError("--kind heatmap needs --y, the second swept parameter")
+        return heatmap(out_dir, x, y, metric, where)
+    if kind == "pareto":
+        return pareto(out_dir, x, metric, by, where)
+    return lines(out_dir, x, metric, by, where, kind)
+
+
+def plot_spec(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Every figure the sweep's spec lists under ``[[plots]]``."""
+    SweepResults.load(out_dir)  # a clear error when there is nothing to plot
+    spec = read_spec(out_dir)
+    if spec is None or not spec.plots:
+        raise ConfigError(f"the sweep in {out_dir} lists no [[plots]]; give --kind "
+                          f"({', '.join(KINDS)})")
+    paths = []
+    for figure in spec.plots:
+        paths += plot(out_dir, figure.kind, figure.x, figure.y, figure.by, figure.metric,
+                      figure.where)
+    return paths

@@ -14,6 +14,7 @@ count). The parent is the store's only writer and commits each point when it fin
 
 import fcntl
 import hashlib
+import json
 import multiprocessing
 import os
 import time
@@ -24,12 +25,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bayesim.atomic import write_bytes
 from bayesim.errors import ConfigError
 from bayesim.sweep.spec import Point, SweepSpec, expand, spec_hash
 from bayesim.sweep.store import ResultsStore, canonical_json
 
 STORE_NAME = "results.sqlite"
 CSV_NAME = "results.csv"
+SPEC_NAME = "spec.json"
+"""The validated spec, next to the results (the plots read its base and its [[plots]])."""
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +48,7 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     if hardware:
         row["fraction_feasible"] = hardware["feasibility"]["fraction_feasible"]
         row["n_devices"] = hardware["n_devices"]
+        row["devices_per_weight"] = hardware["n_devices"] / hardware["n_weights"]
     return row
 
 
@@ -63,8 +68,9 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_point(config: dict[str, Any], run: str, cache: str) -> dict[str, Any]:
-    """One point of a sweep (in a worker process); returns its metrics."""
+def run_point(config: dict[str, Any], cache: str) -> dict[str, Any]:
+    """One point of a sweep (in a worker process): ``config`` is an experiment config plus
+    ``run``, the predictor to evaluate; returns its metrics."""
     from bayesim.config import ExperimentConfig
     from bayesim.data.dirty import build_benchmark
     from bayesim.pipeline import (
@@ -76,7 +82,8 @@ def run_point(config: dict[str, Any], run: str, cache: str) -> dict[str, Any]:
         train_experiment,
     )
 
-    experiment = ExperimentConfig.model_validate(config)
+    run = config["run"]
+    experiment = ExperimentConfig.model_validate({k: v for k, v in config.items() if k != "run"})
     benchmark = build_benchmark(experiment.data, experiment.seed)
     model_dir = Path(cache) / "models" / _key(config, ("data", "model", "train", "seed"))
     with _locked(model_dir.with_suffix(".lock")):
@@ -98,11 +105,11 @@ def run_point(config: dict[str, Any], run: str, cache: str) -> dict[str, Any]:
     return summary(result.report)
 
 
-def _guarded(config: dict[str, Any], run: str, cache: str) -> tuple[str, Any, float]:
+def _guarded(config: dict[str, Any], cache: str) -> tuple[str, Any, float]:
     """run_point that never raises: ('done', metrics, s) or ('failed', error text, s)."""
     start = time.perf_counter()
     try:
-        return "done", run_point(config, run, cache), time.perf_counter() - start
+        return "done", run_point(config, cache), time.perf_counter() - start
     except Exception as exc:  # a failed point is recorded, not fatal
         last = traceback.extract_tb(exc.__traceback__)[-1]
         text = f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})"
@@ -129,6 +136,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike[str], workers: int = 1,
     points = expand(spec)
     out_dir = Path(out)
     store = ResultsStore(out_dir / STORE_NAME, spec_hash(points))
+    write_bytes(out_dir / SPEC_NAME, json.dumps(spec.model_dump(mode="json"), indent=1).encode())
     pending: list[Point] = [p for p in points if p.id not in store.finished_ids()]
     total, done = len(points), len(points) - len(pending)
     if on_progress:
@@ -147,14 +155,14 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike[str], workers: int = 1,
             on_progress(done, total)
 
     if scheduler is not None or dask_local is not None:
-        _run_on_dask(pending, spec.run, cache, finish, scheduler, dask_local)
+        _run_on_dask(pending, cache, finish, scheduler, dask_local)
     else:
-        _run_locally(pending, spec.run, cache, finish, workers)
+        _run_locally(pending, cache, finish, workers)
     store.export_csv(out_dir / CSV_NAME)
     return store
 
 
-def _run_locally(pending: list[Point], run: str, cache: str,
+def _run_locally(pending: list[Point], cache: str,
                  finish: Callable[[Point, tuple], None], workers: int) -> None:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
@@ -164,13 +172,13 @@ def _run_locally(pending: list[Point], run: str, cache: str,
         while queue or running:
             while queue and len(running) < workers:
                 point = queue.pop(0)
-                running[pool.submit(_guarded, point.config, run, cache)] = point
+                running[pool.submit(_guarded, point.config, cache)] = point
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 finish(running.pop(future), future.result())
 
 
-def _run_on_dask(pending: list[Point], run: str, cache: str,
+def _run_on_dask(pending: list[Point], cache: str,
                  finish: Callable[[Point, tuple], None], scheduler: str | None,
                  dask_local: int | None) -> None:
     from dask.distributed import Client, LocalCluster, as_completed
@@ -187,7 +195,7 @@ def _run_on_dask(pending: list[Point], run: str, cache: str,
         raise ConfigError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
     try:
         client.run(_one_thread)
-        futures = {client.submit(_guarded, p.config, run, cache, pure=False): p
+        futures = {client.submit(_guarded, p.config, cache, pure=False): p
                    for p in pending}
         for future in as_completed(futures):
             finish(futures[future], future.result())

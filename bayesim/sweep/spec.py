@@ -15,17 +15,25 @@ hardware.device = "pcm_ibm_2020"
 [grid]                             # grid mode: every combination, in the order written
 "hardware.adc_bits" = [4, 6, 8]
 "hardware.mapping" = ["M1", "M3"]
+# or several grids, each a [[grid]] table: the union of their points (a point in two grids runs
+# once), e.g. a heatmap grid plus one-parameter-at-a-time grids around the base
 
 [random]                           # random mode: one distribution per dotted path
 "hardware.read_noise_scale" = { low = 0.25, high = 4.0, log = true }
 "hardware.adc_bits" = { choices = [4, 6, 8, 10] }
 ```
 
-Every point is the base config with its values set at dotted paths, then ``seed``; it is validated
+Further keys: ``seed_key`` (the dotted path the seeds set: ``seed``, the experiment's root seed,
+retrains the model per seed; ``hardware.chip_seed`` keeps one trained model and programs a new
+chip per seed), ``references`` (``["fp32", "digital"]``: the software predictors evaluated once
+per seed on the base config, drawn as reference lines by the plots) and ``[[plots]]`` (the figures
+``bayesim plot DIR`` draws by default; bayesim.plots.sweep).
+
+Every point is the base config with its values set at dotted paths, then its seed; it is validated
 as a whole :class:`~bayesim.config.ExperimentConfig` (an unknown path or a bad value is a
 :class:`~bayesim.errors.ConfigError` naming it) and identified by the hash of the fully resolved
-config (bayesim.sweep.store.point_id). The spec's own hash (of its expanded point ids) keys the
-results store, so a store never mixes two specs.
+config, the predictor it runs included (``run``, bayesim.sweep.store.point_id). The spec's own
+hash (of its expanded point ids) keys the results store, so a store never mixes two specs.
 """
 
 import hashlib
@@ -77,39 +85,73 @@ class Distribution(StrictModel):
         return round(value) if self.integer else value
 
 
+Run = Literal["fp32", "digital", "analog"]
+
+
+class PlotSpec(StrictModel):
+    """One figure of a sweep (arguments of bayesim.plots.sweep.plot)."""
+
+    kind: Literal["heatmap", "lines", "bits", "pareto", "drift", "samples", "feasibility"]
+    x: str | None = None
+    y: str | None = None
+    by: str | None = None
+    metric: str | None = None
+    where: dict[str, Any] = Field(default_factory=dict)
+    """Fix these swept parameters (dotted path → value) instead of their base values."""
+
+
 class SweepSpec(StrictModel):
     """A sweep over dotted config paths (module docstring)."""
 
     name: str = "sweep"
-    run: Literal["fp32", "digital", "analog"] = "analog"
+    run: Run = "analog"
     """What every point evaluates: the fp32 software predictor, the digital quantized one
     (``[base.quant]``), or the analog machine (``[base.hardware]``, like ``bayesim simulate``)."""
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seed_key: str = "seed"
+    """The dotted config path the seeds set (``seed`` retrains per seed; ``hardware.chip_seed``
+    programs a new chip on one trained model)."""
+    references: list[Literal["fp32", "digital"]] = Field(default_factory=list)
+    """Software predictors evaluated on the base config (per seed when ``seed_key`` is
+    ``seed``), the reference lines of the plots."""
     mode: Literal["grid", "random"] = "grid"
     n_random: int = Field(default=10, ge=1)
     random_seed: int = Field(default=0, ge=0)
     base: dict[str, Any] = Field(default_factory=dict)
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] | list[dict[str, list[Any]]] = Field(default_factory=dict)
     random: dict[str, Distribution] = Field(default_factory=dict)
+    plots: list[PlotSpec] = Field(default_factory=list)
+
+    @property
+    def grids(self) -> list[dict[str, list[Any]]]:
+        """The grid tables (one, or several ``[[grid]]`` tables)."""
+        return [self.grid] if isinstance(self.grid, dict) else list(self.grid)
 
     @model_validator(mode="after")
     def _axes(self) -> "SweepSpec":
-        axes = self.grid if self.mode == "grid" else self.random
-        if not axes:
-            raise ValueError(f"a {self.mode} sweep needs at least one axis in [{self.mode}]")
-        for path, values in self.grid.items():
-            if not values:
-                raise ValueError(f"grid axis '{path}' is empty; give at least one value")
+        tables = self.grids if self.mode == "grid" else [self.random]
+        if not tables or any(not axes for axes in tables):
+            raise ValueError(f"a {self.mode} sweep needs at least one axis in every "
+                             f"[{self.mode}] table")
+        for axes in self.grids:
+            for path, values in axes.items():
+                if not values:
+                    raise ValueError(f"grid axis '{path}' is empty; give at least one value")
         return self
 
 
 @dataclass(frozen=True)
 class Point:
-    """One sweep point: the values it sets, its seed, its resolved config and identity."""
+    """One sweep point: the values it sets, its seed, its resolved config (with ``run``, the
+    predictor it evaluates) and identity."""
 
     values: dict[str, Any]
     seed: int
     config: dict[str, Any]
+
+    @property
+    def run(self) -> Run:
+        return self.config["run"]
 
     @property
     def id(self) -> str:
@@ -123,25 +165,41 @@ def load_spec(path: str | os.PathLike[str], overrides: list[str] | None = None) 
 
 
 def expand(spec: SweepSpec) -> list[Point]:
-    """The points of ``spec`` in a fixed order (grid: the axes' product in the order written,
-    then seeds; random: ``n_random`` draws from ``random_seed``, then seeds). Every point is
+    """The points of ``spec`` in a fixed order: the references first (per seed), then each grid's
+    product in the order written (then seeds), or ``n_random`` draws from ``random_seed`` (then
+    seeds). A point that an earlier grid already holds is not repeated. Every point is
     validated; the first bad one raises a ConfigError naming its path and value."""
+    combos: list[dict[str, Any]] = []
     if spec.mode == "grid":
-        paths = list(spec.grid)
-        combos = [dict(zip(paths, values, strict=True))
-                  for values in itertools.product(*(spec.grid[p] for p in paths))]
+        for axes in spec.grids:
+            paths = list(axes)
+            combos += [dict(zip(paths, values, strict=True))
+                       for values in itertools.product(*(axes[p] for p in paths))]
     else:
         rng = random.Random(spec.random_seed)
         combos = [{p: d.draw(rng) for p, d in spec.random.items()} for _ in range(spec.n_random)]
-    points = []
-    for values in combos:
-        for seed in spec.seeds:
-            overrides = [f"{p}={_toml(v)}" for p, v in values.items()] + [f"seed={seed}"]
-            label = ", ".join(f"{p}={v!r}" for p, v in values.items())
-            config = validate(ExperimentConfig, apply_overrides(spec.base, overrides),
-                              f"sweep point ({label}, seed {seed})")
-            points.append(Point(values, seed, config.model_dump(mode="json")))
-    return points
+    reference_seeds = spec.seeds if spec.seed_key == "seed" else [None]
+    todo: list[tuple[Run, dict[str, Any], int | None]] = [
+        (run, {}, seed) for run in spec.references for seed in reference_seeds]
+    todo += [(spec.run, values, seed) for values in combos for seed in spec.seeds]
+    points: dict[str, Point] = {}
+    for run, values, seed in todo:
+        overrides = [f"{p}={_toml(v)}" for p, v in values.items()]
+        if seed is not None:
+            overrides.append(f"{spec.seed_key}={seed}")
+        label = ", ".join([f"run={run}"] + [f"{p}={v!r}" for p, v in values.items()])
+        config = validate(ExperimentConfig, apply_overrides(spec.base, overrides),
+                          f"sweep point ({label}, {spec.seed_key} {seed})")
+        point = Point(values, spec.seeds[0] if seed is None else seed,
+                      {"run": run, **config.model_dump(mode="json")})
+        points.setdefault(point.id, point)
+    return list(points.values())
+
+
+def base_config(spec: SweepSpec) -> dict[str, Any]:
+    """The spec's base as a fully resolved config (the values plots fix unplotted axes at)."""
+    config = validate(ExperimentConfig, spec.base, "sweep base")
+    return {"run": spec.run, **config.model_dump(mode="json")}
 
 
 def spec_hash(points: list[Point]) -> str:

@@ -148,8 +148,8 @@ class ResultsStore:
         for row in self.rows():
             flat = {"point_id": row["point_id"], "status": row["status"],
                     "error": row["error"] or "", "seconds": row["seconds"]}
-            flat.update({f"config.{k}": v for k, v in _flatten(row["config"]).items()})
-            flat.update({f"metric.{k}": v for k, v in _flatten(row["metrics"]).items()})
+            flat.update({f"config.{k}": v for k, v in flatten(row["config"]).items()})
+            flat.update({f"metric.{k}": v for k, v in flatten(row["metrics"]).items()})
             out.append(flat)
         return out
 
@@ -184,12 +184,13 @@ class ResultsStore:
         return Path(path)
 
 
-def _flatten(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one dict of dotted keys (the CSV's ``config.*`` and ``metric.*``)."""
     out: dict[str, Any] = {}
     for key, item in value.items():
         name = f"{prefix}{key}"
         if isinstance(item, dict):
-            out.update(_flatten(item, name + "."))
+            out.update(flatten(item, name + "."))
         else:
             out[name] = item
     return out
