@@ -274,6 +274,9 @@ def plot(
     where: Annotated[list[str] | None, typer.Option(
         "--where", help="Hold a swept parameter at a value, e.g. hardware.mapping=M3 "
                         "(repeatable; default: the spec's base value).")] = None,
+    over: Annotated[list[str] | None, typer.Option(
+        "--over", help="pareto: a swept parameter whose configurations compete (repeatable; "
+                       "default: every configuration).")] = None,
 ) -> None:
     """Plot a sweep's results as PNG and PDF next to them (docs/sweeps.md): the figures its spec
     lists, or the one --kind names."""
@@ -285,7 +288,7 @@ def plot(
     for text in where or []:
         keys, value = parse_override(text)
         held[".".join(keys)] = value
-    paths = plot_spec(out) if kind is None else plot_one(out, kind, x, y, by, metric, held)
+    paths = plot_spec(out) if kind is None else plot_one(out, kind, x, y, by, metric, held, over)
     for path in paths:
         out_console.print(f"plot:   {path}")
 

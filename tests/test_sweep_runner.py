@@ -67,6 +67,47 @@ def test_executors_store_the_same_numbers(data_root: Path, tmp_path: Path) -> No
     assert results[0] == results[1] == results[2] and len(results[0]) == 2
 
 
+def test_remote_scheduler_matches_the_local_executor(data_root: Path, tmp_path: Path) -> None:
+    """--scheduler tcp://HOST:PORT: a separate `dask scheduler` and `dask worker` process (as on
+    a user's cluster) store the same values as one local worker."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    dask = shutil.which("dask", path=str(Path(sys.executable).parent))
+    assert dask is not None
+    info = tmp_path / "scheduler.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", str(info)],
+                              start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=env)]
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1",
+                                       "--nworkers", "1", "--no-dashboard"],
+                                      start_new_session=True, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, env=env))
+        spec = _spec(tmp_path)
+        results = []
+        for name, flags in (("remote", ["--scheduler", address]), ("local", [])):
+            out = tmp_path / name
+            assert main(["sweep", str(spec), "--out", str(out), "-q", *flags]) == 0
+            with ResultsStore(out / STORE_NAME, spec_hash(expand(load_spec(spec)))) as store:
+                results.append({r["point_id"]: r["metrics"] for r in store.rows("done")})
+        assert results[0] == results[1] and len(results[0]) == 2
+    finally:
+        for proc in reversed(procs):
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
 def test_bad_sweep_input_exits_2(data_root: Path, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "bad.toml"

@@ -67,3 +67,31 @@ random_seed = 3
 def test_bad_specs_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         expand(load_spec(_write(tmp_path, text)))
+
+
+def test_several_grids_references_and_chip_seeds(tmp_path: Path) -> None:
+    text = """
+seeds = [0, 1]
+seed_key = "hardware.chip_seed"
+[references]
+fp32 = {}
+digital = { "quant.strategy" = "VPQ", "quant.bits" = 3 }
+[base]
+quant.strategy = "fp"
+[[grid]]
+"hardware.adc_bits" = [4, 8]
+[[grid]]
+"hardware.adc_bits" = [8, 10]
+"""
+    points = expand(load_spec(_write(tmp_path, text)))
+    assert [p.run for p in points] == ["fp32", "digital"] + ["analog"] * 6
+    assert [p.config["hardware"]["adc_bits"] for p in points[2:]] == [4, 4, 8, 8, 10, 10]
+    assert [p.config["hardware"]["chip_seed"] for p in points[2:4]] == [0, 1]
+    assert {p.config["seed"] for p in points} == {0}  # one trained model
+    assert points[1].config["quant"]["strategy"] == "VPQ" and points[1].config["quant"]["bits"] == 3
+    assert points[0].config["quant"]["strategy"] == "fp"
+    assert len({p.id for p in points}) == len(points)
+    with pytest.raises(ConfigError, match="hardware.chip_sed"):
+        expand(load_spec(_write(tmp_path, text.replace("chip_seed", "chip_sed"))))
+    with pytest.raises(ConfigError, match="references"):
+        expand(load_spec(_write(tmp_path, text.replace("fp32 = {}", "fp64 = {}"))))

@@ -79,7 +79,14 @@ def _label(name: str) -> str:
     return UNITS.get(name, name)
 
 
-def _tick(value: float | str) -> str:
+NONE_LABELS = {"hardware.levels_bits": "analog", "hardware.alpha": "auto",
+               "hardware.p_stuck_min": "none"}
+"""How an unset value (empty in results.csv) reads on an axis."""
+
+
+def _tick(value: float | str, path: str = "") -> str:
+    if value == "":
+        return NONE_LABELS.get(path, "default")
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -252,8 +259,8 @@ def heatmap(out_dir: str | os.PathLike[str], x: str, y: str, metric: str = DEFAU
                 dark = (grid[i, j] < middle) != (metric in LOWER_IS_BETTER)
                 ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=8,
                         color="white" if dark else "black")
-    ax.set_xticks(range(len(xs)), [_tick(v) for v in xs])
-    ax.set_yticks(range(len(ys)), [_tick(v) for v in ys])
+    ax.set_xticks(range(len(xs)), [_tick(v, x) for v in xs])
+    ax.set_yticks(range(len(ys)), [_tick(v, y) for v in ys])
     ax.set_xlabel(_label(x))
     ax.set_ylabel(_label(y))
     fig.colorbar(image, ax=ax, label=_label(metric))
@@ -288,15 +295,15 @@ def lines(out_dir: str | os.PathLike[str], x: str, metric: str = DEFAULT_METRIC,
         means = [float(np.mean(groups[key][v])) for v in xs]
         stds = [float(np.std(groups[key][v])) for v in xs]
         positions = xs if numeric else [all_x.index(v) for v in xs]
-        label = f"{_label(by)} = {_tick(key)}" if by else None
+        label = f"{_label(by)} = {_tick(key, by)}" if by else None
         ax.errorbar(positions, means, yerr=stds, marker="o", capsize=3, label=label)
     if numeric:
         _numeric_scale(ax, all_x)
         if len(all_x) <= 8:
-            ax.set_xticks(all_x, [_tick(v) for v in all_x])
+            ax.set_xticks(all_x, [_tick(v, x) for v in all_x])
             ax.minorticks_off()
     else:
-        ax.set_xticks(range(len(all_x)), [_tick(v) for v in all_x])
+        ax.set_xticks(range(len(all_x)), [_tick(v, x) for v in all_x])
     for (label, mean, _), style in zip(results.references(cm), ("--", ":"), strict=False):
         ax.axhline(mean, color="black", linestyle=style, linewidth=1, label=label)
     ax.set_xlabel(_label(x))
@@ -325,14 +332,16 @@ def pareto_front(points: list[tuple[float, float, Any]],
 
 def pareto(out_dir: str | os.PathLike[str], x: str = "bits_per_weight",
            metric: str = DEFAULT_METRIC, by: str | None = None,
-           where: dict[str, Any] | None = None) -> list[Path]:
-    """Every configuration of the sweep (mean over seeds) as memory ``x`` (a metric such as
+           where: dict[str, Any] | None = None, over: list[str] | None = None) -> list[Path]:
+    """Configurations of the sweep (mean over seeds) as memory ``x`` (a metric such as
     ``bits_per_weight`` or ``devices_per_weight``, lower is better) against ``metric``, and the
-    Pareto front: the configurations no other one beats in both."""
+    Pareto front: the configurations no other one beats in both. ``over`` names the swept
+    parameters whose configurations compete (the others held at the base); default: all."""
     results = SweepResults.load(out_dir)
     cx, cm = results.column(x, "metric"), results.column(metric, "metric")
     cb = results.column(by, "config") if by else None
-    rows, _ = results.select([], where, hold_base=False)
+    axes = [results.column(path, "config") for path in over or []]
+    rows, _ = results.select(axes, where, hold_base=bool(over))
     swept = [c for c in rows[0] if c.startswith("config.") and c not in ("config.run",
              results.seed_column) and len({r[c] for r in rows}) > 1]
     configs: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
@@ -353,7 +362,7 @@ def pareto(out_dir: str | os.PathLike[str], x: str = "bits_per_weight",
         colour = colours.get(_value(key[swept.index(cb)]), "C0") if cb else "C0"
         ax.scatter(px, py, color=colour, s=22, alpha=0.7)
     for value, colour in colours.items():
-        ax.scatter([], [], color=colour, label=f"{_label(by)} = {_tick(value)}")
+        ax.scatter([], [], color=colour, label=f"{_label(by)} = {_tick(value, by)}")
     fx = [p[0] for p in front]
     fy = [p[1] for p in front]
     ax.step(fx, fy, where="post", color="black", linewidth=1.2, label="Pareto front")
@@ -385,7 +394,7 @@ def pareto(out_dir: str | os.PathLike[str], x: str = "bits_per_weight",
 
 def plot(out_dir: str | os.PathLike[str], kind: str, x: str | None = None,
          y: str | None = None, by: str | None = None, metric: str | None = None,
-         where: dict[str, Any] | None = None) -> list[Path]:
+         where: dict[str, Any] | None = None, over: list[str] | None = None) -> list[Path]:
     """One figure of :data:`KINDS` (module docstring); presets fill what is not given."""
     if kind not in KINDS:
         raise ConfigError(f"plot kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -400,7 +409,7 @@ def plot(out_dir: str | os.PathLike[str], kind: str, x: str | None = None,
             raise ConfigError("--kind heatmap needs --y, the second swept parameter")
         return heatmap(out_dir, x, y, metric, where)
     if kind == "pareto":
-        return pareto(out_dir, x, metric, by, where)
+        return pareto(out_dir, x, metric, by, where, over)
     return lines(out_dir, x, metric, by, where, kind)
 
 
@@ -414,5 +423,5 @@ def plot_spec(out_dir: str | os.PathLike[str]) -> list[Path]:
     paths = []
     for figure in spec.plots:
         paths += plot(out_dir, figure.kind, figure.x, figure.y, figure.by, figure.metric,
-                      figure.where)
+                      figure.where, figure.over)
     return paths

@@ -32,6 +32,7 @@ from bayesim.sweep.store import ResultsStore, canonical_json
 
 STORE_NAME = "results.sqlite"
 CSV_NAME = "results.csv"
+PARQUET_NAME = "results.parquet"
 SPEC_NAME = "spec.json"
 """The validated spec, next to the results (the plots read its base and its [[plots]])."""
 
@@ -129,10 +130,11 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike[str], workers: int = 1,
               on_progress: Callable[[int, int], None] | None = None,
               scheduler: str | None = None, dask_local: int | None = None) -> ResultsStore:
     """Run the pending points of ``spec`` into ``OUT/results.sqlite`` and return the (open)
-    store, its CSV exported to ``OUT/results.csv``. Points run in ``workers`` local worker
-    processes, or on Dask: a LocalCluster of ``dask_local`` one-thread workers, or the cluster
-    whose scheduler listens at ``scheduler`` (``tcp://HOST:PORT``; its workers need bayesim and
-    the data). Every executor stores the same numbers for the same points."""
+    store, exported to ``OUT/results.csv`` and ``OUT/results.parquet``. Points run in
+    ``workers`` local worker processes, or on Dask: a LocalCluster of ``dask_local`` one-thread
+    workers, or the cluster whose scheduler listens at ``scheduler`` (``tcp://HOST:PORT``; its
+    workers need bayesim and the data). Every executor stores the same numbers for the same
+    points."""
     points = expand(spec)
     out_dir = Path(out)
     store = ResultsStore(out_dir / STORE_NAME, spec_hash(points))
@@ -159,6 +161,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike[str], workers: int = 1,
     else:
         _run_locally(pending, cache, finish, workers)
     store.export_csv(out_dir / CSV_NAME)
+    store.export_parquet(out_dir / PARQUET_NAME)
     return store
 
 

@@ -26,7 +26,8 @@ hardware.device = "pcm_ibm_2020"
 Further keys: ``seed_key`` (the dotted path the seeds set: ``seed``, the experiment's root seed,
 retrains the model per seed; ``hardware.chip_seed`` keeps one trained model and programs a new
 chip per seed), ``references`` (``["fp32", "digital"]``: the software predictors evaluated once
-per seed on the base config, drawn as reference lines by the plots) and ``[[plots]]`` (the figures
+per seed on the base config, or a table giving each its own changes, drawn as reference lines by
+the plots) and ``[[plots]]`` (the figures
 ``bayesim plot DIR`` draws by default; bayesim.plots.sweep).
 
 Every point is the base config with its values set at dotted paths, then its seed; it is validated
@@ -98,6 +99,9 @@ class PlotSpec(StrictModel):
     metric: str | None = None
     where: dict[str, Any] = Field(default_factory=dict)
     """Fix these swept parameters (dotted path → value) instead of their base values."""
+    over: list[str] = Field(default_factory=list)
+    """pareto: the swept parameters whose configurations compete (others held at the base);
+    empty: every configuration of the sweep."""
 
 
 class SweepSpec(StrictModel):
@@ -111,9 +115,12 @@ class SweepSpec(StrictModel):
     seed_key: str = "seed"
     """The dotted config path the seeds set (``seed`` retrains per seed; ``hardware.chip_seed``
     programs a new chip on one trained model)."""
-    references: list[Literal["fp32", "digital"]] = Field(default_factory=list)
+    references: list[Literal["fp32", "digital"]] | dict[Literal["fp32", "digital"],
+                                                         dict[str, Any]] = Field(
+        default_factory=list)
     """Software predictors evaluated on the base config (per seed when ``seed_key`` is
-    ``seed``), the reference lines of the plots."""
+    ``seed``), the reference lines of the plots; as a table, each with its own dotted-path
+    changes, e.g. ``{ fp32 = {}, digital = { "quant.strategy" = "JQ", "quant.bits" = 4 } }``."""
     mode: Literal["grid", "random"] = "grid"
     n_random: int = Field(default=10, ge=1)
     random_seed: int = Field(default=0, ge=0)
@@ -179,8 +186,10 @@ def expand(spec: SweepSpec) -> list[Point]:
         rng = random.Random(spec.random_seed)
         combos = [{p: d.draw(rng) for p, d in spec.random.items()} for _ in range(spec.n_random)]
     reference_seeds = spec.seeds if spec.seed_key == "seed" else [None]
+    references = spec.references if isinstance(spec.references, dict) else \
+        dict.fromkeys(spec.references, {})
     todo: list[tuple[Run, dict[str, Any], int | None]] = [
-        (run, {}, seed) for run in spec.references for seed in reference_seeds]
+        (run, changes, seed) for run, changes in references.items() for seed in reference_seeds]
     todo += [(spec.run, values, seed) for values in combos for seed in spec.seeds]
     points: dict[str, Point] = {}
     for run, values, seed in todo:

@@ -166,21 +166,23 @@ class ResultsStore:
         return Path(path)
 
     def export_parquet(self, path: str | os.PathLike[str]) -> Path:
-        """All points as Parquet (needs pandas with pyarrow; written atomically)."""
-        try:
-            import pandas as pd
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise ConfigError("Parquet export needs pyarrow: pip install pyarrow (CSV export "
-                              "works without it)") from None
+        """All points as Parquet (pyarrow; written atomically). Lists and dicts become JSON
+        text, and a column that mixes text with numbers becomes text."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         rows = self.flat_rows()
-        frame = pd.DataFrame(rows, columns=_columns(rows))
-        for column in frame.columns:
-            if frame[column].map(lambda v: isinstance(v, (list, dict))).any():
-                frame[column] = frame[column].map(_cell)
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        write_bytes(Path(path), buffer.getvalue())
+        columns = {}
+        for name in _columns(rows):
+            values = [_cell(row.get(name)) for row in rows]
+            if any(isinstance(v, str) for v in values) and \
+                    any(v is not None and not isinstance(v, str) for v in values):
+                values = [None if v is None else str(v) for v in values]
+            columns[name] = values
+        table = pa.table(columns)
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table, buffer)
+        write_bytes(Path(path), buffer.getvalue().to_pybytes())
         return Path(path)
 
 
