@@ -288,9 +288,15 @@ def plot(
     for text in where or []:
         keys, value = parse_override(text)
         held[".".join(keys)] = value
-    paths = plot_spec(out) if kind is None else plot_one(out, kind, x, y, by, metric, held, over)
+    skipped: list[str] = []
+    if kind is None:
+        paths, skipped = plot_spec(out)
+    else:
+        paths = plot_one(out, kind, x, y, by, metric, held, over)
     for path in paths:
         out_console.print(f"plot:   {path}")
+    for reason in skipped:
+        out_console.print(f"skipped: {reason}")
 
 
 @data_app.command("info")

@@ -11,43 +11,15 @@ Timings are never asserted in tests; run this on the machine you want numbers fo
 import argparse
 import os
 import statistics
-import time
 
 import numba
 import numpy as np
+from timing import median_seconds, paired
 
 from bayesim.crossbar.kernels import add_output_noise, as_rows, matmul_t, read_mvm
 from bayesim.crossbar.periphery import periphery_preset
 from bayesim.crossbar.rng import Stream, draw, stream_key
 from bayesim.crossbar.tile import Tile
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up (JIT compilation, BLAS threads)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _paired(reference, candidate, repeats: int) -> tuple[float, float, list[float]]:
-    """Median times of two functions called alternately, and the ratio of each pair: on a shared
-    machine both see the same load, so the ratios scatter much less than separate medians."""
-    reference()
-    candidate()
-    t_ref, t_cand, ratios = [], [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        reference()
-        mid = time.perf_counter()
-        candidate()
-        end = time.perf_counter()
-        t_ref.append(mid - start)
-        t_cand.append(end - mid)
-        ratios.append((end - mid) / (mid - start))
-    return statistics.median(t_ref), statistics.median(t_cand), ratios
 
 
 def main() -> None:
@@ -63,13 +35,13 @@ def main() -> None:
     y = x @ g.T
     var = np.square(x) @ sigma_sq.T
     rows = as_rows(0, x.shape[0])
-    t_matmul, t_read, ratios = _paired(lambda: matmul_t(x, g),
+    t_matmul, t_read, ratios = paired(lambda: matmul_t(x, g),
                                        lambda: read_mvm(x, g, sigma_sq, key, sample=1),
                                        args.repeats)
     q1, q2, q3 = statistics.quantiles(ratios, n=4)
-    t_var = _median_seconds(lambda: matmul_t(np.square(x), sigma_sq), args.repeats)
-    t_numpy = _median_seconds(lambda: x @ g.T, args.repeats)
-    t_noise = _median_seconds(lambda: add_output_noise(y, var, key, np.int64(1), rows,
+    t_var = median_seconds(lambda: matmul_t(np.square(x), sigma_sq), args.repeats)
+    t_numpy = median_seconds(lambda: x @ g.T, args.repeats)
+    t_noise = median_seconds(lambda: add_output_noise(y, var, key, np.int64(1), rows,
                                                        np.int64(0)), args.repeats)
     # the whole tile: aihwkit-default periphery (abs-max noise management, 7-bit DAC, output
     # noise, 9-bit ADC, iterative bound management) around the same noisy read, weights in
@@ -77,10 +49,10 @@ def main() -> None:
     g_max = float(g.max())
     tile = Tile(g / g_max, sigma_sq / g_max ** 2, periphery_preset("aihwkit_default"), seed=0)
     x_unit = x / np.abs(x).max()
-    _, t_tile, tile_ratios = _paired(lambda: matmul_t(x, g), lambda: tile.mvm(x_unit, sample=1),
+    _, t_tile, tile_ratios = paired(lambda: matmul_t(x, g), lambda: tile.mvm(x_unit, sample=1),
                                      max(10, args.repeats // 4))
     n = 10_000_000
-    t_rng = _median_seconds(lambda: draw(key, n), max(3, args.repeats // 10))
+    t_rng = median_seconds(lambda: draw(key, n), max(3, args.repeats // 10))
     print(f"threads: numba {numba.get_num_threads()} ({numba.threading_layer()}), "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
     print(f"float32 matmul 256x512 @ 512x512:  {t_matmul * 1e3:8.3f} ms (torch; numpy's "

@@ -49,6 +49,10 @@ metric = "accuracy"
 kind = "samples"
 [[plots]]
 kind = "feasibility"
+[[plots]]                      # no point there (a sweep still running): skipped, not fatal
+kind = "lines"
+x = "hardware.adc_bits"
+where = { "hardware.drift_time" = 7.0 }
 """
 
 
@@ -77,9 +81,11 @@ def _sweep(tmp_path: Path) -> Path:
     return out
 
 
-def test_spec_plots_write_png_and_pdf(tmp_path: Path) -> None:
+def test_spec_plots_write_png_and_pdf(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     out = _sweep(tmp_path)
     assert main(["plot", str(out)]) == 0
+    assert "skipped: lines hardware.adc_bits" in capsys.readouterr().out.replace("\n", "")
     files = sorted(p.name for p in out.iterdir() if p.suffix in (".png", ".pdf"))
     assert len(files) == 2 * 6
     for kind in ("heatmap", "bits", "pareto", "drift", "samples", "feasibility"):

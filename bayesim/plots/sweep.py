@@ -63,7 +63,7 @@ KINDS = ("heatmap", "lines", *PRESETS)
 DEFAULT_METRIC = "auroc_epistemic"
 
 
-def _value(text: str) -> float | str:
+def parse_cell(text: str) -> float | str:
     try:
         return float(text)
     except ValueError:
@@ -84,7 +84,7 @@ NONE_LABELS = {"hardware.levels_bits": "analog", "hardware.alpha": "auto",
 """How an unset value (empty in results.csv) reads on an axis."""
 
 
-def _tick(value: float | str, path: str = "") -> str:
+def format_value(value: float | str, path: str = "") -> str:
     if value == "":
         return NONE_LABELS.get(path, "default")
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -147,26 +147,26 @@ class SweepResults:
         parameter at its ``where`` value, else its base value when points exist there, else
         averaged over (named in the returned note)."""
         rows = self._of_run({self.run}) if self.run else self.rows
-        fixed = {self.column(path, "config"): _value(_text(value))
+        fixed = {self.column(path, "config"): parse_cell(_text(value))
                  for path, value in (where or {}).items()}
         averaged = []
         swept = [c for c in rows[0] if c.startswith("config.") and c != "config.run"
                  and c != self.seed_column and c not in axes
                  and len({r[c] for r in rows}) > 1]
         for column, value in fixed.items():
-            present = {_value(r[column]) for r in rows}
+            present = {parse_cell(r[column]) for r in rows}
             if value not in present:
-                raise ConfigError(f"no point has {column[7:]} = {_tick(value)}; it takes "
-                                  f"{', '.join(_tick(v) for v in _sorted(present))}")
+                raise ConfigError(f"no point has {column[7:]} = {format_value(value)}; it takes "
+                                  f"{', '.join(format_value(v) for v in _sorted(present))}")
         for column in swept:
-            present = {_value(r[column]) for r in rows}
+            present = {parse_cell(r[column]) for r in rows}
             if column in fixed:
                 continue
-            if hold_base and column in self.base and _value(self.base[column]) in present:
-                fixed[column] = _value(self.base[column])
+            if hold_base and column in self.base and parse_cell(self.base[column]) in present:
+                fixed[column] = parse_cell(self.base[column])
             else:
                 averaged.append(column[7:])
-        rows = [r for r in rows if all(_value(r[c]) == v for c, v in fixed.items())]
+        rows = [r for r in rows if all(parse_cell(r[c]) == v for c, v in fixed.items())]
         note = f"averaged over {', '.join(averaged)}" if averaged else ""
         return rows, note
 
@@ -241,7 +241,7 @@ def heatmap(out_dir: str | os.PathLike[str], x: str, y: str, metric: str = DEFAU
     cells: dict[tuple, list[float]] = defaultdict(list)
     for row in rows:
         if row[cm] != "":
-            cells[(_value(row[cx]), _value(row[cy]))].append(float(row[cm]))
+            cells[(parse_cell(row[cx]), parse_cell(row[cy]))].append(float(row[cm]))
     if not cells:
         raise DataError(f"no finished point has {metric} for {x} × {y}")
     xs = _sorted({k[0] for k in cells})
@@ -259,8 +259,8 @@ def heatmap(out_dir: str | os.PathLike[str], x: str, y: str, metric: str = DEFAU
                 dark = (grid[i, j] < middle) != (metric in LOWER_IS_BETTER)
                 ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=8,
                         color="white" if dark else "black")
-    ax.set_xticks(range(len(xs)), [_tick(v, x) for v in xs])
-    ax.set_yticks(range(len(ys)), [_tick(v, y) for v in ys])
+    ax.set_xticks(range(len(xs)), [format_value(v, x) for v in xs])
+    ax.set_yticks(range(len(ys)), [format_value(v, y) for v in ys])
     ax.set_xlabel(_label(x))
     ax.set_ylabel(_label(y))
     fig.colorbar(image, ax=ax, label=_label(metric))
@@ -284,7 +284,7 @@ def lines(out_dir: str | os.PathLike[str], x: str, metric: str = DEFAULT_METRIC,
     groups: dict[object, dict[object, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         if row[cm] != "":
-            groups[_value(row[cb]) if cb else ""][_value(row[cx])].append(float(row[cm]))
+            groups[parse_cell(row[cb]) if cb else ""][parse_cell(row[cx])].append(float(row[cm]))
     if not groups:
         raise DataError(f"no finished point has {metric} against {x}")
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -295,15 +295,15 @@ def lines(out_dir: str | os.PathLike[str], x: str, metric: str = DEFAULT_METRIC,
         means = [float(np.mean(groups[key][v])) for v in xs]
         stds = [float(np.std(groups[key][v])) for v in xs]
         positions = xs if numeric else [all_x.index(v) for v in xs]
-        label = f"{_label(by)} = {_tick(key, by)}" if by else None
+        label = f"{_label(by)} = {format_value(key, by)}" if by else None
         ax.errorbar(positions, means, yerr=stds, marker="o", capsize=3, label=label)
     if numeric:
         _numeric_scale(ax, all_x)
         if len(all_x) <= 8:
-            ax.set_xticks(all_x, [_tick(v, x) for v in all_x])
+            ax.set_xticks(all_x, [format_value(v, x) for v in all_x])
             ax.minorticks_off()
     else:
-        ax.set_xticks(range(len(all_x)), [_tick(v, x) for v in all_x])
+        ax.set_xticks(range(len(all_x)), [format_value(v, x) for v in all_x])
     for (label, mean, _), style in zip(results.references(cm), ("--", ":"), strict=False):
         ax.axhline(mean, color="black", linestyle=style, linewidth=1, label=label)
     ax.set_xlabel(_label(x))
@@ -343,7 +343,7 @@ def pareto(out_dir: str | os.PathLike[str], x: str = "bits_per_weight",
     axes = [results.column(path, "config") for path in over or []]
     rows, _ = results.select(axes, where, hold_base=bool(over))
     swept = [c for c in rows[0] if c.startswith("config.") and c not in ("config.run",
-             results.seed_column) and len({r[c] for r in rows}) > 1]
+             results.seed_column) and (c == cb or len({r[c] for r in rows}) > 1)]
     configs: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
     for row in rows:
         if row[cm] != "" and row[cx] != "":
@@ -356,18 +356,18 @@ def pareto(out_dir: str | os.PathLike[str], x: str = "bits_per_weight",
     fig, ax = plt.subplots(figsize=(6, 4.2))
     colours = {}
     if cb:
-        values = _sorted({_value(r[cb]) for r in rows})
+        values = _sorted({parse_cell(r[cb]) for r in rows})
         colours = {v: f"C{i % 10}" for i, v in enumerate(values)}
     for px, py, key in points:
-        colour = colours.get(_value(key[swept.index(cb)]), "C0") if cb else "C0"
+        colour = colours.get(parse_cell(key[swept.index(cb)]), "C0") if cb else "C0"
         ax.scatter(px, py, color=colour, s=22, alpha=0.7)
     for value, colour in colours.items():
-        ax.scatter([], [], color=colour, label=f"{_label(by)} = {_tick(value, by)}")
+        ax.scatter([], [], color=colour, label=f"{_label(by)} = {format_value(value, by)}")
     fx = [p[0] for p in front]
     fy = [p[1] for p in front]
     ax.step(fx, fy, where="post", color="black", linewidth=1.2, label="Pareto front")
     for px, py, key in front:
-        text = ", ".join(f"{c.rsplit('.', 1)[1]}={_tick(_value(v))}"
+        text = ", ".join(f"{c.rsplit('.', 1)[1]}={format_value(parse_cell(v))}"
                          for c, v in zip(swept, key, strict=True)
                          if c != cb and v != results.base.get(c))
         ax.annotate(text or "base", (px, py), fontsize=6, xytext=(3, 3),
@@ -413,15 +413,22 @@ def plot(out_dir: str | os.PathLike[str], kind: str, x: str | None = None,
     return lines(out_dir, x, metric, by, where, kind)
 
 
-def plot_spec(out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Every figure the sweep's spec lists under ``[[plots]]``."""
+def plot_spec(out_dir: str | os.PathLike[str]) -> tuple[list[Path], list[str]]:
+    """Every figure the sweep's spec lists under ``[[plots]]`` that its results can draw (a
+    sweep still running may lack some points): the files written and, for each figure that
+    could not be drawn, why."""
     SweepResults.load(out_dir)  # a clear error when there is nothing to plot
     spec = read_spec(out_dir)
     if spec is None or not spec.plots:
         raise ConfigError(f"the sweep in {out_dir} lists no [[plots]]; give --kind "
                           f"({', '.join(KINDS)})")
-    paths = []
+    paths, skipped = [], []
     for figure in spec.plots:
-        paths += plot(out_dir, figure.kind, figure.x, figure.y, figure.by, figure.metric,
-                      figure.where, figure.over)
-    return paths
+        try:
+            paths += plot(out_dir, figure.kind, figure.x, figure.y, figure.by, figure.metric,
+                          figure.where, figure.over)
+        except (ConfigError, DataError) as exc:
+            skipped.append(f"{figure.kind} {figure.x or ''} {figure.metric or ''}: {exc}")
+    if not paths:
+        raise DataError(f"none of the spec's plots can be drawn yet; first: {skipped[0]}")
+    return paths, skipped

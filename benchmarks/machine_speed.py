@@ -1,0 +1,231 @@
+"""Monte-Carlo inference speed of the Bayesian machine against its floor and against aihwkit,
+measured side by side in one run (issue 7; docs/performance.md).
+
+    python benchmarks/machine_speed.py [--out runs/bench] [--samples 10 100] [--quick]
+
+On an MLP 784-512-512-10 and LeNet-5 (mean-field, freshly initialised: timings do not depend on
+training), batch 256, for each S:
+
+  (a) floor: the noise-free fp32 forward (torch, μ weights) repeated S times;
+  (b) software: fp32 BNN sampling (SoftwarePredictor, S fresh weight samples);
+  (c) machine: M1 per-read noise on ``pcm_ibm_2020``, 8-bit DAC and ADC (aihwkit_standard_io),
+      512 × 512 tiles, fast (output-referred) read path;
+  (d) the same machine with the explicit per-device read path;
+  (e) aihwkit 1.1.0 ``TorchInferenceRPUConfig`` with its PCMLikeNoiseModel, 8-bit DAC/ADC,
+      512 × 512 tiles: ``program_analog_weights`` + ``drift_analog_weights`` per fresh sample,
+      then the forward.
+
+Compilation (mapping and programming of the chip) is done once before timing and reported apart.
+Each time is the median of ``--repeats`` runs after a warm-up. The JSON (``OUT/machine_speed.json``)
+holds the times, the ratios (c)/(a), (c)/(b), (d)/(a), (e)/(c), and the scaling of (c) with S,
+batch and tile size on the MLP, drawn in ``OUT/machine_speed.png``/``.pdf``. Peak memory against
+S is measured by benchmarks/machine_memory.py (a fresh process per S).
+Timings are never asserted in tests; run this on the machine you want numbers for.
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numba
+import torch
+from timing import median_seconds
+from torch import nn
+
+from bayesim.bnn.layers import BayesConv2d, BayesLinear, sampling
+from bayesim.bnn.models import ModelConfig, build_model
+from bayesim.evaluate import SoftwarePredictor
+from bayesim.machine import BayesianMachine, HardwareConfig
+
+MODELS = {"mlp": {"arch": "mlp", "hidden": [512, 512]}, "lenet5": {"arch": "lenet5"}}
+
+
+def machine_config(read_path: str = "fast", tile: int = 512, batch: int = 256) -> HardwareConfig:
+    """The issue's machine (c)/(d): M1, pcm_ibm_2020, 8-bit DAC/ADC, ``tile``² tiles."""
+    return HardwareConfig(device="pcm_ibm_2020", mapping="M1", periphery="aihwkit_standard_io",
+                          dac_bits=8, adc_bits=8, max_in=tile, max_out=tile,
+                          read_path=read_path, batch_size=batch, decomposition_inputs=0)
+
+
+def plain_copy(model: nn.Module) -> nn.Sequential:
+    """The model with each Bayesian layer replaced by its torch layer holding μ."""
+    layers: list[nn.Module] = []
+    for module in model:
+        if isinstance(module, BayesConv2d):
+            out_c, in_c, k, _ = module.weight_mu.shape
+            plain = nn.Conv2d(in_c, out_c, k, stride=module.stride, padding=module.padding)
+        elif isinstance(module, BayesLinear):
+            out_f, in_f = module.weight_mu.shape
+            plain = nn.Linear(in_f, out_f)
+        else:
+            layers.append(module)
+            continue
+        with torch.no_grad():
+            plain.weight.copy_(module.weight_mu)
+            plain.bias.copy_(module.bias_mu)
+        layers.append(plain)
+    return nn.Sequential(*layers).eval()
+
+
+def aihwkit_sampler(model: nn.Module, tile: int):
+    """(e): a function drawing S fresh aihwkit weight samples (program + drift + forward)."""
+    from aihwkit.inference import PCMLikeNoiseModel
+    from aihwkit.nn.conversion import convert_to_analog
+    from aihwkit.simulator.configs import TorchInferenceRPUConfig
+
+    config = TorchInferenceRPUConfig()
+    config.noise_model = PCMLikeNoiseModel()
+    config.forward.inp_res = 1.0 / (2 ** 8 - 2)
+    config.forward.out_res = 1.0 / (2 ** 8 - 2)
+    config.forward.out_bound = 10.0
+    config.forward.out_noise = 0.04
+    config.mapping.max_input_size = tile
+    config.mapping.max_output_size = tile
+    analog = convert_to_analog(plain_copy(model), config).eval()
+
+    def run(x: torch.Tensor, n_samples: int) -> torch.Tensor:
+        out = []
+        with torch.no_grad():
+            for _ in range(n_samples):
+                analog.program_analog_weights()
+                analog.drift_analog_weights(20.0)  # t0 of the card: no drift, fresh 1/f draw
+                out.append(torch.softmax(analog(x), dim=-1))
+        return torch.stack(out)
+
+    return run
+
+
+def measure_model(name: str, samples: list[int], repeats: int, with_aihwkit: bool,
+                  batch: int = 256) -> dict:
+    model = build_model(ModelConfig(**MODELS[name]), seed=0).eval()
+    x = torch.randn(batch, 1, 28, 28)
+    software = SoftwarePredictor(model, batch_size=batch)
+    start = time.perf_counter()
+    fast = BayesianMachine.compile(model, machine_config("fast", batch=batch))
+    compile_s = time.perf_counter() - start
+    explicit = BayesianMachine.compile(model, machine_config("explicit", batch=batch))
+    aihwkit = aihwkit_sampler(model, 512) if with_aihwkit else None
+
+    def floor(n: int) -> None:
+        with torch.no_grad(), sampling(model, "mean"):
+            for _ in range(n):
+                torch.softmax(model(x), dim=-1)
+
+    rows = []
+    for n in samples:
+        row = {"model": name, "batch": batch, "samples": n, "compile_s": compile_s}
+        row["a_floor_s"] = median_seconds(lambda n=n: floor(n), repeats)
+        row["b_software_s"] = median_seconds(lambda n=n: software.sample_probs(x, n, 0),
+                                             repeats)
+        row["c_machine_fast_s"] = median_seconds(lambda n=n: fast.sample_probs(x, n, 0), repeats)
+        row["d_machine_explicit_s"] = median_seconds(
+            lambda n=n: explicit.sample_probs(x, n, 0), max(1, repeats // 2))
+        if aihwkit is not None:
+            row["e_aihwkit_s"] = median_seconds(lambda n=n: aihwkit(x, n), 1)
+        row["c_over_a"] = row["c_machine_fast_s"] / row["a_floor_s"]
+        row["c_over_b"] = row["c_machine_fast_s"] / row["b_software_s"]
+        row["d_over_a"] = row["d_machine_explicit_s"] / row["a_floor_s"]
+        if aihwkit is not None:
+            row["e_over_c"] = row["e_aihwkit_s"] / row["c_machine_fast_s"]
+        rows.append(row)
+        print(_line(row), flush=True)
+    return {"rows": rows}
+
+
+def _line(row: dict) -> str:
+    parts = [f"{row['model']:7s} S={row['samples']:4d}",
+             f"(a) {row['a_floor_s'] * 1e3:8.1f} ms", f"(b) {row['b_software_s'] * 1e3:8.1f} ms",
+             f"(c) {row['c_machine_fast_s'] * 1e3:8.1f} ms",
+             f"(d) {row['d_machine_explicit_s'] * 1e3:8.1f} ms"]
+    if "e_aihwkit_s" in row:
+        parts.append(f"(e) {row['e_aihwkit_s'] * 1e3:9.1f} ms")
+    parts += [f"c/a {row['c_over_a']:5.2f}", f"c/b {row['c_over_b']:5.2f}",
+              f"d/a {row['d_over_a']:5.2f}"]
+    if "e_over_c" in row:
+        parts.append(f"e/c {row['e_over_c']:6.1f}")
+    return "  ".join(parts)
+
+
+def scaling(repeats: int, quick: bool) -> dict:
+    """(c) on the MLP against S, batch and tile size (one varied, the others at 100/256/512)."""
+    model = build_model(ModelConfig(**MODELS["mlp"]), seed=0).eval()
+    out: dict[str, list] = {"samples": [], "batch": [], "tile": []}
+    s_values = [10, 30, 100] if quick else [10, 30, 100, 300]
+    machine = BayesianMachine.compile(model, machine_config())
+    x = torch.randn(256, 1, 28, 28)
+    for n in s_values:
+        out["samples"].append((n, median_seconds(lambda n=n: machine.sample_probs(x, n, 0),
+                                                 repeats)))
+    for batch in ([64, 256, 1024] if quick else [32, 64, 128, 256, 512, 1024]):
+        m = BayesianMachine.compile(model, machine_config(batch=batch))
+        xb = torch.randn(batch, 1, 28, 28)
+        out["batch"].append((batch, median_seconds(lambda m=m, xb=xb: m.sample_probs(xb, 30, 0),
+                                                   repeats)))
+    for tile in ([128, 256, 512] if quick else [64, 128, 256, 512]):
+        m = BayesianMachine.compile(model, machine_config(tile=tile))
+        out["tile"].append((tile, median_seconds(lambda m=m: m.sample_probs(x, 30, 0), repeats)))
+    return out
+
+
+def plot_scaling(result: dict, stem: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    specs = [("samples", "Monte-Carlo samples S (batch 256, 512² tiles)", "per sample"),
+             ("batch", "batch (S = 30, 512² tiles)", "per image and sample"),
+             ("tile", "tile size (inputs = outputs; S = 30, batch 256)", "per sample")]
+    for ax, (key, label, _) in zip(axes, specs, strict=True):
+        xs = [p[0] for p in result[key]]
+        ys = [p[1] for p in result[key]]
+        ax.plot(xs, ys, marker="o")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(xs, [str(v) for v in xs])
+        ax.minorticks_off()
+        ax.set_xlabel(label)
+        ax.set_ylabel("wall time (s)")
+        ax.grid(alpha=0.3)
+    fig.suptitle("Machine (c): MLP 784-512-512-10, M1 pcm_ibm_2020, 8-bit DAC/ADC, fast path",
+                 fontsize=10)
+    fig.tight_layout()
+    paths = []
+    for suffix in (".png", ".pdf"):
+        path = stem.with_suffix(suffix)
+        fig.savefig(path, dpi=130)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/bench")
+    parser.add_argument("--samples", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--no-aihwkit", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="fewer scaling points")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"threads": {"torch": torch.get_num_threads(), "numba": numba.get_num_threads()},
+              "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+              "torch": torch.__version__, "models": {}}
+    for name in args.models:
+        result["models"][name] = measure_model(name, args.samples, args.repeats,
+                                               not args.no_aihwkit)
+    result["scaling_mlp"] = scaling(max(1, args.repeats // 2), args.quick)
+    (out / "machine_speed.json").write_text(json.dumps(result, indent=1))
+    for path in plot_scaling(result["scaling_mlp"], out / "machine_speed"):
+        print(f"plot: {path}")
+    print(f"json: {out / 'machine_speed.json'}")
+
+
+if __name__ == "__main__":
+    main()
