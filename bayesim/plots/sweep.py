@@ -85,9 +85,17 @@ NONE_LABELS = {"hardware.levels_bits": "analog", "hardware.alpha": "auto",
 
 
 def format_value(value: float | str, path: str = "") -> str:
+    """A parameter value as an axis tick reads it (times after programming in s, min, h, d)."""
     if value == "":
         return NONE_LABELS.get(path, "default")
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    if not isinstance(value, float):
+        return str(value)
+    if path == "hardware.drift_time" and value > 0:
+        for unit, seconds in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+            if value >= seconds:
+                return f"{value / seconds:g} {unit}"
+        return f"{value:g} s"
+    return f"{value:g}"
 
 
 def _sorted(values) -> list:
