@@ -175,8 +175,11 @@ class SweepResults:
             else:
                 averaged.append(column[7:])
         rows = [r for r in rows if all(parse_cell(r[c]) == v for c, v in fixed.items())]
-        note = f"averaged over {', '.join(averaged)}" if averaged else ""
-        return rows, note
+        notes = [f"{path} = {format_value(parse_cell(_text(value)), path)}"
+                 for path, value in (where or {}).items()]
+        if averaged:
+            notes.append(f"averaged over {', '.join(averaged)}")
+        return rows, "; ".join(notes)
 
     def references(self, metric_column: str) -> list[tuple[str, float, float]]:
         """(label, mean, std) of each reference predictor of the sweep, for ``metric``."""
@@ -310,6 +313,8 @@ def lines(out_dir: str | os.PathLike[str], x: str, metric: str = DEFAULT_METRIC,
         if len(all_x) <= 8:
             ax.set_xticks(all_x, [format_value(v, x) for v in all_x])
             ax.minorticks_off()
+            if ax.get_xscale() != "linear":
+                ax.tick_params(axis="x", labelrotation=35)
     else:
         ax.set_xticks(range(len(all_x)), [format_value(v, x) for v in all_x])
     for (label, mean, _), style in zip(results.references(cm), ("--", ":"), strict=False):
