@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bayesim.crossbar.kernels import add_output_noise, as_rows, explicit_read_mvm, read_mvm
-from bayesim.crossbar.rng import Stream, draw, philox_block, stream_key
+from bayesim.crossbar.rng import Stream, draw, normal_at, philox_block, stream_key
 from tests.statcheck import assert_ks, assert_moments
 
 # Random123's known-answer vectors for Philox4x32-10 (kat_vectors)
@@ -61,6 +61,19 @@ def test_streams_samples_and_rows_are_independent() -> None:
     # the four normals of one Philox call are uncorrelated, including in their squares
     for lag in (1, 2, 3):
         assert _max_abs_corr(base[0::4] ** 2, base[lag::4] ** 2) < 5.0 / math.sqrt(N / 4)
+
+
+@pytest.mark.parametrize("n_out", [1, 3, 6, 11, 16, 509, 700])
+def test_read_noise_is_the_scalar_normal_of_its_counter(n_out: int) -> None:
+    """The flat, vectorised fill of the read-noise kernel draws, for every (row, output), the
+    normal that normal_at gives for counter (output, row, sample, block), whatever the width."""
+    key = stream_key(4, Stream.READ, 2, 1)
+    rows = np.array([0, 5, 6, 1000, 3, 77, 2 ** 20, 9] * 41, dtype=np.int64)[:300]
+    y = np.zeros((rows.size, n_out))
+    add_output_noise(y, np.ones_like(y), key, np.int64(7), rows, np.int64(2))
+    rng = np.random.default_rng(n_out)
+    for b, j in zip(rng.integers(0, rows.size, 400), rng.integers(0, n_out, 400), strict=True):
+        assert y[b, j] == normal_at(key[0], key[1], j, rows[b], 7, 2)
 
 
 def test_chunking_does_not_change_draws() -> None:

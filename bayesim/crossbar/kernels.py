@@ -22,7 +22,7 @@ import numba
 import numpy as np
 import torch
 
-from bayesim.crossbar.rng import fill_normals, laplace_at, normal_at, uniform_at
+from bayesim.crossbar.rng import fill_row_normals, laplace_at, normal_at, uniform_at
 
 GAUSSIAN, LAPLACE = 0, 1
 _SQRT_HALF = math.sqrt(0.5)
@@ -96,9 +96,6 @@ def read_devices_kernel(g, sigma, shape, key, sample0, out):
             out[s, i] = g[i] + sigma[i] * unit_noise(shape, key[0], key[1], i, 0, sample0 + s, 0)
 
 
-_ROWS_PER_TASK = 16
-
-
 def as_rows(row0: int | np.ndarray, batch: int) -> np.ndarray:
     """Global input indices of a batch's rows: ``row0, row0 + 1, …`` or an explicit index array
     (bound management recomputes only some rows, which keep their own indices)."""
@@ -109,30 +106,44 @@ def as_rows(row0: int | np.ndarray, batch: int) -> np.ndarray:
     return np.arange(int(row0), int(row0) + batch, dtype=np.int64)
 
 
+_ELEMENTS_PER_TASK = 2048
+
+
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def noise_kernel(y, var, key, sample, rows, block, state, carry, fresh):
     """In place: ``y[b, j] += sqrt(var[b, j])·ξ[b, j]`` with ``ξ = carry·state + fresh·z`` and z
     the normal at counter (j, rows[b], sample, block); ``state`` (the previous ξ, same shape as
     ``y``) is overwritten with the new ξ. An empty ``state`` means white noise, ξ = z. Rows are
-    handed out in groups of 16 (one set of work arrays per group), each row's normals drawn by one
-    vectorised block fill (rng.fill_normals)."""
+    handed out in groups of about 4,096 elements (one set of work arrays per group), whose
+    normals are drawn by one flat, vectorised fill (rng.fill_row_normals) however narrow the
+    rows; the grouping never changes a draw."""
     batch, n_out = y.shape
     stateful = state.shape[0] > 0
-    n_tasks = (batch + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
+    per_row = (n_out + 3) >> 2
+    stride = 4 * per_row
+    rows_per_task = max(1, _ELEMENTS_PER_TASK // stride)
+    n_tasks = (batch + rows_per_task - 1) // rows_per_task
     for task in numba.prange(n_tasks):
-        z = np.empty(n_out)
-        scratch = np.empty(n_out + 8)
-        tails = np.empty(n_out, dtype=np.int64)
-        for b in range(task * _ROWS_PER_TASK, min(batch, (task + 1) * _ROWS_PER_TASK)):
-            fill_normals(key[0], key[1], 0, rows[b], sample, block, z, scratch, tails)
+        lo = task * rows_per_task
+        hi = min(batch, lo + rows_per_task)
+        size = (hi - lo) * stride
+        z = np.empty(size)
+        scratch = np.empty(size)
+        tails = np.empty(size, dtype=np.int64)
+        call_row = np.empty((hi - lo) * per_row, dtype=np.uint64)
+        call_word = np.empty((hi - lo) * per_row, dtype=np.uint64)
+        fill_row_normals(key[0], key[1], rows[lo:hi], sample, block, n_out, z, scratch, tails,
+                         call_row, call_word)
+        for b in range(lo, hi):
+            base = (b - lo) * stride
             if stateful:
                 for j in range(n_out):
-                    xi = carry * state[b, j] + fresh * z[j]
+                    xi = carry * state[b, j] + fresh * z[base + j]
                     state[b, j] = xi
                     y[b, j] += math.sqrt(var[b, j]) * xi
             else:
                 for j in range(n_out):
-                    y[b, j] += math.sqrt(var[b, j]) * z[j]
+                    y[b, j] += math.sqrt(var[b, j]) * z[base + j]
 
 
 _NO_STATE = np.empty((0, 0))

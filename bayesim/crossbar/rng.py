@@ -197,6 +197,47 @@ def fill_normals(k0, k1, start, row, sample, block, out, scratch, tails):
         out[i] = _ppf_tail(scratch[offset + i])
 
 
+@numba.njit(cache=True, error_model="numpy")
+def fill_row_normals(k0, k1, rows, sample, block, n, out, scratch, tails, call_row, call_word):
+    """The normals of elements ``0 … n − 1`` for every row in ``rows``: ``out[r·stride + j]`` =
+    ``normal_at(k0, k1, j, rows[r], sample, block)`` with ``stride = 4·⌈n/4⌉`` (the words
+    ``j ≥ n`` of a row are padding). Like :func:`fill_normals`, but the Philox calls of all rows
+    run in one flat loop, so that narrow rows (a convolution's few output channels) vectorise as
+    well as wide ones. Work arrays, owned by the caller: ``scratch`` float64 and ``tails`` int64
+    of at least ``len(rows)·stride`` entries, ``call_row`` and ``call_word`` uint64 of at least
+    ``len(rows)·⌈n/4⌉``."""
+    per_row = (n + 3) >> 2
+    n_calls = rows.shape[0] * per_row
+    if n_calls == 0:
+        return
+    k = 0
+    for r in range(rows.shape[0]):
+        for c in range(per_row):
+            call_row[k] = np.uint64(rows[r])
+            call_word[k] = np.uint64(c)
+            k += 1
+    kk0 = np.uint64(k0)
+    kk1 = np.uint64(k1)
+    s = np.uint64(sample)
+    bl = np.uint64(block)
+    for k in range(n_calls):
+        w0, w1, w2, w3 = philox4x32(call_word[k], call_row[k], s, bl, kk0, kk1)
+        scratch[4 * k] = (np.float64(w0) + 0.5) * _INV_2_32
+        scratch[4 * k + 1] = (np.float64(w1) + 0.5) * _INV_2_32
+        scratch[4 * k + 2] = (np.float64(w2) + 0.5) * _INV_2_32
+        scratch[4 * k + 3] = (np.float64(w3) + 0.5) * _INV_2_32
+    m = 4 * n_calls
+    for i in range(m):
+        out[i] = _ppf_central(scratch[i])
+    n_tail = 0
+    for i in range(m):
+        tails[n_tail] = i
+        n_tail += _is_tail(scratch[i])
+    for t in range(n_tail):
+        i = tails[t]
+        out[i] = _ppf_tail(scratch[i])
+
+
 _CHUNK = 1 << 16
 
 
