@@ -110,8 +110,9 @@ _ELEMENTS_PER_TASK = 2048
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def noise_kernel(y, var, key, sample, rows, block, state, carry, fresh):
-    """In place: ``y[b, j] += sqrt(var[b, j])·ξ[b, j]`` with ``ξ = carry·state + fresh·z`` and z
+def noise_kernel(y, base, var, key, sample, rows, block, state, carry, fresh):
+    """``y[b, j] = base[b, j] + sqrt(var[b, j])·ξ[b, j]`` (``base`` may be ``y``: in place) with
+    ``ξ = carry·state + fresh·z`` and z
     the normal at counter (j, rows[b], sample, block); ``state`` (the previous ξ, same shape as
     ``y``) is overwritten with the new ξ. An empty ``state`` means white noise, ξ = z. Rows are
     handed out in groups of about 4,096 elements (one set of work arrays per group), whose
@@ -135,25 +136,26 @@ def noise_kernel(y, var, key, sample, rows, block, state, carry, fresh):
         fill_row_normals(key[0], key[1], rows[lo:hi], sample, block, n_out, z, scratch, tails,
                          call_row, call_word)
         for b in range(lo, hi):
-            base = (b - lo) * stride
+            first = (b - lo) * stride
             if stateful:
                 for j in range(n_out):
-                    xi = carry * state[b, j] + fresh * z[base + j]
+                    xi = carry * state[b, j] + fresh * z[first + j]
                     state[b, j] = xi
-                    y[b, j] += math.sqrt(var[b, j]) * xi
+                    y[b, j] = base[b, j] + math.sqrt(var[b, j]) * xi
             else:
                 for j in range(n_out):
-                    y[b, j] += math.sqrt(var[b, j]) * z[base + j]
+                    y[b, j] = base[b, j] + math.sqrt(var[b, j]) * z[first + j]
 
 
 _NO_STATE = np.empty((0, 0))
 
 
 def add_output_noise(y: np.ndarray, var: np.ndarray, key: np.ndarray, sample: int,
-                     rows: np.ndarray, block: int) -> None:
-    """In place: ``y[b, j] += sqrt(var[b, j])·ξ``, ξ the standard normal at counter (j, rows[b],
-    sample, block): white noise."""
-    noise_kernel(y, var, key, np.int64(sample), rows, np.int64(block), _NO_STATE, 0.0, 1.0)
+                     rows: np.ndarray, block: int, base: np.ndarray | None = None) -> None:
+    """``y[b, j] = base[b, j] + sqrt(var[b, j])·ξ`` (in place, ``y += …``, without ``base``),
+    ξ the standard normal at counter (j, rows[b], sample, block): white noise."""
+    noise_kernel(y, y if base is None else base, var, key, np.int64(sample), rows,
+                 np.int64(block), _NO_STATE, 0.0, 1.0)
 
 
 def add_ar1_output_noise(y: np.ndarray, var: np.ndarray, key: np.ndarray, sample: int,
@@ -168,7 +170,7 @@ def add_ar1_output_noise(y: np.ndarray, var: np.ndarray, key: np.ndarray, sample
         carry, fresh = 0.0, 1.0
     else:
         carry, fresh = rho, math.sqrt(1.0 - rho * rho)
-    noise_kernel(y, var, key, np.int64(sample), rows, np.int64(0), state, carry, fresh)
+    noise_kernel(y, y, var, key, np.int64(sample), rows, np.int64(0), state, carry, fresh)
     return state
 
 
@@ -233,10 +235,11 @@ def read_moments(x: np.ndarray, g: np.ndarray, sigma_sq: np.ndarray | None,
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def scale_quantize_clip(src, scale, dst, step, bound, sto_round, key, sample, rows, block,
-                        clipped):
+                        clipped, post):
     """The fused DAC/ADC kernel: ``dst[b, j] = clip(round(src[b, j]/scale[b]/step)·step, −bound,
-    bound)`` (aihwkit UniformQuantize followed by its clamp, after noise management's division
-    by α), with stochastic rounding (``v/step + U(−½, ½)`` before rounding, U at counter
+    bound)·post[b]`` (aihwkit UniformQuantize followed by its clamp, after noise management's
+    division by α; ``post``, float32 ones for the DAC, is the ADC's digital rescale by the output
+    scale and α), with stochastic rounding (``v/step + U(−½, ½)`` before rounding, U at counter
     (j, rows[b], sample, block)) when ``sto_round``; ``step`` ≤ 0 skips quantization. Rounding is
     half-to-even like torch.round, and arithmetic runs in ``dst``'s dtype, so float32 matches
     aihwkit bit for bit. ``dst`` may be ``src``. ``clipped[b]`` becomes True when any value of
@@ -247,6 +250,7 @@ def scale_quantize_clip(src, scale, dst, step, bound, sto_round, key, sample, ro
     for b in numba.prange(batch):
         hit = False
         row_scale = dst.dtype.type(scale[b])
+        row_post = dst.dtype.type(post[b])
         for j in range(n):
             q = dst.dtype.type(src[b, j]) / row_scale
             if step > 0.0:
@@ -261,15 +265,18 @@ def scale_quantize_clip(src, scale, dst, step, bound, sto_round, key, sample, ro
             elif q < -lim:
                 q = -lim
                 hit = True
-            dst[b, j] = q
+            dst[b, j] = q * row_post
         clipped[b] = hit
 
 
 def quantize_clip(v: np.ndarray, step: float, bound: float, sto_round: bool, key: np.ndarray,
-                  sample: int, rows: np.ndarray, block: int, clipped: np.ndarray) -> None:
-    """:func:`scale_quantize_clip` in place on ``v[batch, n]`` with no scaling."""
-    scale_quantize_clip(v, np.ones(v.shape[0]), v, step, bound, sto_round, key, sample, rows,
-                        block, clipped)
+                  sample: int, rows: np.ndarray, block: int, clipped: np.ndarray,
+                  post: np.ndarray | None = None) -> None:
+    """:func:`scale_quantize_clip` in place on ``v[batch, n]`` with no input scaling; each row
+    multiplied by ``post`` (float32) afterwards when given."""
+    ones = np.ones(v.shape[0])
+    scale_quantize_clip(v, ones, v, step, bound, sto_round, key, sample, rows, block, clipped,
+                        ones.astype(v.dtype) if post is None else post)
 
 
 @numba.njit(cache=True, parallel=True)

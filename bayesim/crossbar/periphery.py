@@ -226,18 +226,21 @@ class Periphery:
         v = np.empty(x.shape, dtype=np.float32)
         clipped = np.empty(v.shape[0], dtype=np.bool_)
         scale_quantize_clip(x, scale, v, c.inp_step, c.inp_bound, c.inp_sto_round,
-                            self._key_round, np.int64(sample), rows, np.int64(2 * rnd), clipped)
+                            self._key_round, np.int64(sample), rows, np.int64(2 * rnd), clipped,
+                            np.ones(v.shape[0], dtype=np.float32))
         if c.inp_noise > 0:
             add_output_noise(v, np.full_like(v, c.inp_noise ** 2), self._key_input,
                              np.int64(sample), rows, np.int64(rnd))
         return v
 
-    def adc(self, y: np.ndarray, sample: int, rows: np.ndarray, rnd: int) -> np.ndarray:
-        """Quantise and clip in place; returns the per-row 'clipped' flags."""
+    def adc(self, y: np.ndarray, sample: int, rows: np.ndarray, rnd: int,
+            post: np.ndarray | None = None) -> np.ndarray:
+        """Quantise and clip in place, then multiply row b by ``post[b]`` (float32; the digital
+        rescale) when given; returns the per-row 'clipped' flags."""
         c = self.config
         clipped = np.empty(y.shape[0], dtype=np.bool_)
         quantize_clip(y, c.out_step, c.out_bound, c.out_sto_round, self._key_round,
-                      np.int64(sample), rows, np.int64(2 * rnd + 1), clipped)
+                      np.int64(sample), rows, np.int64(2 * rnd + 1), clipped, post)
         return clipped
 
     def ir_drop(self, y: np.ndarray, x: np.ndarray, w: np.ndarray, abs_w: np.ndarray) -> None:
@@ -300,8 +303,8 @@ class Periphery:
             y = read(x_dac, rows[pending], rnd, memo if rnd == 0 else None)
             if c.ir_drop > 0 and ir_drop_weights is not None:
                 self.ir_drop(y, x_dac, *ir_drop_weights)
-            clipped = self.adc(y, sample, rows[pending], rnd)
-            y *= (c.out_scale * scale).astype(np.float32)[:, None]
+            clipped = self.adc(y, sample, rows[pending], rnd,
+                               (c.out_scale * scale).astype(np.float32))
             if not (iterative and reduction <= limit) or not clipped.any():
                 if whole:
                     return y

@@ -111,6 +111,11 @@ class Tile:
                     if "moments" not in memo:  # same inputs, same tile: mean and variance reused
                         memo["moments"] = read_moments(x_dac, self.w, self.read_var, out_var)
                     mean, var = memo["moments"]
+                    if var is not None and (correlation is None or rnd > 0):
+                        y = np.empty_like(mean)  # the kept mean stays untouched
+                        add_output_noise(y, var, self._key_read, np.int64(sample), rows,
+                                         np.int64(rnd), base=mean)
+                        return y
                     mean = mean.copy()
                 if var is not None:
                     if correlation is not None and rnd == 0:
@@ -238,17 +243,24 @@ class TiledMatrix:
         between reads, or None for white read noise."""
         if x.ndim != 2 or x.shape[1] != self.shape[1]:
             raise MappingError(f"input must have shape (batch, {self.shape[1]}), got {x.shape}")
+        def read(r: int, c: int) -> np.ndarray:
+            state = None
+            if correlation is not None:
+                state = correlation.get((r, c))
+                if state is None:
+                    state = correlation[(r, c)] = ReadCorrelation(
+                        rho, x.shape[0], self.out_sizes[r])
+            return self.tiles[r][c].mvm(x[:, self.in_edges[c]:self.in_edges[c + 1]], sample,
+                                        row0, None if memo is None else
+                                        memo.setdefault((r, c), {}), state)
+
+        if self.n_tiles == 1 and self.scales[0][0] == 1.0:
+            return read(0, 0)  # no partial sums: the same float32 as the float64 sum rounded
         out = np.zeros((x.shape[0], self.shape[0]), dtype=np.float64)
-        for r, row in enumerate(self.tiles):
+        for r in range(len(self.out_sizes)):
             o0, o1 = self.out_edges[r], self.out_edges[r + 1]
-            for c, tile in enumerate(row):
-                state = None
-                if correlation is not None:
-                    state = correlation.get((r, c))
-                    if state is None:
-                        state = correlation[(r, c)] = ReadCorrelation(rho, x.shape[0], o1 - o0)
-                y = tile.mvm(x[:, self.in_edges[c]:self.in_edges[c + 1]], sample, row0,
-                             None if memo is None else memo.setdefault((r, c), {}), state)
+            for c in range(len(self.in_sizes)):
+                y = read(r, c)
                 scale = self.scales[r][c]
                 out[:, o0:o1] += y if scale == 1.0 else y * np.float64(scale)
         return out.astype(np.float32)
