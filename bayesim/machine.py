@@ -46,6 +46,7 @@ from pydantic import Field
 from torch import nn
 
 from bayesim.bnn.layers import BayesConv2d, BayesianLayer, bayesian_layers
+from bayesim.crossbar.kernels import im2col
 from bayesim.crossbar.mapping import PairMap, feasibility_report, map_pairs
 from bayesim.crossbar.periphery import PeripheryConfig, periphery_preset, periphery_presets
 from bayesim.crossbar.rng import Stream, draw, stream_key
@@ -375,10 +376,7 @@ class BayesianMachine:
                 h = F.pad(h, (p, p, p, p))
             batch, channels, height, width = h.shape
             h_out, w_out = (height - k) // s + 1, (width - k) // s + 1
-            st = h.stride()  # patches as a strided view (2.5x faster than F.unfold + transpose)
-            patches = h.as_strided((batch, h_out, w_out, channels, k, k),
-                                   (st[0], st[2] * s, st[3] * s, st[1], st[2], st[3]))
-            x = patches.reshape(-1, layer.shape[1]).contiguous().numpy()
+            x = im2col(h.contiguous().numpy(), k, s)
             return x, (batch, h_out * w_out, h_out, w_out)
         return h.reshape(h.shape[0], -1).contiguous().numpy(), None
 

@@ -227,7 +227,11 @@ def read_moments(x: np.ndarray, g: np.ndarray, sigma_sq: np.ndarray | None,
     y = matmul_t(x, g)
     if sigma_sq is None and extra_var is None:
         return y, None
-    var = matmul_t(np.square(x), sigma_sq) if sigma_sq is not None else np.zeros_like(y)
+    if sigma_sq is not None:  # x² in torch: threaded, unlike numpy's
+        x_sq = torch.from_numpy(np.ascontiguousarray(x)).square()
+        var = x_sq.matmul(torch.from_numpy(sigma_sq).T).numpy()
+    else:
+        var = np.zeros_like(y)
     if extra_var is not None:
         var += extra_var
     return y, var
@@ -247,26 +251,29 @@ def scale_quantize_clip(src, scale, dst, step, bound, sto_round, key, sample, ro
     batch, n = dst.shape
     s = dst.dtype.type(step)
     lim = dst.dtype.type(bound)
+    quantize = step > 0.0
     for b in numba.prange(batch):
-        hit = False
+        hits = 0
         row_scale = dst.dtype.type(scale[b])
         row_post = dst.dtype.type(post[b])
-        for j in range(n):
-            q = dst.dtype.type(src[b, j]) / row_scale
-            if step > 0.0:
-                q = q / s
-                if sto_round:
-                    u = uniform_at(key[0], key[1], j, rows[b], sample, block)
-                    q = q + dst.dtype.type(u - 0.5)
-                q = np.rint(q) * s
-            if q > lim:
-                q = lim
-                hit = True
-            elif q < -lim:
-                q = -lim
-                hit = True
-            dst[b, j] = q * row_post
-        clipped[b] = hit
+        if quantize and sto_round:
+            for j in range(n):
+                q = dst.dtype.type(src[b, j]) / row_scale / s
+                u = uniform_at(key[0], key[1], j, rows[b], sample, block)
+                q = np.rint(q + dst.dtype.type(u - 0.5)) * s
+                hits += np.int64(q > lim) | np.int64(q < -lim)
+                dst[b, j] = min(max(q, -lim), lim) * row_post
+        elif quantize:  # branch-free, so that LLVM vectorises it
+            for j in range(n):
+                q = np.rint(dst.dtype.type(src[b, j]) / row_scale / s) * s
+                hits += np.int64(q > lim) | np.int64(q < -lim)
+                dst[b, j] = min(max(q, -lim), lim) * row_post
+        else:
+            for j in range(n):
+                q = dst.dtype.type(src[b, j]) / row_scale
+                hits += np.int64(q > lim) | np.int64(q < -lim)
+                dst[b, j] = min(max(q, -lim), lim) * row_post
+        clipped[b] = hits > 0
 
 
 def quantize_clip(v: np.ndarray, step: float, bound: float, sto_round: bool, key: np.ndarray,
@@ -284,8 +291,49 @@ def row_max(x, absolute, out):
     """``out[b]`` = max_j |x[b, j]| (``absolute``) or max_j x[b, j], as float64."""
     for b in numba.prange(x.shape[0]):
         m = -np.inf
-        for j in range(x.shape[1]):
-            v = abs(x[b, j]) if absolute else x[b, j]
-            if v > m:
-                m = v
+        if absolute:
+            for j in range(x.shape[1]):
+                m = max(m, abs(x[b, j]))
+        else:
+            for j in range(x.shape[1]):
+                m = max(m, x[b, j])
         out[b] = m
+
+
+@numba.njit(cache=True, parallel=True)
+def _im2col_kernel(h, k, stride, out):
+    batch, channels, height, width = h.shape
+    h_out = (height - k) // stride + 1
+    w_out = (width - k) // stride + 1
+    for b in numba.prange(batch):
+        for i in range(h_out):
+            for j in range(w_out):
+                r = (b * h_out + i) * w_out + j
+                c = 0
+                for ch in range(channels):
+                    for u in range(k):
+                        for v in range(k):
+                            out[r, c] = h[b, ch, i * stride + u, j * stride + v]
+                            c += 1
+
+
+def im2col(h: np.ndarray, k: int, stride: int) -> np.ndarray:
+    """The patches of a convolution as rows: ``h[batch, C, H, W]`` (already padded) →
+    ``[batch·H_out·W_out, C·k·k]`` float32, row (b, i, j) holding channel-major k × k windows
+    (the order of a ``[out, C, k, k]`` weight flattened); a parallel copy, 2× torch's strided
+    one on 2 cores."""
+    h = np.ascontiguousarray(h, dtype=np.float32)
+    batch, channels, height, width = h.shape
+    h_out, w_out = (height - k) // stride + 1, (width - k) // stride + 1
+    out = np.empty((batch * h_out * w_out, channels * k * k), dtype=np.float32)
+    _im2col_kernel(h, np.int64(k), np.int64(stride), out)
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def scale_to_float32(y, scale):
+    """In place: ``y = float32(0 + float64(y)·scale)``, exactly what adding one tile's output,
+    scaled in float64, to a zero float64 accumulator and rounding to float32 gives."""
+    flat = y.reshape(-1)
+    for i in numba.prange(flat.shape[0]):
+        flat[i] = np.float32(0.0 + np.float64(flat[i]) * scale)

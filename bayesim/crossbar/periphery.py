@@ -280,7 +280,7 @@ class Periphery:
             zero = abs_max == 0 if c.inp_noise == 0 else np.zeros(batch, dtype=bool)
             if memo is not None:
                 memo["alpha"], memo["zero"] = alpha, zero
-        out = np.zeros((batch, self.n_out), dtype=np.float32)
+        out: np.ndarray | None = None  # allocated only when rows are read apart
         everything = not zero.any()
         pending = np.arange(batch) if everything else np.flatnonzero(~zero)
         reduction = 1.0
@@ -308,13 +308,19 @@ class Periphery:
             if not (iterative and reduction <= limit) or not clipped.any():
                 if whole:
                     return y
+                if out is None:
+                    out = np.zeros((batch, self.n_out), dtype=np.float32)
                 out[pending] = y
                 break
+            if out is None:
+                out = np.zeros((batch, self.n_out), dtype=np.float32)
             done = ~clipped
             out[pending[done]] = y[done]
             pending = pending[clipped]
             reduction *= 2.0
             rnd += 1
+        if out is None:  # every row was zero
+            out = np.zeros((batch, self.n_out), dtype=np.float32)
         return out
 
 

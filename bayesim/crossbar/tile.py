@@ -26,6 +26,7 @@ from bayesim.crossbar.kernels import (
     matmul_t,
     read_moments,
     read_mvm,
+    scale_to_float32,
 )
 from bayesim.crossbar.periphery import Periphery, PeripheryConfig, weight_noise_variance
 from bayesim.crossbar.rng import Stream, stream_key
@@ -254,8 +255,10 @@ class TiledMatrix:
                                         row0, None if memo is None else
                                         memo.setdefault((r, c), {}), state)
 
-        if self.n_tiles == 1 and self.scales[0][0] == 1.0:
-            return read(0, 0)  # no partial sums: the same float32 as the float64 sum rounded
+        if self.n_tiles == 1:  # no partial sums: the float32 the float64 sum would round to
+            y = read(0, 0)
+            scale_to_float32(y, np.float64(self.scales[0][0]))
+            return y
         out = np.zeros((x.shape[0], self.shape[0]), dtype=np.float64)
         for r in range(len(self.out_sizes)):
             o0, o1 = self.out_edges[r], self.out_edges[r + 1]
