@@ -384,18 +384,19 @@ class BayesianMachine:
                     geometry: tuple | None, sample: int, read_seed: int, row0: int,
                     memo: dict | None = None, correlation: dict | None = None) -> torch.Tensor:
         n_out, n_in = layer.shape
+        bias = None
+        if layer.bias_mu is not None:  # sampled in digital, added after the ADC
+            assert layer.bias_sigma is not None
+            xi = draw(stream_key(read_seed, Stream.BIAS, layer.index), n_out, sample=sample)
+            bias = (layer.bias_mu + layer.bias_sigma * xi).astype(np.float32)
+            self.counters["random_draws"] += n_out
         y = matrix.mvm(x, sample, row0 if geometry is None else row0 * geometry[1], memo,
-                       correlation, self.hw.read_correlation)
+                       correlation, self.hw.read_correlation, bias)
         rows = x.shape[0]
         self.counters["mvms"] += rows * matrix.n_tiles
         self.counters["device_reads"] += rows * n_out * n_in * 2 * self.n_devices
         per_read = n_out * (n_in if self.hw.read_path == "explicit" else len(matrix.in_sizes))
         self.counters["random_draws"] += rows * per_read
-        if layer.bias_mu is not None:
-            assert layer.bias_sigma is not None
-            xi = draw(stream_key(read_seed, Stream.BIAS, layer.index), n_out, sample=sample)
-            y += (layer.bias_mu + layer.bias_sigma * xi).astype(np.float32)
-            self.counters["random_draws"] += n_out
         out = torch.from_numpy(y)
         if geometry is not None:
             batch, n_pos, h_out, w_out = geometry

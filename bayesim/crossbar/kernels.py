@@ -331,9 +331,13 @@ def im2col(h: np.ndarray, k: int, stride: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, parallel=True)
-def scale_to_float32(y, scale):
-    """In place: ``y = float32(0 + float64(y)·scale)``, exactly what adding one tile's output,
-    scaled in float64, to a zero float64 accumulator and rounding to float32 gives."""
-    flat = y.reshape(-1)
-    for i in numba.prange(flat.shape[0]):
-        flat[i] = np.float32(0.0 + np.float64(flat[i]) * scale)
+def scale_to_float32(y, scale, bias):
+    """In place on ``y[batch, n]``: ``y = float32(0 + float64(y)·scale) + bias`` (``bias``
+    float32 per column, or empty for none): exactly what adding one tile's output, scaled in
+    float64, to a zero float64 accumulator, rounding to float32 and adding a float32 bias gives."""
+    n = y.shape[1]
+    with_bias = bias.shape[0] > 0
+    for b in numba.prange(y.shape[0]):
+        for j in range(n):
+            v = np.float32(0.0 + np.float64(y[b, j]) * scale)
+            y[b, j] = v + bias[j] if with_bias else v

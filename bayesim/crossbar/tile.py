@@ -188,6 +188,9 @@ class ReadCorrelation:
             self.started[idx] = True
 
 
+_NO_BIAS = np.empty(0, dtype=np.float32)
+
+
 class TiledMatrix:
     """A logical ``[out, in]`` matrix on a grid of tiles with digital accumulation.
 
@@ -237,11 +240,12 @@ class TiledMatrix:
 
     def mvm(self, x: np.ndarray, sample: int = 0, row0: int | np.ndarray = 0,
             memo: dict | None = None, correlation: dict | None = None,
-            rho: float = 0.0) -> np.ndarray:
-        """``x[batch, in]`` → ``y[batch, out]`` (float32); partial sums added in float64.
-        ``memo`` as in :meth:`Tile.mvm` (one dict for the whole matrix); ``correlation`` a dict
-        that keeps every tile's :class:`ReadCorrelation` (coefficient ``rho``) for these rows
-        between reads, or None for white read noise."""
+            rho: float = 0.0, bias: np.ndarray | None = None) -> np.ndarray:
+        """``x[batch, in]`` → ``y[batch, out]`` (float32); partial sums added in float64, then a
+        digital float32 ``bias[out]`` when given. ``memo`` as in :meth:`Tile.mvm` (one dict for
+        the whole matrix); ``correlation`` a dict that keeps every tile's
+        :class:`ReadCorrelation` (coefficient ``rho``) for these rows between reads, or None for
+        white read noise."""
         if x.ndim != 2 or x.shape[1] != self.shape[1]:
             raise MappingError(f"input must have shape (batch, {self.shape[1]}), got {x.shape}")
         def read(r: int, c: int) -> np.ndarray:
@@ -255,9 +259,10 @@ class TiledMatrix:
                                         row0, None if memo is None else
                                         memo.setdefault((r, c), {}), state)
 
+        no_bias = _NO_BIAS if bias is None else np.asarray(bias, dtype=np.float32)
         if self.n_tiles == 1:  # no partial sums: the float32 the float64 sum would round to
             y = read(0, 0)
-            scale_to_float32(y, np.float64(self.scales[0][0]))
+            scale_to_float32(y, np.float64(self.scales[0][0]), no_bias)
             return y
         out = np.zeros((x.shape[0], self.shape[0]), dtype=np.float64)
         for r in range(len(self.out_sizes)):
@@ -266,4 +271,7 @@ class TiledMatrix:
                 y = read(r, c)
                 scale = self.scales[r][c]
                 out[:, o0:o1] += y if scale == 1.0 else y * np.float64(scale)
-        return out.astype(np.float32)
+        result = out.astype(np.float32)
+        if bias is not None:
+            result += no_bias
+        return result
