@@ -16,10 +16,12 @@ training), batch 256, for each S:
       then the forward.
 
 Compilation (mapping and programming of the chip) is done once before timing and reported apart.
-Each time is the median of ``--repeats`` runs after a warm-up. The JSON (``OUT/machine_speed.json``)
-holds the times, the ratios (c)/(a), (c)/(b), (d)/(a), (e)/(c), and the scaling of (c) with S,
-batch and tile size on the MLP, drawn in ``OUT/machine_speed.png``/``.pdf``. Peak memory against
-S is measured by benchmarks/machine_memory.py (a fresh process per S).
+(a), (b) and (c) run in turn for ``--repeats`` rounds after a warm-up round; times are medians,
+ratios the medians of the per-round ratios (with their range). (d) and (e) run once each.
+The JSON (``OUT/machine_speed.json``) holds the times, the ratios (c)/(a), (c)/(b), (d)/(a),
+(e)/(c), and the scaling of (c) with S, batch and tile size on the MLP, drawn in
+``OUT/machine_speed.png``/``.pdf``. Peak memory against S is measured by
+benchmarks/machine_memory.py (a fresh process per S).
 Timings are never asserted in tests; run this on the machine you want numbers for.
 """
 
@@ -27,12 +29,13 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
 import numba
 import torch
-from timing import median_seconds
+from timing import interleaved, median_seconds
 from torch import nn
 
 from bayesim.bnn.layers import BayesConv2d, BayesLinear, sampling
@@ -118,21 +121,28 @@ def measure_model(name: str, samples: list[int], repeats: int, with_aihwkit: boo
     rows = []
     for n in samples:
         row = {"model": name, "batch": batch, "samples": n, "compile_s": compile_s}
-        row["a_floor_s"] = median_seconds(lambda n=n: floor(n), repeats)
-        row["b_software_s"] = median_seconds(lambda n=n: software.sample_probs(x, n, 0),
-                                             repeats)
-        row["c_machine_fast_s"] = median_seconds(lambda n=n: fast.sample_probs(x, n, 0), repeats)
-        if with_explicit:
+        # (a), (b), (c) in turn, `repeats` rounds: ratios are medians of per-round ratios
+        times = interleaved({"a": lambda n=n: floor(n),
+                             "b": lambda n=n: software.sample_probs(x, n, 0),
+                             "c": lambda n=n: fast.sample_probs(x, n, 0)}, repeats)
+        row["a_floor_s"] = statistics.median(times["a"])
+        row["b_software_s"] = statistics.median(times["b"])
+        row["c_machine_fast_s"] = statistics.median(times["c"])
+        c_over_a = [c / a for a, c in zip(times["a"], times["c"], strict=True)]
+        row["c_over_a"] = statistics.median(c_over_a)
+        row["c_over_a_range"] = [min(c_over_a), max(c_over_a)]
+        row["c_over_b"] = statistics.median(
+            [c / b for b, c in zip(times["b"], times["c"], strict=True)])
+        rows.append(row)
+    for row in rows:  # the slow ones once each, after the interleaved rounds
+        n = row["samples"]
+        if explicit is not None:
             row["d_machine_explicit_s"] = median_seconds(
                 lambda n=n: explicit.sample_probs(x, n, 0), 1)
             row["d_over_a"] = row["d_machine_explicit_s"] / row["a_floor_s"]
         if aihwkit is not None:
             row["e_aihwkit_s"] = median_seconds(lambda n=n: aihwkit(x, n), 1)
-        row["c_over_a"] = row["c_machine_fast_s"] / row["a_floor_s"]
-        row["c_over_b"] = row["c_machine_fast_s"] / row["b_software_s"]
-        if aihwkit is not None:
             row["e_over_c"] = row["e_aihwkit_s"] / row["c_machine_fast_s"]
-        rows.append(row)
         print(_line(row), flush=True)
     return {"rows": rows}
 
@@ -145,7 +155,8 @@ def _line(row: dict) -> str:
         parts.append(f"(d) {row['d_machine_explicit_s'] * 1e3:8.1f} ms")
     if "e_aihwkit_s" in row:
         parts.append(f"(e) {row['e_aihwkit_s'] * 1e3:9.1f} ms")
-    parts += [f"c/a {row['c_over_a']:5.2f}", f"c/b {row['c_over_b']:5.2f}"]
+    low, high = row["c_over_a_range"]
+    parts += [f"c/a {row['c_over_a']:5.2f} ({low:.2f}-{high:.2f})", f"c/b {row['c_over_b']:5.2f}"]
     if "d_over_a" in row:
         parts.append(f"d/a {row['d_over_a']:5.1f}")
     if "e_over_c" in row:

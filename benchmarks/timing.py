@@ -34,3 +34,18 @@ def paired(reference: Callable[[], object], candidate: Callable[[], object],
         t_cand.append(end - mid)
         ratios.append((end - mid) / (mid - start))
     return statistics.median(t_ref), statistics.median(t_cand), ratios
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Wall times of several functions called in turn, ``repeats`` rounds after one warm-up
+    round: each round sees the same machine load, so ratios taken within a round scatter less
+    than ratios of separate medians."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times

@@ -425,3 +425,34 @@ def test_feasibility_of_the_programmed_chip() -> None:
     layer = clean.layers[0]
     np.testing.assert_allclose(clean.realised_sigma(layer), clean.realised_sigma(layer, False),
                                rtol=1e-5)
+
+
+_THREADS_SCRIPT = """
+import hashlib, torch
+from bayesim.bnn.models import ModelConfig, build_model
+from bayesim.machine import BayesianMachine, HardwareConfig
+x = torch.randn(48, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+model = build_model(ModelConfig(arch="lenet5"), seed=0).eval()
+h = hashlib.sha256()
+for hw in (dict(device="pcm_ibm_2020", mapping="M1"),
+           dict(device="rram_lin2023", mapping="M4", devices_per_weight=3, read_correlation=0.5)):
+    machine = BayesianMachine.compile(model, HardwareConfig(batch_size=20, decomposition_inputs=0,
+                                                            **hw))
+    h.update(machine.sample_probs(x, 3, 5).numpy().tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_machine_samples_are_bit_identical_across_thread_counts() -> None:
+    """The whole fast path (convolutions, tiles, periphery, read noise, AR(1) reads) gives the
+    same bits with one and with two threads for numba and torch."""
+    import subprocess
+    import sys
+
+    digests = set()
+    for threads in ("1", "2"):
+        env = {"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "PATH": "/usr/bin:/bin"}
+        out = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], env=env, check=True,
+                             capture_output=True, text=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
