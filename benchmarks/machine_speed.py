@@ -101,17 +101,15 @@ def aihwkit_sampler(model: nn.Module, tile: int):
     return run
 
 
-def measure_model(name: str, samples: list[int], repeats: int, with_aihwkit: bool,
-                  with_explicit: bool = True, batch: int = 256) -> dict:
+def measure_rounds(name: str, samples: list[int], repeats: int, batch: int = 256) -> dict:
+    """(a), (b), (c) on one model, in turn for ``repeats`` rounds per S: ratios are medians of
+    per-round ratios."""
     model = build_model(ModelConfig(**MODELS[name]), seed=0).eval()
     x = torch.randn(batch, 1, 28, 28)
     software = SoftwarePredictor(model, batch_size=batch)
     start = time.perf_counter()
     fast = BayesianMachine.compile(model, machine_config("fast", batch=batch))
     compile_s = time.perf_counter() - start
-    explicit = (BayesianMachine.compile(model, machine_config("explicit", batch=batch))
-                if with_explicit else None)
-    aihwkit = aihwkit_sampler(model, 512) if with_aihwkit else None
 
     def floor(n: int) -> None:
         with torch.no_grad(), sampling(model, "mean"):
@@ -121,7 +119,6 @@ def measure_model(name: str, samples: list[int], repeats: int, with_aihwkit: boo
     rows = []
     for n in samples:
         row = {"model": name, "batch": batch, "samples": n, "compile_s": compile_s}
-        # (a), (b), (c) in turn, `repeats` rounds: ratios are medians of per-round ratios
         times = interleaved({"a": lambda n=n: floor(n),
                              "b": lambda n=n: software.sample_probs(x, n, 0),
                              "c": lambda n=n: fast.sample_probs(x, n, 0)}, repeats)
@@ -134,7 +131,18 @@ def measure_model(name: str, samples: list[int], repeats: int, with_aihwkit: boo
         row["c_over_b"] = statistics.median(
             [c / b for b, c in zip(times["b"], times["c"], strict=True)])
         rows.append(row)
-    for row in rows:  # the slow ones once each, after the interleaved rounds
+    return {"rows": rows, "model": model, "x": x}
+
+
+def measure_slow(result: dict, with_explicit: bool, with_aihwkit: bool) -> None:
+    """(d) and (e), once each per S, after every model's rounds: importing aihwkit loads its
+    own C++ runtime, whose threads slowed the machine by up to 40 % when it was loaded before."""
+    model, x = result.pop("model"), result.pop("x")
+    batch = x.shape[0]
+    explicit = (BayesianMachine.compile(model, machine_config("explicit", batch=batch))
+                if with_explicit else None)
+    aihwkit = aihwkit_sampler(model, 512) if with_aihwkit else None
+    for row in result["rows"]:
         n = row["samples"]
         if explicit is not None:
             row["d_machine_explicit_s"] = median_seconds(
@@ -144,7 +152,6 @@ def measure_model(name: str, samples: list[int], repeats: int, with_aihwkit: boo
             row["e_aihwkit_s"] = median_seconds(lambda n=n: aihwkit(x, n), 1)
             row["e_over_c"] = row["e_aihwkit_s"] / row["c_machine_fast_s"]
         print(_line(row), flush=True)
-    return {"rows": rows}
 
 
 def _line(row: dict) -> str:
@@ -235,10 +242,12 @@ def main() -> None:
               "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
               "torch": torch.__version__, "models": {}}
     for name in args.models:
-        result["models"][name] = measure_model(name, args.samples, args.repeats,
-                                               not args.no_aihwkit, not args.no_explicit)
-    if not args.no_scaling:
+        result["models"][name] = measure_rounds(name, args.samples, args.repeats)
+    if not args.no_scaling:  # before aihwkit is loaded
         result["scaling_mlp"] = scaling(max(1, args.repeats // 2), args.quick)
+    for name in args.models:
+        measure_slow(result["models"][name], not args.no_explicit, not args.no_aihwkit)
+    if not args.no_scaling:
         for path in plot_scaling(result["scaling_mlp"], out / "machine_speed"):
             print(f"plot: {path}")
     (out / "machine_speed.json").write_text(json.dumps(result, indent=1))
