@@ -207,7 +207,7 @@ def plot_scaling(result: dict, stem: Path) -> list[Path]:
         ys = [p[1] for p in result[key]]
         ax.plot(xs, ys, marker="o")
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        ax.set_yscale("log" if max(ys) / min(ys) >= 10 else "linear")
         ax.set_xticks(xs, [str(v) for v in xs])
         ax.minorticks_off()
         ax.set_xlabel(label)
