@@ -215,6 +215,8 @@ def sweep(
     = None,
     dask_local: Annotated[int | None, typer.Option(
         "--dask-local", help="Run on a local Dask cluster of N one-thread workers.")] = None,
+    cache: Annotated[Path | None, typer.Option(
+        "--cache", help="Model cache shared between sweeps (default: OUT/cache).")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run a sweep spec (docs/sweeps.md) or the quantization reproduction grid; finished points
@@ -222,7 +224,7 @@ def sweep(
     from bayesim.config import read_toml
 
     if "strategies" not in read_toml(spec):  # a general sweep spec
-        _general_sweep(spec, out, set_ or [], workers, quiet, scheduler, dask_local)
+        _general_sweep(spec, out, set_ or [], workers, quiet, scheduler, dask_local, cache)
         return
     from bayesim.plots.qbnn import plot_grid
     from bayesim.sweep.qbnn import load_grid, run_grid
@@ -235,7 +237,8 @@ def sweep(
 
 
 def _general_sweep(spec: Path, out: Path, overrides: list[str], workers: int, quiet: bool,
-                   scheduler: str | None, dask_local: int | None) -> None:
+                   scheduler: str | None, dask_local: int | None,
+                   cache: Path | None = None) -> None:
     from bayesim.progress import progress_bar
     from bayesim.sweep.runner import CSV_NAME, run_sweep
     from bayesim.sweep.spec import load_spec
@@ -249,7 +252,7 @@ def _general_sweep(spec: Path, out: Path, overrides: list[str], workers: int, qu
     sweep_spec = load_spec(spec, overrides)
     with progress_bar(f"sweep {sweep_spec.name}", not quiet) as update:
         store = run_sweep(sweep_spec, out, workers, on_progress=update, scheduler=scheduler,
-                          dask_local=dask_local)
+                          dask_local=dask_local, cache=cache)
     failed = store.rows("failed")
     done = len(store.rows("done"))
     store.close()

@@ -162,6 +162,16 @@ def test_references_chip_seeds_and_several_grids(data_root: Path, tmp_path: Path
     assert "metric.fraction_feasible" in rows[-1] and rows[0]["metric.fraction_feasible"] == ""
     assert len(list((out / "cache" / "models").glob("*/model.safetensors"))) == 1
     assert json.loads((out / "spec.json").read_text())["references"] == ["fp32", "digital"]
+    # another sweep given this cache reuses its trained model (not retrained, not rewritten) and
+    # adds only the quantized model its own quant settings need
+    models = {p: p.stat().st_mtime_ns for p in (out / "cache").rglob("model.safetensors")}
+    other = tmp_path / "other"
+    assert main(["sweep", str(_spec(tmp_path, "[0.7]")), "--out", str(other), "-q", "--cache",
+                 str(out / "cache")]) == 0
+    after = {p: p.stat().st_mtime_ns for p in (out / "cache").rglob("model.safetensors")}
+    assert {p: after[p] for p in models} == models
+    assert len(list((out / "cache" / "models").glob("*/model.safetensors"))) == 1
+    assert not (other / "cache").exists()
 
 
 def _finished(store_path: Path, spec: Path) -> int:

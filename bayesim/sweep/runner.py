@@ -128,13 +128,15 @@ def _one_thread() -> None:
 
 def run_sweep(spec: SweepSpec, out: str | os.PathLike[str], workers: int = 1,
               on_progress: Callable[[int, int], None] | None = None,
-              scheduler: str | None = None, dask_local: int | None = None) -> ResultsStore:
+              scheduler: str | None = None, dask_local: int | None = None,
+              cache: str | os.PathLike[str] | None = None) -> ResultsStore:
     """Run the pending points of ``spec`` into ``OUT/results.sqlite`` and return the (open)
     store, exported to ``OUT/results.csv`` and ``OUT/results.parquet``. Points run in
     ``workers`` local worker processes, or on Dask: a LocalCluster of ``dask_local`` one-thread
     workers, or the cluster whose scheduler listens at ``scheduler`` (``tcp://HOST:PORT``; its
     workers need bayesim and the data). Every executor stores the same numbers for the same
-    points."""
+    points. ``cache``: where trained and quantized models are kept (default ``OUT/cache``); two
+    sweeps given the same cache share the models they have in common."""
     points = expand(spec)
     out_dir = Path(out)
     store = ResultsStore(out_dir / STORE_NAME, spec_hash(points))
@@ -143,7 +145,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike[str], workers: int = 1,
     total, done = len(points), len(points) - len(pending)
     if on_progress:
         on_progress(done, total)
-    cache = str(out_dir / "cache")
+    cache = str(out_dir / "cache" if cache is None else Path(cache))
 
     def finish(point: Point, outcome: tuple[str, Any, float]) -> None:
         nonlocal done
