@@ -19,6 +19,12 @@ METRICS = {"accuracy": "accuracy", "ece": "ECE", "auroc_aleatoric": "AUROC EE",
            "auroc_epistemic": "AUROC MI", "fraction_feasible": "σ feasible"}
 
 
+def _cells(rows: list[dict[str, str]]) -> list[str]:
+    """Mean ± std of every metric of METRICS over ``rows``."""
+    return [_cell([float(r[f"metric.{k}"]) for r in rows if r.get(f"metric.{k}")])
+            for k in METRICS]
+
+
 def _cell(values: list[float]) -> str:
     if not values:
         return "–"
@@ -40,14 +46,11 @@ def tables(out_dir: str) -> str:
     for run in ("fp32", "digital"):
         rows = [r for r in results.rows if r.get("config.run") == run]
         if rows:
-            cells = [_cell([float(r[f"metric.{k}"]) for r in rows if r.get(f"metric.{k}")])
-                     for k in METRICS]
-            reference.append(f"| {run} | " + " | ".join(cells) + " |")
+            reference.append(f"| {run} | " + " | ".join(_cells(rows)) + " |")
     lines += reference + [""]
     base_rows, _ = results.select([])
-    cells = [_cell([float(r[f"metric.{k}"]) for r in base_rows if r.get(f"metric.{k}")])
-             for k in METRICS]
-    lines += ["**base**", "", header, rule, "| base | " + " | ".join(cells) + " |", ""]
+    lines += ["**base**", "", header, rule, "| base | " + " | ".join(_cells(base_rows)) + " |",
+              ""]
     for axes in spec.grids:
         columns = [f"config.{p}" for p in axes]
         rows, note = results.select(columns)
@@ -59,11 +62,9 @@ def tables(out_dir: str) -> str:
                   "| " + " | ".join(axes) + " | " + " | ".join(METRICS.values()) + " |",
                   "|---" * (len(axes) + len(METRICS)) + "|"]
         for key in sorted(groups, key=lambda k: tuple((isinstance(v, str), v) for v in k)):
-            group = groups[key]
-            cells = [_cell([float(r[f"metric.{k}"]) for r in group if r.get(f"metric.{k}")])
-                     for k in METRICS]
             values = [format_value(v, p) for v, p in zip(key, axes, strict=True)]
-            lines.append("| " + " | ".join(values) + " | " + " | ".join(cells) + " |")
+            lines.append("| " + " | ".join(values) + " | " + " | ".join(_cells(groups[key]))
+                         + " |")
         lines.append("")
     return "\n".join(lines)
 

@@ -115,7 +115,7 @@ def noise_kernel(y, base, var, key, sample, rows, block, state, carry, fresh):
     ``ξ = carry·state + fresh·z`` and z
     the normal at counter (j, rows[b], sample, block); ``state`` (the previous ξ, same shape as
     ``y``) is overwritten with the new ξ. An empty ``state`` means white noise, ξ = z. Rows are
-    handed out in groups of about 4,096 elements (one set of work arrays per group), whose
+    handed out in groups of about 2,048 elements (one set of work arrays per group), whose
     normals are drawn by one flat, vectorised fill (rng.fill_row_normals) however narrow the
     rows; the grouping never changes a draw."""
     batch, n_out = y.shape

@@ -305,21 +305,20 @@ class Periphery:
                 self.ir_drop(y, x_dac, *ir_drop_weights)
             clipped = self.adc(y, sample, rows[pending], rnd,
                                (c.out_scale * scale).astype(np.float32))
-            if not (iterative and reduction <= limit) or not clipped.any():
-                if whole:
-                    return y
-                if out is None:
-                    out = np.zeros((batch, self.n_out), dtype=np.float32)
-                out[pending] = y
-                break
+            finished = not (iterative and reduction <= limit) or not clipped.any()
+            if finished and whole:
+                return y
             if out is None:
                 out = np.zeros((batch, self.n_out), dtype=np.float32)
+            if finished:
+                out[pending] = y
+                break
             done = ~clipped
             out[pending[done]] = y[done]
             pending = pending[clipped]
             reduction *= 2.0
             rnd += 1
-        if out is None:  # every row was zero
+        if out is None:  # every row was zero: nothing was read
             out = np.zeros((batch, self.n_out), dtype=np.float32)
         return out
 

@@ -106,25 +106,23 @@ class Tile:
                 if memo is None and (correlation is None or rnd > 0):
                     return read_mvm(x_dac, self.w, self.read_var, self._key_read, sample, rows,
                                     rnd, out_var)
+                kept = memo is not None  # a memoised mean is reused: it stays untouched
                 if memo is None:
                     mean, var = read_moments(x_dac, self.w, self.read_var, out_var)
                 else:
                     if "moments" not in memo:  # same inputs, same tile: mean and variance reused
                         memo["moments"] = read_moments(x_dac, self.w, self.read_var, out_var)
                     mean, var = memo["moments"]
-                    if var is not None and (correlation is None or rnd > 0):
-                        y = np.empty_like(mean)  # the kept mean stays untouched
-                        add_output_noise(y, var, self._key_read, np.int64(sample), rows,
-                                         np.int64(rnd), base=mean)
-                        return y
-                    mean = mean.copy()
-                if var is not None:
-                    if correlation is not None and rnd == 0:
-                        correlation.advance(mean, var, self._key_read, sample, rows, row0)
-                    else:
-                        add_output_noise(mean, var, self._key_read, np.int64(sample), rows,
-                                         np.int64(rnd))
-                return mean
+                if var is not None and correlation is not None and rnd == 0:
+                    y = mean.copy() if kept else mean
+                    correlation.advance(y, var, self._key_read, sample, rows, row0)
+                    return y
+                if var is None:
+                    return mean.copy() if kept else mean
+                y = np.empty_like(mean) if kept else mean
+                add_output_noise(y, var, self._key_read, np.int64(sample), rows, np.int64(rnd),
+                                 base=mean)
+                return y
             y = np.empty((x_dac.shape[0], self.w.shape[0]))
             explicit_read_mvm(x_dac, self.w, self._read_sigma, self.shape, self._key_read,
                               np.int64(sample), rows, np.int64(rnd), y)
@@ -248,6 +246,7 @@ class TiledMatrix:
         white read noise."""
         if x.ndim != 2 or x.shape[1] != self.shape[1]:
             raise MappingError(f"input must have shape (batch, {self.shape[1]}), got {x.shape}")
+
         def read(r: int, c: int) -> np.ndarray:
             state = None
             if correlation is not None:
@@ -259,10 +258,10 @@ class TiledMatrix:
                                         row0, None if memo is None else
                                         memo.setdefault((r, c), {}), state)
 
-        no_bias = _NO_BIAS if bias is None else np.asarray(bias, dtype=np.float32)
+        bias32 = _NO_BIAS if bias is None else np.asarray(bias, dtype=np.float32)
         if self.n_tiles == 1:  # no partial sums: the float32 the float64 sum would round to
             y = read(0, 0)
-            scale_to_float32(y, np.float64(self.scales[0][0]), no_bias)
+            scale_to_float32(y, np.float64(self.scales[0][0]), bias32)
             return y
         out = np.zeros((x.shape[0], self.shape[0]), dtype=np.float64)
         for r in range(len(self.out_sizes)):
@@ -273,5 +272,5 @@ class TiledMatrix:
                 out[:, o0:o1] += y if scale == 1.0 else y * np.float64(scale)
         result = out.astype(np.float32)
         if bias is not None:
-            result += no_bias
+            result += bias32
         return result

@@ -144,6 +144,11 @@ class SweepResults:
                               f"{', '.join(choices)}")
         return column
 
+    def swept(self, rows: list[dict[str, str]]) -> list[str]:
+        """The config columns that vary among ``rows`` (the run and the seed excluded)."""
+        return [c for c in rows[0] if c.startswith("config.") and c != "config.run"
+                and c != self.seed_column and len({r[c] for r in rows}) > 1]
+
     def _of_run(self, runs: set[str]) -> list[dict[str, str]]:
         if "config.run" not in self.rows[0]:
             return self.rows if self.run in runs or self.run is None else []
@@ -158,18 +163,15 @@ class SweepResults:
         fixed = {self.column(path, "config"): parse_cell(_text(value))
                  for path, value in (where or {}).items()}
         averaged = []
-        swept = [c for c in rows[0] if c.startswith("config.") and c != "config.run"
-                 and c != self.seed_column and c not in axes
-                 and len({r[c] for r in rows}) > 1]
         for column, value in fixed.items():
             present = {parse_cell(r[column]) for r in rows}
             if value not in present:
                 raise ConfigError(f"no point has {column[7:]} = {format_value(value)}; it takes "
                                   f"{', '.join(format_value(v) for v in _sorted(present))}")
-        for column in swept:
-            present = {parse_cell(r[column]) for r in rows}
-            if column in fixed:
+        for column in self.swept(rows):
+            if column in axes or column in fixed:
                 continue
+            present = {parse_cell(r[column]) for r in rows}
             if hold_base and column in self.base and parse_cell(self.base[column]) in present:
                 fixed[column] = parse_cell(self.base[column])
             else:
@@ -181,8 +183,8 @@ class SweepResults:
             notes.append(f"averaged over {', '.join(averaged)}")
         return rows, "; ".join(notes)
 
-    def references(self, metric_column: str) -> list[tuple[str, float, float]]:
-        """(label, mean, std) of each reference predictor of the sweep, for ``metric``."""
+    def reference_rows(self, metric_column: str) -> list[tuple[str, list[dict[str, str]]]]:
+        """(label, finished rows with ``metric_column``) of each reference predictor."""
         out = []
         for run in ("fp32", "digital"):
             rows = [r for r in self._of_run({run}) if r.get(metric_column, "") != ""]
@@ -192,6 +194,13 @@ class SweepResults:
             if run == "digital":
                 label = (f"digital {rows[0].get('config.quant.strategy', '')}-"
                          f"{rows[0].get('config.quant.bits', '')}")
+            out.append((label, rows))
+        return out
+
+    def references(self, metric_column: str) -> list[tuple[str, float, float]]:
+        """(label, mean, std) of each reference predictor of the sweep, for ``metric``."""
+        out = []
+        for label, rows in self.reference_rows(metric_column):
             values = [float(r[metric_column]) for r in rows]
             out.append((label, float(np.mean(values)), float(np.std(values))))
         return out
@@ -355,8 +364,9 @@ def pareto(out_dir: str | os.PathLike[str], x: str = "bits_per_weight",
     cb = results.column(by, "config") if by else None
     axes = [results.column(path, "config") for path in over or []]
     rows, _ = results.select(axes, where, hold_base=bool(over))
-    swept = [c for c in rows[0] if c.startswith("config.") and c not in ("config.run",
-             results.seed_column) and (c == cb or len({r[c] for r in rows}) > 1)]
+    swept = results.swept(rows)
+    if cb and cb not in swept:  # colours by a parameter the selection holds constant
+        swept.append(cb)
     configs: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
     for row in rows:
         if row[cm] != "" and row[cx] != "":
@@ -385,13 +395,12 @@ def pareto(out_dir: str | os.PathLike[str], x: str = "bits_per_weight",
                          if c != cb and v != results.base.get(c))
         ax.annotate(text or "base", (px, py), fontsize=6, xytext=(3, 3),
                     textcoords="offset points")
-    for label, mean, _ in results.references(cm):
-        reference_x = [float(r[cx]) for r in results._of_run({label.split()[0]})
-                       if r.get(cx, "") != ""]
-        if reference_x:
-            ax.scatter(np.mean(reference_x), mean, marker="*", s=120, color="black", zorder=3)
-            ax.annotate(label, (np.mean(reference_x), mean), fontsize=7, xytext=(4, -9),
-                        textcoords="offset points")
+    for label, reference in results.reference_rows(cm):
+        memory = [float(r[cx]) for r in reference if r.get(cx, "") != ""]
+        if memory:
+            point = (float(np.mean(memory)), float(np.mean([float(r[cm]) for r in reference])))
+            ax.scatter(*point, marker="*", s=120, color="black", zorder=3)
+            ax.annotate(label, point, fontsize=7, xytext=(4, -9), textcoords="offset points")
     if len({p[0] for p in points}) > 1 and max(p[0] for p in points) / max(
             min(p[0] for p in points), 1e-12) >= 8:
         ax.set_xscale("log", base=2)

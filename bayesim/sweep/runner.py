@@ -141,11 +141,12 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike[str], workers: int = 1,
     out_dir = Path(out)
     store = ResultsStore(out_dir / STORE_NAME, spec_hash(points))
     write_bytes(out_dir / SPEC_NAME, json.dumps(spec.model_dump(mode="json"), indent=1).encode())
-    pending: list[Point] = [p for p in points if p.id not in store.finished_ids()]
+    finished = store.finished_ids()
+    pending: list[Point] = [p for p in points if p.id not in finished]
     total, done = len(points), len(points) - len(pending)
     if on_progress:
         on_progress(done, total)
-    cache = str(out_dir / "cache" if cache is None else Path(cache))
+    cache_dir = str(out_dir / "cache" if cache is None else Path(cache))
 
     def finish(point: Point, outcome: tuple[str, Any, float]) -> None:
         nonlocal done
@@ -159,9 +160,9 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike[str], workers: int = 1,
             on_progress(done, total)
 
     if scheduler is not None or dask_local is not None:
-        _run_on_dask(pending, cache, finish, scheduler, dask_local)
+        _run_on_dask(pending, cache_dir, finish, scheduler, dask_local)
     else:
-        _run_locally(pending, cache, finish, workers)
+        _run_locally(pending, cache_dir, finish, workers)
     store.export_csv(out_dir / CSV_NAME)
     store.export_parquet(out_dir / PARQUET_NAME)
     return store
