@@ -34,7 +34,8 @@ SetOption = Annotated[
     typer.Option("--set", help="Override a config value, e.g. --set train.epochs=5 (repeatable).")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 OutOption = Annotated[Path, typer.Option("--out", help="Output directory.")]
-CheckpointOption = Annotated[Path, typer.Option("--checkpoint", help="A model.safetensors file.")]
+CheckpointOption = Annotated[Path, typer.Option(
+    "--checkpoint", help="A model.safetensors file (or shared.safetensors of `bayesim share`).")]
 
 out_console = Console()
 EXIT_BAD_INPUT = 2
@@ -171,6 +172,29 @@ def quantize(
     overrides = list(set_ or []) + [f"quant.{k}={json.dumps(v)}" for k, v in flags.items()
                                     if v is not None]
     _report_on_checkpoint(quantize_checkpoint, checkpoint, out, config, overrides, quiet)
+
+
+@app.command()
+def share(
+    out: OutOption,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    samples: Annotated[int | None, typer.Option(
+        "--samples", help="Monte-Carlo samples S (default: the config's eval.n_samples).")]
+    = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Stochastic weight sharing: pre-train, fine-tune, cluster every weight's (μ, σ) into a
+    codebook of 2D Gaussians, train it (ELBO, Wasserstein merges); writes shared.safetensors,
+    report.json and plots. `bayesim evaluate`/`simulate --checkpoint OUT/shared.safetensors`
+    re-evaluate it or compile it onto a chip."""
+    from bayesim.config import load_config
+    from bayesim.pipeline import run_sharing
+
+    experiment = load_config(config, _with_samples(set_, samples))
+    report = run_sharing(experiment, out, progress=not quiet)
+    _render_plots(out)
+    _print_report_summary(report)
 
 
 @app.command()

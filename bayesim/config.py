@@ -2,8 +2,8 @@
 
 Each concern owns its config model next to its code (``data.dirty.DataConfig``,
 ``bnn.models.ModelConfig``, ``bnn.train.TrainConfig``, ``evaluate.EvalConfig``,
-``quant.strategies.QuantConfig``, ``machine.HardwareConfig``); this module only
-composes them into :class:`ExperimentConfig` and turns every validation failure into one
+``quant.strategies.QuantConfig``, ``machine.HardwareConfig``, ``sharing.SharingConfig``); this
+module only composes them into :class:`ExperimentConfig` and turns every validation failure into one
 :class:`~bayesim.errors.ConfigError` line naming the key, the bad value and what is allowed.
 """
 
@@ -23,6 +23,7 @@ from bayesim.evaluate import EvalConfig
 from bayesim.machine import HardwareConfig
 from bayesim.quant.strategies import QuantConfig
 from bayesim.schema import M, StrictModel, validate
+from bayesim.sharing.codebook import SharingConfig
 
 
 class ExperimentConfig(StrictModel):
@@ -42,6 +43,8 @@ class ExperimentConfig(StrictModel):
     of QAT); `bayesim train` ignores it."""
     hardware: HardwareConfig = Field(default_factory=HardwareConfig)
     """The virtual chip of `bayesim simulate` (bayesim.machine); other commands ignore it."""
+    sharing: SharingConfig = Field(default_factory=SharingConfig)
+    """Stochastic weight sharing (`bayesim share`, bayesim.sharing); other commands ignore it."""
 
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:

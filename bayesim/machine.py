@@ -76,8 +76,10 @@ class HardwareConfig(StrictModel):
     alpha: float | list[float] | None = None
     """Layer scale, µS per weight unit: one for all layers, one per Bayesian layer (e.g. those of
     device-constrained training), or None to choose it per layer for feasibility."""
-    alpha_scope: Literal["layer", "column"] = "layer"
-    """One α per layer, or one per output column (its own digital gain after the ADC)."""
+    alpha_scope: Literal["layer", "column", "chip"] = "layer"
+    """One α per layer, one per output column (its own digital gain after the ADC), or one for
+    the whole chip, chosen over all layers' weights together (then equal weights of different
+    layers are the same device state, as a shared-Gaussian codebook needs)."""
     alpha_policy: Literal["feasibility", "max"] = "feasibility"
     """How α is chosen when not given: 'feasibility' maximises the fraction of σ realised within
     ±10 % (mapping.choose_alpha); 'max' takes the largest α at which every μ fits (most signal
@@ -227,6 +229,8 @@ class BayesianMachine:
                          "programming_events": 0}
         modules = bayesian_layers(model)
         self._alphas = layer_alphas(hw.alpha, len(modules))
+        if hw.alpha_scope == "chip" and hw.alpha is None and self.device is not None:
+            self._alphas = [self._chip_alpha(modules)] * len(modules)
         self.layers = [self._map_layer(i, m) for i, m in enumerate(modules)]
         if not self.layers:
             raise MappingError("the model has no Bayesian layers to compile")
@@ -263,6 +267,45 @@ class BayesianMachine:
             return self.device.program_law
         return self.device.read_law
 
+    def _chip_alpha(self, modules: list[BayesianLayer]) -> float:
+        """One α for every layer, by the α policy over all weights together."""
+        dev = self.device
+        assert dev is not None
+        mu = np.concatenate([m.distribution("weight")[0].detach().double().reshape(-1).numpy()
+                             for m in modules])
+        sigma = np.concatenate([m.distribution("weight")[1].detach().double().reshape(-1)
+                                .numpy() for m in modules])
+        pooled = map_pairs(mu, sigma, self._sigma_law(), dev.g_min, dev.g_max,
+                           n=self.n_devices, levels=dev.levels, common_mode=self.hw.common_mode,
+                           policy=self.hw.alpha_policy)
+        return float(pooled.alpha)
+
+    def device_states(self) -> dict[str, Any]:
+        """How many distinct target states the chip is programmed to: (G⁺, G⁻) pairs and single
+        conductance values, per layer and over the chip (targets rounded to 1e-6 µS), and the
+        bits a level grid needs to hold every distinct conductance, ⌈log₂ n⌉."""
+        if self.hw.mapping == "M0":
+            return {"note": "M0 has no devices"}
+        pairs, values, per_layer = [], [], []
+        for layer in self.layers:
+            assert layer.pairs is not None
+            gp = np.round(np.asarray(layer.pairs.g_plus, dtype=np.float64).reshape(-1), 6)
+            gm = np.round(np.asarray(layer.pairs.g_minus, dtype=np.float64).reshape(-1), 6)
+            pair = np.unique(np.stack([gp, gm], 1), axis=0)
+            value = np.unique(np.concatenate([gp, gm]))
+            pairs.append(pair)
+            values.append(value)
+            per_layer.append({"layer": layer.index, "pairs": int(pair.shape[0]),
+                              "conductances": int(value.size)})
+        n_pairs = int(np.unique(np.concatenate(pairs), axis=0).shape[0])
+        n_values = int(np.unique(np.concatenate(values)).size)
+        assert self.device is not None
+        return {"pairs": n_pairs, "conductances": n_values,
+                "level_bits_needed": int(math.ceil(math.log2(max(n_values, 2)))),
+                "device_levels": int(self.device.levels) or None,
+                "weights": int(sum(layer.mu.size for layer in self.layers)),
+                "layers": per_layer}
+
     def _map_layer(self, index: int, module: BayesianLayer) -> AnalogLayer:
         mu_t, sigma_t = module.distribution("weight")
         mu = mu_t.detach().double().reshape(mu_t.shape[0], -1).numpy()
@@ -277,7 +320,8 @@ class BayesianMachine:
             dev = self.device
             pairs = map_pairs(mu, sigma, self._sigma_law(), dev.g_min, dev.g_max,
                               alpha=self._alphas[index], n=self.n_devices, levels=dev.levels,
-                              common_mode=self.hw.common_mode, scope=self.hw.alpha_scope,
+                              common_mode=self.hw.common_mode,
+                              scope="column" if self.hw.alpha_scope == "column" else "layer",
                               policy=self.hw.alpha_policy)
         return AnalogLayer(index, module, mu, sigma, bias_mu, bias_sigma, pairs)
 
@@ -556,6 +600,7 @@ class BayesianMachine:
                            for layer in self.layers) * (self.hw.copies
                                                         if self.hw.mapping == "M3" else 1),
             "feasibility": self.feasibility(),
+            "device_states": self.device_states(),
             "endurance": self.endurance(n_samples),
             "counters": dict(self.counters),
             "counters_note": "mvms: one input vector on one tile; device_reads: devices read "

@@ -16,6 +16,7 @@ from torch import nn
 
 from bayesim.atomic import write_bytes, write_json
 from bayesim.bnn.checkpoint import load_checkpoint, save_checkpoint
+from bayesim.bnn.layers import bayesian_layers
 from bayesim.bnn.models import build_model
 from bayesim.bnn.train import EpochStats, TrainConfig, fit
 from bayesim.config import ExperimentConfig, apply_overrides, read_toml, validate
@@ -32,6 +33,16 @@ from bayesim.machine import (
 from bayesim.progress import progress_bar
 from bayesim.quant.strategies import QuantConfig, quantize_model
 from bayesim.seeding import derive_seed
+from bayesim.sharing.codebook import check_config_for
+from bayesim.sharing.model import SharedNet, flat_posterior
+from bayesim.sharing.predictor import SharedPredictor, quantize_shared
+from bayesim.sharing.storage import (
+    is_shared_checkpoint,
+    load_shared,
+    save_shared,
+    storage_report,
+)
+from bayesim.sharing.train import SharingLog, build_shared, fit_shared, finetune, pretrain
 
 CHECKPOINT_NAME = "model.safetensors"
 DIGITAL_DEMO_DIR = "digital"
@@ -121,7 +132,15 @@ def load_model(checkpoint: str | os.PathLike[str]) -> tuple[nn.Module, dict[str,
 def evaluate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                         config_path: str | None = None, overrides: list[str] | None = None,
                         progress: bool = True) -> Path:
-    """Load a checkpoint, rebuild its benchmark (same seed → same splits), evaluate, report."""
+    """Load a checkpoint (mean-field, quantized or shared-Gaussian), rebuild its benchmark (same
+    seed → same splits), evaluate, report."""
+    if is_shared_checkpoint(checkpoint):
+        shared = load_shared(checkpoint)
+        config = evaluation_config(shared.metadata.get("experiment", {}), config_path,
+                                   overrides or [])
+        benchmark = build_benchmark(config.data, config.seed)
+        result = evaluate_shared(shared.net, benchmark, config, progress=progress)
+        return write_evaluation(result, out_dir, {"checkpoint": str(Path(checkpoint))})
     model, metadata = load_model(checkpoint)
     config = evaluation_config(metadata.get("experiment", {}), config_path, overrides or [])
     benchmark = build_benchmark(config.data, config.seed)
@@ -297,11 +316,21 @@ def simulate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
     ``[hardware]`` section, evaluate, and write the report with its ``hardware`` section. With
     ``constrained_epochs`` > 0 the model is first fine-tuned in the device-constrained family
     (saved as ``out_dir/model.safetensors``) and compiled with the layer scales of training."""
+    extra: dict[str, Any] = {"checkpoint": str(Path(checkpoint))}
+    if is_shared_checkpoint(checkpoint):
+        if constrained_epochs > 0:
+            raise ConfigError("--train-constrained applies to mean-field checkpoints, not to a "
+                              "shared-Gaussian one")
+        shared = load_shared(checkpoint)
+        config = evaluation_config(shared.metadata.get("experiment", {}), config_path,
+                                   overrides or [], SIMULATE_SECTIONS, "simulate")
+        benchmark = build_benchmark(config.data, config.seed)
+        return write_evaluation(simulate_shared(shared.net, benchmark, config, progress),
+                                out_dir, extra)
     model, metadata = load_model(checkpoint)
     config = evaluation_config(metadata.get("experiment", {}), config_path, overrides or [],
                                SIMULATE_SECTIONS, "simulate")
     benchmark = build_benchmark(config.data, config.seed)
-    extra: dict[str, Any] = {"checkpoint": str(Path(checkpoint))}
     if constrained_epochs > 0:
         model, config, path = train_constrained(model, benchmark, config, constrained_epochs,
                                                 out_dir, str(checkpoint), progress)
@@ -309,3 +338,84 @@ def simulate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
                  "device_constrained_epochs": constrained_epochs}
     result = simulate_model(model, benchmark, config, progress)
     return write_evaluation(result, out_dir, extra)
+
+
+SHARED_CHECKPOINT_NAME = "shared.safetensors"
+
+
+@dataclass
+class SharedModel:
+    net: SharedNet
+    benchmark: Benchmark
+    log: SharingLog
+    checkpoint: Path
+
+
+def share_experiment(config: ExperimentConfig, out_dir: str | os.PathLike[str],
+                     progress: bool = True) -> SharedModel:
+    """The stochastic-weight-sharing pipeline of ``config.sharing`` (bayesim.sharing.train):
+    pre-training, fine-tuning, codebook, shared ELBO training; saves
+    ``out_dir/shared.safetensors``."""
+    sharing = config.sharing
+    benchmark = build_benchmark(config.data, config.seed)
+    model = build_model(config.model, config.seed)
+    check_config_for(sharing, sum(layer.weight_mu.numel() for layer in bayesian_layers(model)))
+    log = SharingLog()
+    with progress_bar("sharing, stage 0: deterministic pre-training", progress) as update:
+        pretrain(model, benchmark.train, config.train, sharing, config.seed, log, update)
+    with progress_bar("sharing, stage 1: stochastic fine-tuning", progress) as update:
+        importance = finetune(model, benchmark.train, config.train, sharing, config.seed, log,
+                              update)
+    member_mu = flat_posterior(model)[0]
+    net = build_shared(model, importance, sharing, config.seed, log)
+    if sharing.epochs:
+        variant = "gradient" if sharing.gradient else "detached"
+        with progress_bar(f"sharing, stage 2: shared ELBO ({variant})", progress) as update:
+            net = fit_shared(net, member_mu, benchmark.train, config.train, sharing, config.seed,
+                             log, update)
+    path = save_shared(Path(out_dir) / SHARED_CHECKPOINT_NAME, net, config.model,
+                       seed=config.seed, experiment=config.model_dump(mode="json"),
+                       data_info=benchmark.info, sharing_log=log.as_json())
+    return SharedModel(net, benchmark, log, path)
+
+
+def shared_predictor(net: SharedNet, config: ExperimentConfig, quantized: bool = False
+                     ) -> SharedPredictor:
+    """The software predictor of ``net``; ``quantized`` applies ``config.quant`` to its
+    codebook."""
+    if quantized:
+        net = quantize_shared(net, config.quant)
+    return SharedPredictor(net, config.eval.batch_size,
+                           {"sharing": config.sharing.model_dump(mode="json")})
+
+
+def evaluate_shared(net: SharedNet, benchmark: Benchmark, config: ExperimentConfig,
+                    quantized: bool = False, progress: bool = True) -> EvaluationResult:
+    """Monte-Carlo evaluation of the shared-Gaussian model (codebook quantized by
+    ``config.quant`` if ``quantized``)."""
+    predictor = shared_predictor(net, config, quantized)
+    with progress_bar(f"evaluating {predictor.describe()['label']}, S = "
+                      f"{config.eval.n_samples}", progress) as update:
+        return evaluate(predictor, benchmark, config.eval, config.seed, on_progress=update)
+
+
+def simulate_shared(net: SharedNet, benchmark: Benchmark, config: ExperimentConfig,
+                    progress: bool = True) -> EvaluationResult:
+    """Compile the shared-Gaussian model onto the chip of ``config.hardware``: one device pair
+    per weight programmed to its codebook entry's marginal (μ, σ) (SharedNet.export_mean_field),
+    so a chip draws every weight independently; the report's ``hardware.device_states`` counts
+    the distinct states that needs, and ``sharing`` the codebook behind them."""
+    result = simulate_model(net.export_mean_field(), benchmark, config, progress)
+    result.report["sharing"] = {"codebook": net.codebook().counts(),
+                                "memory": storage_report(net)}
+    return result
+
+
+def run_sharing(config: ExperimentConfig, out_dir: str | os.PathLike[str],
+                         progress: bool = True) -> Path:
+    """`bayesim share`: run the pipeline, evaluate the shared model, write its report (with the
+    training log) next to the checkpoint."""
+    shared = share_experiment(config, out_dir, progress)
+    result = evaluate_shared(shared.net, shared.benchmark, config, progress=progress)
+    return write_evaluation(result, out_dir, {"checkpoint": str(shared.checkpoint),
+                                              "sharing": shared.log.as_json()})

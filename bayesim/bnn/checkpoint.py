@@ -42,7 +42,7 @@ class Checkpoint:
     path: Path
 
 
-def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
+def tensor_digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
     h = hashlib.sha256(meta_json.encode())
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
@@ -69,7 +69,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, model_config
     }
     meta_json = json.dumps(meta, sort_keys=True)
     data = safetensors.torch.save(tensors, metadata={"bayesim": meta_json,
-                                                     "sha256": _digest(meta_json, tensors)})
+                                                     "sha256": tensor_digest(meta_json, tensors)})
     write_bytes(path, data)
     return Path(path)
 
@@ -116,7 +116,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
                 f"{path}: tensor {name} has shape {tuple(tensors[name].shape)} "
                 f"({tensors[name].dtype}), the architecture in its metadata needs "
                 f"{tuple(ref.shape)} ({ref.dtype})")
-    if _digest(header["bayesim"], tensors) != header["sha256"]:
+    if tensor_digest(header["bayesim"], tensors) != header["sha256"]:
         raise CheckpointError(f"{path}: content does not match its SHA-256 digest; the metadata or "
                               f"tensors were modified after saving. Re-create the checkpoint")
     model.load_state_dict(tensors, strict=True)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from bayesim.bnn.layers import kl_divergence, sampling
+from bayesim.bnn.layers import Mode, kl_divergence, sampling
 from bayesim.data.dirty import Subset
 from bayesim.errors import ConfigError
 from bayesim.schema import StrictModel
@@ -64,7 +64,10 @@ def elbo_loss(logits: torch.Tensor, targets: torch.Tensor, kl: torch.Tensor, n_t
 
 def fit(model: nn.Module, data: Subset, config: TrainConfig, seed: int,
         on_step: Callable[[int, int], None] | None = None,
-        on_epoch: Callable[[EpochStats], None] | None = None) -> list[EpochStats]:
+        on_epoch: Callable[[EpochStats], None] | None = None, *,
+        mode: Mode = "sample", optimiser: torch.optim.Optimizer | None = None,
+        kl: Callable[[], torch.Tensor] | None = None,
+        after_backward: Callable[[int], None] | None = None) -> list[EpochStats]:
     """Train ``model`` on ``data`` with Adam; returns per-epoch statistics.
 
     Args:
@@ -74,16 +77,23 @@ def fit(model: nn.Module, data: Subset, config: TrainConfig, seed: int,
         seed: seeds the minibatch order (the model's generator seeds the weight noise).
         on_step: called with (step, total_steps) after every optimiser step (progress bars).
         on_epoch: called with the statistics of every finished epoch.
+        mode: the layers' sampling mode while training ("mean": a deterministic network).
+        optimiser: replaces Adam over all parameters at ``config.lr`` (e.g. parameter groups).
+        kl: the KL term (nats); default the closed form of the model's Bayesian layers.
+        after_backward: called with the epoch index after every backward pass, before the
+            optimiser step (gradient capture).
     """
     n_train = len(data)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if optimiser is None:
+        optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    kl_term = kl or (lambda: kl_divergence(model))
     steps_per_epoch = (n_train + config.batch_size - 1) // config.batch_size
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = config.kl_warmup_epochs * steps_per_epoch
     history: list[EpochStats] = []
     step = 0
     model.train()
-    with sampling(model, "sample"):
+    with sampling(model, mode):
         for epoch in range(config.epochs):
             order = torch.randperm(n_train, generator=generator(seed, "train", "shuffle", epoch))
             sums = torch.zeros(4, dtype=torch.float64)  # loss, nll, correct, kl
@@ -95,7 +105,7 @@ def fit(model: nn.Module, data: Subset, config: TrainConfig, seed: int,
                 for _ in range(config.mc_train):
                     logits = model(x)
                     nll = nll + F.cross_entropy(logits, y) / config.mc_train
-                kl = kl_divergence(model)
+                kl = kl_term()
                 loss = nll + config.kl_weight * factor * kl / n_train
                 if not torch.isfinite(loss):
                     raise ConfigError(f"training diverged: the loss is {loss.item()} at epoch "
@@ -103,6 +113,8 @@ def fit(model: nn.Module, data: Subset, config: TrainConfig, seed: int,
                                       f"(now {config.lr})")
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
+                if after_backward:
+                    after_backward(epoch)
                 optimiser.step()
                 step += 1
                 with torch.no_grad():

@@ -178,6 +178,7 @@ def model_memory(model: nn.Module, config: QuantConfig | None) -> dict:
     bias_bits = report["bits_per_weight"] if config.quantize_bias else 64.0
     total = report["bits_per_weight"] * n_weights + bias_bits * n_biases
     report["n_biases"] = n_biases
+    report["trainable_parameters"] = 2 * (n_weights + n_biases)
     report["bits_per_parameter_with_biases"] = total / (n_weights + n_biases)
     report["compression_vs_fp32_with_biases"] = 64 * (n_weights + n_biases) / total
     report["total_bytes"] = (total + report["overhead_bits"]) / 8

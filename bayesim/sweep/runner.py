@@ -44,7 +44,10 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     row.update({k: unc[k] for k in ("auroc_aleatoric", "auroc_epistemic", "auroc_epistemic_pe")})
     for name, means in unc["subsets"].items():
         row.update({f"mean_{k}_{name}": means[k] for k in ("pe", "ee", "mi")})
-    row["bits_per_weight"] = report["memory"]["bits_per_weight"]
+    memory = report["memory"]
+    row["bits_per_weight"] = memory["bits_per_weight"]
+    row["stored_bytes"] = memory.get("total_bytes")
+    row["trainable_parameters"] = memory.get("trainable_parameters")
     hardware = report.get("hardware")
     if hardware:
         row["fraction_feasible"] = hardware["feasibility"]["fraction_feasible"]
@@ -85,6 +88,8 @@ def run_point(config: dict[str, Any], cache: str) -> dict[str, Any]:
 
     run = config["run"]
     experiment = ExperimentConfig.model_validate({k: v for k, v in config.items() if k != "run"})
+    if run.startswith("shared"):
+        return _run_shared(run, config, experiment, cache)
     benchmark = build_benchmark(experiment.data, experiment.seed)
     model_dir = Path(cache) / "models" / _key(config, ("data", "model", "train", "seed"))
     with _locked(model_dir.with_suffix(".lock")):
@@ -104,6 +109,40 @@ def run_point(config: dict[str, Any], cache: str) -> dict[str, Any]:
     else:
         result = evaluate_model(model, benchmark, experiment, progress=False)
     return summary(result.report)
+
+
+def _run_shared(run: str, config: dict[str, Any], experiment: Any, cache: str
+                ) -> dict[str, Any]:
+    """A ``shared*`` point: train (or reuse) the shared-Gaussian model, then evaluate it in
+    software, with its codebook quantized, or on the chip."""
+    from bayesim.data.dirty import build_benchmark
+    from bayesim.pipeline import (
+        SHARED_CHECKPOINT_NAME,
+        evaluate_shared,
+        share_experiment,
+        simulate_shared,
+    )
+    from bayesim.sharing.storage import load_shared
+
+    model_dir = Path(cache) / "shared" / _key(config, ("data", "model", "train", "sharing",
+                                                       "seed"))
+    with _locked(model_dir.with_suffix(".lock")):
+        if not (model_dir / SHARED_CHECKPOINT_NAME).exists():
+            share_experiment(experiment, model_dir, progress=False)
+    net = load_shared(model_dir / SHARED_CHECKPOINT_NAME).net
+    benchmark = build_benchmark(experiment.data, experiment.seed)
+    if run == "shared_analog":
+        result = simulate_shared(net, benchmark, experiment, progress=False)
+    else:
+        result = evaluate_shared(net, benchmark, experiment, quantized=run == "shared_digital",
+                                 progress=False)
+    row = summary(result.report)
+    hardware = result.report.get("hardware")
+    if hardware and "pairs" in hardware.get("device_states", {}):
+        row["device_state_pairs"] = hardware["device_states"]["pairs"]
+        row["device_conductances"] = hardware["device_states"]["conductances"]
+    row["n_gaussians"] = net.n_gaussians
+    return row
 
 
 def _guarded(config: dict[str, Any], cache: str) -> tuple[str, Any, float]:

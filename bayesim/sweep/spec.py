@@ -86,7 +86,9 @@ class Distribution(StrictModel):
         return round(value) if self.integer else value
 
 
-Run = Literal["fp32", "digital", "analog"]
+Run = Literal["fp32", "digital", "analog", "shared", "shared_digital", "shared_analog"]
+
+Reference = Literal["fp32", "digital", "shared"]
 
 
 class PlotSpec(StrictModel):
@@ -110,14 +112,14 @@ class SweepSpec(StrictModel):
     name: str = "sweep"
     run: Run = "analog"
     """What every point evaluates: the fp32 software predictor, the digital quantized one
-    (``[base.quant]``), or the analog machine (``[base.hardware]``, like ``bayesim simulate``)."""
+    (``[base.quant]``), or the analog machine (``[base.hardware]``, like ``bayesim simulate``);
+    ``shared*`` the same three for the stochastic-weight-sharing model of ``[base.sharing]``
+    (``bayesim share``; shared_digital quantizes its codebook with ``[base.quant]``)."""
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     seed_key: str = "seed"
     """The dotted config path the seeds set (``seed`` retrains per seed; ``hardware.chip_seed``
     programs a new chip on one trained model)."""
-    references: list[Literal["fp32", "digital"]] | dict[Literal["fp32", "digital"],
-                                                         dict[str, Any]] = Field(
-        default_factory=list)
+    references: list[Reference] | dict[Reference, dict[str, Any]] = Field(default_factory=list)
     """Software predictors evaluated on the base config (per seed when ``seed_key`` is
     ``seed``), the reference lines of the plots; as a table, each with its own dotted-path
     changes, e.g. ``{ fp32 = {}, digital = { "quant.strategy" = "JQ", "quant.bits" = 4 } }``."""
