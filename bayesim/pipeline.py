@@ -42,7 +42,7 @@ from bayesim.sharing.storage import (
     save_shared,
     storage_report,
 )
-from bayesim.sharing.train import SharingLog, build_shared, fit_shared, finetune, pretrain
+from bayesim.sharing.train import SharingLog, build_shared, finetune, fit_shared, pretrain
 
 CHECKPOINT_NAME = "model.safetensors"
 DIGITAL_DEMO_DIR = "digital"

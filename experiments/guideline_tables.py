@@ -21,16 +21,17 @@ METRICS = {"accuracy": "accuracy", "ece": "ECE", "auroc_aleatoric": "AUROC EE",
 
 def _cells(rows: list[dict[str, str]]) -> list[str]:
     """Mean ± std of every metric of METRICS over ``rows``."""
-    return [_cell([float(r[f"metric.{k}"]) for r in rows if r.get(f"metric.{k}")])
+    return [mean_std([float(r[f"metric.{k}"]) for r in rows if r.get(f"metric.{k}")])
             for k in METRICS]
 
 
-def _cell(values: list[float]) -> str:
+def mean_std(values: list[float], digits: int = 3) -> str:
+    """``mean ± std`` of ``values`` (the value alone for one, a dash for none)."""
     if not values:
         return "–"
     if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
 
 
 def tables(out_dir: str) -> str:

@@ -230,3 +230,38 @@ def test_sweep_killed_three_times_resumes_to_the_uninterrupted_result(
     assert len(ids) == len(set(ids)) == 6 and all(r["status"] == "done" for r in rows_a)
     assert {r["point_id"]: r["metrics"] for r in rows_a} == \
         {r["point_id"]: r["metrics"] for r in rows_b}
+
+
+def test_shared_runs_train_one_codebook_and_evaluate_it_three_ways(data_root: Path,
+                                                                   tmp_path: Path) -> None:
+    """shared, shared_digital and shared_analog points of one seed reuse one shared-Gaussian
+    model; the mean-field reference trains its own; the rows carry the compression and the
+    chip's device states."""
+    spec = tmp_path / "spec.toml"
+    text = SPEC.format(alphas="[0.5]").replace('run = "analog"', 'run = "shared"\nreferences = '
+                                               '["fp32"]')
+    text = text.replace("[grid]", 'sharing = { n_clusters = 6, min_cluster_size = 2, '
+                                  'pretrain_epochs = 1, finetune_epochs = 1, epochs = 1 }\n'
+                                  'quant = { strategy = "JQ", bits = 4, qat_epochs = 0 }\n'
+                                  '[[grid]]')
+    text = text.split("[[grid]]")[0] + '[[grid]]\n"sharing.gradient" = [true]\n'
+    spec.write_text(text)
+    out = tmp_path / "out"
+    for run in ("shared", "shared_digital", "shared_analog"):
+        (tmp_path / "run.toml").write_text(text.replace('run = "shared"', f'run = "{run}"'))
+        assert main(["sweep", str(tmp_path / "run.toml"), "--out", str(out / run), "-q",
+                     "--cache", str(out / "cache")]) == 0
+    rows = {run: list(csv.DictReader((out / run / "results.csv").open()))
+            for run in ("shared", "shared_digital", "shared_analog")}
+    assert len(list((out / "cache" / "shared").glob("*/shared.safetensors"))) == 1
+    shared = [r for r in rows["shared"] if r["config.run"] == "shared"][0]
+    reference = [r for r in rows["shared"] if r["config.run"] == "fp32"][0]
+    assert shared["status"] == "done" and reference["status"] == "done"
+    assert int(shared["metric.trainable_parameters"]) < int(
+        reference["metric.trainable_parameters"])
+    assert float(shared["metric.stored_bytes"]) < float(reference["metric.stored_bytes"])
+    digital = [r for r in rows["shared_digital"] if r["config.run"] == "shared_digital"][0]
+    assert float(digital["metric.stored_bytes"]) < float(shared["metric.stored_bytes"])
+    analog = [r for r in rows["shared_analog"] if r["config.run"] == "shared_analog"][0]
+    assert analog["status"] == "done", analog
+    assert int(analog["metric.device_state_pairs"]) >= int(analog["metric.n_gaussians"])

@@ -10,16 +10,16 @@ tensor                 dtype         content
 ``labels``             int16 [N]     Gaussian k ≥ 0, −1 outlier, −2 ellipse point, per weight
 ``centers``            fp32 [K, 2]   c_k over (μ, σ)
 ``chol``               fp32 [K, 3]   L_k as (L₀₀, L₁₀, L₁₁)
-``outlier_index``      int32 [O]     flat weight index of each outlier
-``outlier_params``     fp32 [O, 2]   (m_j, s_j)
-``ellipse_index``      int32 [E]     flat weight index of each ellipse point
-``ellipse_pair``       int16 [E, 2]  its two Gaussians
+``outlier_params``     fp32 [O, 2]   (m_j, s_j), in the order of the weights labelled −1
+``ellipse_pair``       int16 [E, 2]  the two Gaussians of each weight labelled −2, in order
 ``ellipse_alpha``      fp32 [E]      the blend weight of the first
 ``bias.<layer>``       fp32          the frozen biases
 =====================  ============  =========================================================
 
 plus the empirical-Bayes prior (``prior.*``), which continued training needs and inference does
-not; :func:`storage_report` counts only the inference tensors.
+not; :func:`storage_report` counts only the inference tensors. The outlier and ellipse-point
+indices are the positions of the labels −1 and −2; storing them again (the released code keeps
+int32 index lists) would cost 4 bytes per outlier and could disagree with the labels.
 """
 
 import json
@@ -33,19 +33,18 @@ import pydantic
 import safetensors
 import safetensors.torch
 import torch
-from torch import nn
 
 from bayesim.atomic import write_bytes
 from bayesim.bnn.checkpoint import package_versions, tensor_digest
 from bayesim.bnn.layers import bayesian_layers
 from bayesim.bnn.models import ModelConfig, build_model
 from bayesim.errors import CheckpointError
-from bayesim.sharing.codebook import Codebook
+from bayesim.sharing.codebook import ELLIPSE, OUTLIER, Codebook
 from bayesim.sharing.model import SharedNet
 
 FORMAT = "bayesim.sharing/1"
-INFERENCE_TENSORS = ("labels", "centers", "chol", "outlier_index", "outlier_params",
-                     "ellipse_index", "ellipse_pair", "ellipse_alpha")
+INFERENCE_TENSORS = ("labels", "centers", "chol", "outlier_params", "ellipse_pair",
+                     "ellipse_alpha")
 
 
 @dataclass
@@ -73,9 +72,7 @@ def shared_tensors(net: SharedNet) -> dict[str, torch.Tensor]:
         "labels": book.labels.to(torch.int16),
         "centers": book.centers.float(),
         "chol": _chol3(book.chol.float()),
-        "outlier_index": book.outlier_index.to(torch.int32),
         "outlier_params": torch.stack([book.outlier_loc, book.outlier_sigma], 1).float(),
-        "ellipse_index": book.ellipse_index.to(torch.int32),
         "ellipse_pair": book.ellipse_pair.to(torch.int16),
         "ellipse_alpha": book.ellipse_alpha.float(),
         "prior.centers": net.prior_centers.float(),
@@ -147,7 +144,8 @@ def load_shared(path: str | os.PathLike[str]) -> SharedCheckpoint:
     try:
         model_config = ModelConfig.model_validate(meta.get("model"))
     except pydantic.ValidationError as exc:
-        raise CheckpointError(f"{path}: invalid model metadata ({exc.errors()[0]['msg']})") from None
+        raise CheckpointError(f"{path}: invalid model metadata "
+                              f"({exc.errors()[0]['msg']})") from None
     skeleton = build_model(model_config, seed=0)
     for i, layer in enumerate(bayesian_layers(skeleton)):
         if layer.bias_mu is not None:
@@ -157,9 +155,16 @@ def load_shared(path: str | os.PathLike[str]) -> SharedCheckpoint:
             with torch.no_grad():
                 layer.bias_mu.copy_(bias)
     params = tensors["outlier_params"]
-    book = Codebook(tensors["labels"], tensors["centers"], _chol22(tensors["chol"]),
-                    tensors["outlier_index"].long(), params[:, 0], params[:, 1],
-                    tensors["ellipse_index"].long(), tensors["ellipse_pair"].long(),
+    labels = tensors["labels"]
+    outlier_index = torch.nonzero(labels == OUTLIER).squeeze(1)
+    ellipse_index = torch.nonzero(labels == ELLIPSE).squeeze(1)
+    if outlier_index.numel() != params.shape[0] or \
+            ellipse_index.numel() != tensors["ellipse_pair"].shape[0]:
+        raise CheckpointError(f"{path}: the labels mark {outlier_index.numel()} outliers and "
+                              f"{ellipse_index.numel()} ellipse points, the tensors hold "
+                              f"{params.shape[0]} and {tensors['ellipse_pair'].shape[0]}")
+    book = Codebook(labels, tensors["centers"], _chol22(tensors["chol"]), outlier_index,
+                    params[:, 0], params[:, 1], ellipse_index, tensors["ellipse_pair"].long(),
                     tensors["ellipse_alpha"], list(meta.get("layer_sizes", [])))
     prior = tensors["prior.outlier_params"]
     prior_book = Codebook(book.labels, tensors["prior.centers"], _chol22(tensors["prior.chol"]),
@@ -180,13 +185,14 @@ def storage_report(net: SharedNet, source_bits: int | None = None) -> dict[str, 
 
     Bytes count the inference tensors of the checkpoint (module docstring); with
     ``source_bits`` (a VPQ/JQ-quantized codebook: μ bits + σ bits) each of the K + O source
-    (μ, σ) pairs takes that many bits instead of its fp32 values. Biases are fp32 everywhere; the mean-field BNN stores μ
-    and σ (2 × fp32) per weight and bias, the deterministic network one fp32 value."""
+    (μ, σ) pairs takes that many bits instead of its fp32 values. Biases are fp32 everywhere; the
+    mean-field BNN stores μ and σ (2 × fp32) per weight and bias, the deterministic network one
+    fp32 value."""
     layers = bayesian_layers(net.skeleton)
     n_weights = net.n_weights
     n_biases = sum(layer.bias_mu.numel() for layer in layers if layer.bias_mu is not None)
     counts = net.codebook().counts()
-    k, o, e = counts["gaussians"], counts["outliers"], counts["ellipse_points"]
+    k, o = counts["gaussians"], counts["outliers"]
     tensors = shared_tensors(net)
     sizes = {name: tensors[name].numel() * tensors[name].element_size()
              for name in INFERENCE_TENSORS}

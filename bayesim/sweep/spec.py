@@ -88,7 +88,7 @@ class Distribution(StrictModel):
 
 Run = Literal["fp32", "digital", "analog", "shared", "shared_digital", "shared_analog"]
 
-Reference = Literal["fp32", "digital", "shared"]
+Reference = Literal["fp32", "digital", "analog", "shared"]
 
 
 class PlotSpec(StrictModel):
