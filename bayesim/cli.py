@@ -189,11 +189,15 @@ def share(
     report.json and plots. `bayesim evaluate`/`simulate --checkpoint OUT/shared.safetensors`
     re-evaluate it or compile it onto a chip."""
     from bayesim.config import load_config
-    from bayesim.pipeline import run_sharing
+    from bayesim.pipeline import SHARED_CHECKPOINT_NAME, run_sharing
+    from bayesim.plots.sharing import CODEBOOK_NAME, plot_codebook
+    from bayesim.sharing.storage import load_shared
 
     experiment = load_config(config, _with_samples(set_, samples))
     report = run_sharing(experiment, out, progress=not quiet)
     _render_plots(out)
+    codebook = plot_codebook(load_shared(out / SHARED_CHECKPOINT_NAME).net, out / CODEBOOK_NAME)
+    out_console.print(f"plot:   {codebook}")
     _print_report_summary(report)
 
 

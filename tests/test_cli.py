@@ -303,3 +303,51 @@ def test_simulate_with_device_constrained_training(trained: Path, tmp_path: Path
     code, _, err = run(["simulate", "--checkpoint", trained, "--out", tmp_path / "bad", "-q",
                         "--train-constrained", -1], capsys)
     assert_bad_input(code, err, tmp_path / "bad", "--train-constrained")
+
+
+SHARE_TINY = ["sharing.n_clusters=6", "sharing.min_cluster_size=2", "sharing.pretrain_epochs=1",
+              "sharing.finetune_epochs=1", "sharing.epochs=1"]
+
+
+def test_share_then_evaluate_and_simulate_the_shared_checkpoint(
+        data_root: Path, tiny_overrides: list[str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    sets = [a for item in tiny_overrides + SHARE_TINY for a in ("--set", item)]
+    out = tmp_path / "share"
+    code, stdout, err = run(["share", "--out", out, "-q", *sets], capsys)
+    assert code == 0, err
+    for name in ("shared.safetensors", "report.json", "scores.npz", "codebook.png"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    assert report["predictor"]["kind"] == "shared"
+    assert report["memory"]["trainable_parameters"] < report["memory"][
+        "trainable_parameters_mean_field"]
+    assert report["sharing"]["counts"]["final"]["gaussians"] >= 1
+    code, _, err = run(["evaluate", "--checkpoint", out / "shared.safetensors", "--out",
+                        tmp_path / "eval", "-q", "--samples", "3"], capsys)
+    assert code == 0, err
+    again = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert again["predictor"]["kind"] == "shared"
+    code, _, err = run(["simulate", "--checkpoint", out / "shared.safetensors", "--out",
+                        tmp_path / "chip", "-q", "--samples", "2", "--set",
+                        "hardware.alpha_scope=chip", "--set", "hardware.decomposition_inputs=0"],
+                       capsys)
+    assert code == 0, err
+    chip = json.loads((tmp_path / "chip" / "report.json").read_text())
+    states = chip["hardware"]["device_states"]
+    assert states["pairs"] >= chip["sharing"]["codebook"]["gaussians"]
+
+
+@pytest.mark.parametrize("change,pattern", [
+    (["sharing.n_clusters=40000"], "sharing.n_clusters"),
+    (["sharing.n_clusters=5000"], "exceeds the model's"),
+    (["sharing.tau_w=-0.1"], "sharing.tau_w"),
+    (["sharing.gradient_top_percent=150"], "sharing.gradient_top_percent"),
+])
+def test_share_bad_input_exits_2(change: list[str], pattern: str, data_root: Path,
+                                 tiny_overrides: list[str], tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    sets = [a for item in tiny_overrides + ["model.hidden=[4]", *change] for a in ("--set", item)]
+    out = tmp_path / "share"
+    code, _, err = run(["share", "--out", out, "-q", *sets], capsys)
+    assert_bad_input(code, err, out, pattern)
