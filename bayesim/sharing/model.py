@@ -178,13 +178,15 @@ class SharedNet(nn.Module):
     # ---- the distribution of the weights ----
     def sources(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(μ, σ) of the K shared draws followed by the O outlier draws, after the quantizer's
-        ``variational`` map if one is attached (the codebook entries are quantized as one
-        tensor, as a layer's weights are)."""
-        mu = torch.cat([self.centers[:, 0], self.outlier_loc])
-        sigma = torch.cat([self.chol[:, 0, 0], self.outlier_sigma])
+        ``variational`` map if one is attached. The entries and the outliers are quantized as
+        two tensors, each with its own range: the outliers are by construction the largest
+        weights (|μ| ≥ τ_w), and one range over both put every entry of a 4-bit codebook on
+        the zero code (seed 0 of experiments/seed_sharing_quant.toml, docs/results/sharing.md)."""
+        parts = [(self.centers[:, 0], self.chol[:, 0, 0]), (self.outlier_loc, self.outlier_sigma)]
         if self.quantizer is not None:
-            mu, sigma = self.quantizer.variational(mu, sigma, "weight")
-        return mu, sigma
+            parts = [self.quantizer.variational(mu, sigma, "weight") if mu.numel() else (mu, sigma)
+                     for mu, sigma in parts]
+        return torch.cat([parts[0][0], parts[1][0]]), torch.cat([parts[0][1], parts[1][1]])
 
     def _assemble(self, values: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
         """Flat weights from the K + O source values (inliers, outliers) and the source means
