@@ -47,7 +47,7 @@ from torch import nn
 
 from bayesim.bnn.layers import BayesConv2d, BayesianLayer, bayesian_layers
 from bayesim.crossbar.kernels import im2col
-from bayesim.crossbar.mapping import PairMap, feasibility_report, map_pairs
+from bayesim.crossbar.mapping import PairMap, feasibility_report, layer_alpha, map_pairs
 from bayesim.crossbar.periphery import PeripheryConfig, periphery_preset, periphery_presets
 from bayesim.crossbar.rng import Stream, draw, stream_key
 from bayesim.crossbar.tile import TiledMatrix, TilingConfig, split_sizes
@@ -271,14 +271,12 @@ class BayesianMachine:
         """One α for every layer, by the α policy over all weights together."""
         dev = self.device
         assert dev is not None
-        mu = np.concatenate([m.distribution("weight")[0].detach().double().reshape(-1).numpy()
-                             for m in modules])
-        sigma = np.concatenate([m.distribution("weight")[1].detach().double().reshape(-1)
-                                .numpy() for m in modules])
-        pooled = map_pairs(mu, sigma, self._sigma_law(), dev.g_min, dev.g_max,
-                           n=self.n_devices, levels=dev.levels, common_mode=self.hw.common_mode,
+        pairs = [tuple(t.detach().double().reshape(-1).numpy() for t in m.distribution("weight"))
+                 for m in modules]
+        mu, sigma = (np.concatenate(parts) for parts in zip(*pairs, strict=True))
+        return layer_alpha(mu, sigma, self._sigma_law(), dev.g_min, dev.g_max, n=self.n_devices,
+                           levels=dev.levels, common_mode=self.hw.common_mode,
                            policy=self.hw.alpha_policy)
-        return float(pooled.alpha)
 
     def device_states(self) -> dict[str, Any]:
         """How many distinct target states the chip is programmed to: (G⁺, G⁻) pairs and single

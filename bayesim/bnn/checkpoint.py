@@ -56,29 +56,36 @@ def package_versions() -> dict[str, str]:
             "numpy": np.__version__, "python": platform.python_version()}
 
 
-def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, model_config: ModelConfig,
-                    **extra: Any) -> Path:
-    """Write ``model`` with its config and ``extra`` JSON-ready metadata (data, training, seed…)."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {
-        "format": FORMAT,
-        "model": model_config.model_dump(mode="json"),
-        "versions": package_versions(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        **extra,
-    }
-    meta_json = json.dumps(meta, sort_keys=True)
+@dataclass
+class SignedFile:
+    """A safetensors file of bayesim: its tensors, its metadata (parsed and as stored) and the
+    stored digest."""
+
+    meta: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+    meta_json: str
+    sha256: str
+
+
+def write_signed(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], fmt: str,
+                 **meta: Any) -> Path:
+    """Write ``tensors`` atomically with JSON metadata (format ``fmt``, ``meta``, package versions,
+    creation time) and the SHA-256 digest over both."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    meta_json = json.dumps({"format": fmt, **meta, "versions": package_versions(),
+                            "created": datetime.now(UTC).isoformat(timespec="seconds")},
+                           sort_keys=True)
     data = safetensors.torch.save(tensors, metadata={"bayesim": meta_json,
                                                      "sha256": tensor_digest(meta_json, tensors)})
     write_bytes(path, data)
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Load and validate a checkpoint written by :func:`save_checkpoint`."""
-    path = Path(path)
+def read_signed(path: Path, fmt: str, what: str = "checkpoint", hint: str = "") -> SignedFile:
+    """Read a file written by :func:`write_signed` and check that it has format ``fmt`` (else a
+    CheckpointError, ``hint`` appended); the digest is checked by :func:`check_digest`."""
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} not found")
+        raise CheckpointError(f"{what} {path} not found")
     try:
         with safetensors.safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
@@ -91,10 +98,32 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         meta = json.loads(header["bayesim"])
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
         raise CheckpointError(f"{path}: unsupported checkpoint format "
                               f"{meta.get('format') if isinstance(meta, dict) else None!r}; "
-                              f"expected {FORMAT!r}")
+                              f"expected {fmt!r}{hint}")
+    return SignedFile(meta, tensors, header["bayesim"], header["sha256"])
+
+
+def check_digest(path: Path, signed: SignedFile) -> None:
+    """CheckpointError unless the tensors and metadata match the stored digest."""
+    if tensor_digest(signed.meta_json, signed.tensors) != signed.sha256:
+        raise CheckpointError(f"{path}: content does not match its SHA-256 digest; the metadata or "
+                              f"tensors were modified after saving. Re-create the checkpoint")
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, model_config: ModelConfig,
+                    **extra: Any) -> Path:
+    """Write ``model`` with its config and ``extra`` JSON-ready metadata (data, training, seed…)."""
+    return write_signed(path, model.state_dict(), FORMAT,
+                        model=model_config.model_dump(mode="json"), **extra)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Load and validate a checkpoint written by :func:`save_checkpoint`."""
+    path = Path(path)
+    signed = read_signed(path, FORMAT)
+    meta, tensors = signed.meta, signed.tensors
     try:
         model_config = ModelConfig.model_validate(meta.get("model"))
     except pydantic.ValidationError as exc:
@@ -116,9 +145,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
                 f"{path}: tensor {name} has shape {tuple(tensors[name].shape)} "
                 f"({tensors[name].dtype}), the architecture in its metadata needs "
                 f"{tuple(ref.shape)} ({ref.dtype})")
-    if tensor_digest(header["bayesim"], tensors) != header["sha256"]:
-        raise CheckpointError(f"{path}: content does not match its SHA-256 digest; the metadata or "
-                              f"tensors were modified after saving. Re-create the checkpoint")
+    check_digest(path, signed)
     model.load_state_dict(tensors, strict=True)
     model.eval()
     return Checkpoint(model, model_config, meta, path)

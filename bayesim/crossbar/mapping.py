@@ -178,6 +178,17 @@ def _largest_alpha(mu: np.ndarray, sigma: np.ndarray, g_min: float, g_max: float
     return limits if columnwise else float(limits[0])
 
 
+def layer_alpha(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: float,
+                g_max: float, *, n: int = 1, levels: int = 0, common_mode: bool = True,
+                policy: str = "feasibility") -> float:
+    """One scale α (µS per weight unit) for all of ``mu`` by ``policy``: 'feasibility'
+    (:func:`choose_alpha`) or 'max' (the largest α at which μ fits)."""
+    if policy == "max":
+        return float(_largest_alpha(np.asarray(mu), np.asarray(sigma), g_min, g_max, n, False))
+    return choose_alpha(mu, sigma, law, g_min, g_max, n=n, levels=levels,
+                        common_mode=common_mode)
+
+
 def map_pairs(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: float,
               g_max: float, *, alpha: float | np.ndarray | None = None, n: int = 1,
               levels: int = 0, common_mode: bool = True, scope: str = "layer",
@@ -200,12 +211,14 @@ def map_pairs(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: floa
         raise MappingError("column scales need a matrix μ[out, in]")
     if policy not in ("feasibility", "max"):
         raise MappingError(f"the α policy must be 'feasibility' or 'max', got {policy!r}")
-    if alpha is None and policy == "max":
-        alpha = _largest_alpha(mu, sigma, g_min, g_max, n, columnwise)
+    if alpha is None and not columnwise:
+        alpha = layer_alpha(mu, sigma, law, g_min, g_max, n=n, levels=levels,
+                            common_mode=common_mode, policy=policy)
+    elif alpha is None and policy == "max":
+        alpha = _largest_alpha(mu, sigma, g_min, g_max, n, True)
     elif alpha is None:
-        choose = choose_column_alpha if columnwise else choose_alpha
-        alpha = choose(mu, sigma, law, g_min, g_max, n=n, levels=levels,
-                       common_mode=common_mode)
+        alpha = choose_column_alpha(mu, sigma, law, g_min, g_max, n=n, levels=levels,
+                                    common_mode=common_mode)
     if columnwise:
         alpha = np.asarray(alpha, dtype=np.float64).reshape(-1, 1)
         if alpha.shape[0] != mu.shape[0]:

@@ -25,17 +25,14 @@ int32 index lists) would cost 4 bytes per outlier and could disagree with the la
 import json
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pydantic
 import safetensors
-import safetensors.torch
 import torch
 
-from bayesim.atomic import write_bytes
-from bayesim.bnn.checkpoint import package_versions, tensor_digest
+from bayesim.bnn.checkpoint import check_digest, read_signed, write_signed
 from bayesim.bnn.layers import bayesian_layers
 from bayesim.bnn.models import ModelConfig, build_model
 from bayesim.errors import CheckpointError
@@ -89,16 +86,9 @@ def shared_tensors(net: SharedNet) -> dict[str, torch.Tensor]:
 def save_shared(path: str | os.PathLike[str], net: SharedNet, model_config: ModelConfig,
                 **extra: Any) -> Path:
     """Write ``net`` (atomically) with its architecture and ``extra`` JSON-ready metadata."""
-    tensors = shared_tensors(net)
-    meta = {"format": FORMAT, "model": model_config.model_dump(mode="json"),
-            "layer_sizes": net.layer_sizes, "gradient": net.gradient,
-            "versions": package_versions(),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"), **extra}
-    meta_json = json.dumps(meta, sort_keys=True)
-    data = safetensors.torch.save(tensors, metadata={"bayesim": meta_json,
-                                                     "sha256": tensor_digest(meta_json, tensors)})
-    write_bytes(path, data)
-    return Path(path)
+    return write_signed(path, shared_tensors(net), FORMAT,
+                        model=model_config.model_dump(mode="json"), layer_sizes=net.layer_sizes,
+                        gradient=net.gradient, **extra)
 
 
 def is_shared_checkpoint(path: str | os.PathLike[str]) -> bool:
@@ -111,32 +101,13 @@ def is_shared_checkpoint(path: str | os.PathLike[str]) -> bool:
     return isinstance(meta, dict) and meta.get("format") == FORMAT
 
 
-def _read(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    if not path.is_file():
-        raise CheckpointError(f"shared-model checkpoint {path} not found")
-    try:
-        with safetensors.safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
-    except Exception as exc:  # safetensors raises its own error types for malformed files
-        raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from None
-    try:
-        meta = json.loads(header.get("bayesim", ""))
-    except json.JSONDecodeError:
-        meta = None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a bayesim shared-Gaussian checkpoint (format "
-                              f"{FORMAT!r}); train one with `bayesim share`")
-    if tensor_digest(header["bayesim"], tensors) != header.get("sha256"):
-        raise CheckpointError(f"{path}: content does not match its SHA-256 digest; the metadata or "
-                              f"tensors were modified after saving. Re-create the checkpoint")
-    return meta, tensors
-
-
 def load_shared(path: str | os.PathLike[str]) -> SharedCheckpoint:
     """Load and validate a checkpoint written by :func:`save_shared`."""
     path = Path(path)
-    meta, tensors = _read(path)
+    signed = read_signed(path, FORMAT, "shared-model checkpoint",
+                         "; train one with `bayesim share`")
+    check_digest(path, signed)
+    meta, tensors = signed.meta, signed.tensors
     missing = [k for k in (*INFERENCE_TENSORS, "prior.centers", "prior.chol",
                            "prior.outlier_params") if k not in tensors]
     if missing:
@@ -196,9 +167,9 @@ def storage_report(net: SharedNet, source_bits: int | None = None) -> dict[str, 
     tensors = shared_tensors(net)
     sizes = {name: tensors[name].numel() * tensors[name].element_size()
              for name in INFERENCE_TENSORS}
-    if source_bits is not None:
-        sizes["centers"] = sizes["chol"] = 0
-        sizes["outlier_params"] = 0
+    if source_bits is not None:  # the quantized sources replace the fp32 codebook values
+        for name in ("centers", "chol", "outlier_params"):
+            sizes[name] = 0
         sizes["quantized_sources"] = (k + o) * source_bits / 8
     sizes["biases"] = 4 * n_biases
     total = float(sum(sizes.values()))

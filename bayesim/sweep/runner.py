@@ -53,6 +53,10 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         row["fraction_feasible"] = hardware["feasibility"]["fraction_feasible"]
         row["n_devices"] = hardware["n_devices"]
         row["devices_per_weight"] = hardware["n_devices"] / hardware["n_weights"]
+        states = hardware.get("device_states", {})
+        if "pairs" in states:
+            row["device_state_pairs"] = states["pairs"]
+            row["device_conductances"] = states["conductances"]
     return row
 
 
@@ -70,6 +74,15 @@ def _locked(path: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _cached(directory: Path, name: str, build: Callable[[], Any]) -> Path:
+    """``directory/name``, built by ``build()`` unless it exists; a file lock keeps two workers
+    from building the same one."""
+    with _locked(directory.with_suffix(".lock")):
+        if not (directory / name).exists():
+            build()
+    return directory / name
 
 
 def run_point(config: dict[str, Any], cache: str) -> dict[str, Any]:
@@ -92,18 +105,16 @@ def run_point(config: dict[str, Any], cache: str) -> dict[str, Any]:
         return _run_shared(run, config, experiment, cache)
     benchmark = build_benchmark(experiment.data, experiment.seed)
     model_dir = Path(cache) / "models" / _key(config, ("data", "model", "train", "seed"))
-    with _locked(model_dir.with_suffix(".lock")):
-        if not (model_dir / CHECKPOINT_NAME).exists():
-            train_experiment(experiment, model_dir, progress=False)
-    model, _ = load_model(model_dir / CHECKPOINT_NAME)
+    trained = _cached(model_dir, CHECKPOINT_NAME,
+                      lambda: train_experiment(experiment, model_dir, progress=False))
+    model, _ = load_model(trained)
     if run != "fp32" and experiment.quant.strategy != "fp":
         quant_dir = Path(cache) / "quantized" / _key(config, ("data", "model", "train", "seed",
                                                               "quant"))
-        with _locked(quant_dir.with_suffix(".lock")):
-            if not (quant_dir / CHECKPOINT_NAME).exists():
-                quantize_trained(model, benchmark, experiment, quant_dir,
-                                 str(model_dir / CHECKPOINT_NAME), progress=False)
-        model, _ = load_model(quant_dir / CHECKPOINT_NAME)
+        quantized = _cached(quant_dir, CHECKPOINT_NAME,
+                            lambda: quantize_trained(model, benchmark, experiment, quant_dir,
+                                                     str(trained), progress=False))
+        model, _ = load_model(quantized)
     if run == "analog":
         result = simulate_model(model, benchmark, experiment, progress=False)
     else:
@@ -126,23 +137,15 @@ def _run_shared(run: str, config: dict[str, Any], experiment: Any, cache: str
 
     model_dir = Path(cache) / "shared" / _key(config, ("data", "model", "train", "sharing",
                                                        "seed"))
-    with _locked(model_dir.with_suffix(".lock")):
-        if not (model_dir / SHARED_CHECKPOINT_NAME).exists():
-            share_experiment(experiment, model_dir, progress=False)
-    net = load_shared(model_dir / SHARED_CHECKPOINT_NAME).net
+    net = load_shared(_cached(model_dir, SHARED_CHECKPOINT_NAME,
+                              lambda: share_experiment(experiment, model_dir, progress=False))).net
     benchmark = build_benchmark(experiment.data, experiment.seed)
     if run == "shared_analog":
         result = simulate_shared(net, benchmark, experiment, progress=False)
     else:
         result = evaluate_shared(net, benchmark, experiment, quantized=run == "shared_digital",
                                  progress=False)
-    row = summary(result.report)
-    hardware = result.report.get("hardware")
-    if hardware and "pairs" in hardware.get("device_states", {}):
-        row["device_state_pairs"] = hardware["device_states"]["pairs"]
-        row["device_conductances"] = hardware["device_states"]["conductances"]
-    row["n_gaussians"] = net.n_gaussians
-    return row
+    return {**summary(result.report), "n_gaussians": net.n_gaussians}
 
 
 def _guarded(config: dict[str, Any], cache: str) -> tuple[str, Any, float]:
