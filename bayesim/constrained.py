@@ -100,7 +100,8 @@ def constrain_model(model: nn.Module, hw: HardwareConfig) -> tuple[nn.Module, li
         if alpha is None:
             mu = layer.weight_mu.detach().double().numpy()
             sigma = layer.weight_sigma.detach().double().numpy()
-            alpha = choose_alpha(mu, sigma, device.read_law, device.g_min, device.g_max, n=n)
+            alpha = choose_alpha(mu, sigma, device.read_law, device.g_min, device.g_max, n=n,
+                                 policy="feasibility")
         layer.transform = DeviceConstraint(kind, k, float(alpha), device.g_min, device.g_max, n)
         chosen.append(float(alpha))
     attach_generator(constrained, 0)

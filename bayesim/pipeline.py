@@ -271,7 +271,7 @@ def simulate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentCon
                          for name, x in inputs.items()}
             hardware["variance_decomposition"] = variance_decomposition(
                 model, hw, inputs, config.eval.n_samples, config.seed, on_step=step,
-                reference=reference)
+                reference=reference, machine=machine)
         if config.eval.n_samples >= 4:
             hardware["sampling"] = sampling_report(reference["clean"], hw.read_correlation)
     result.report["hardware"] = hardware

@@ -18,8 +18,8 @@ from timing import median_seconds, paired
 
 from bayesim.crossbar.kernels import add_output_noise, as_rows, matmul_t, read_mvm
 from bayesim.crossbar.periphery import periphery_preset
-from bayesim.crossbar.rng import Stream, draw, stream_key
 from bayesim.crossbar.tile import Tile
+from bayesim.rng import Stream, draw, stream_key
 
 
 def main() -> None:

@@ -291,7 +291,7 @@ def test_simulate_with_device_constrained_training(trained: Path, tmp_path: Path
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "sim"
     code, stdout, err = run(["simulate", "--checkpoint", trained, "--out", out, "--samples", 4,
-                             "--train-constrained", 1, "-q",
+                             "--train-constrained", 1, "-q", "--set", "hardware.mapping=M1",
                              "--set", "hardware.decomposition_inputs=5"], capsys)
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())

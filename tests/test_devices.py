@@ -7,9 +7,10 @@ import torch
 from scipy import stats
 
 from bayesim.crossbar import kernels
-from bayesim.crossbar.rng import Stream, stream_key
+from bayesim.devices import kernels as device_kernels
 from bayesim.devices.presets import build_model, card_path, list_presets, load_preset
 from bayesim.errors import ConfigError, DeviceRangeError
+from bayesim.rng import Stream, stream_key
 from tests.statcheck import assert_ks, assert_moments
 
 N = 100_000
@@ -140,7 +141,7 @@ def test_ideal_card_is_exact_and_levels_are_a_grid() -> None:
     np.testing.assert_array_equal(ideal.program(g, seed=0), g)
     np.testing.assert_array_equal(ideal.read(g, 3, seed=0), np.broadcast_to(g, (3, 101)))
     out = np.empty(101)
-    kernels.write_kernel(g, np.zeros(101), 0.0, 1.0, 5, 0.0, 0.0, 0.0, kernels.GAUSSIAN,
+    device_kernels.write_kernel(g, np.zeros(101), 0.0, 1.0, 5, 0.0, 0.0, 0.0, kernels.GAUSSIAN,
                          stream_key(0, Stream.PROGRAM), stream_key(0, Stream.D2D),
                          stream_key(0, Stream.FAULT), out)
     np.testing.assert_array_equal(np.unique(out), [0.0, 0.25, 0.5, 0.75, 1.0])
@@ -151,7 +152,7 @@ def test_stuck_at_fault_fractions() -> None:
     n = N
     out = np.empty(n)
     g = np.full(n, 0.5)
-    kernels.write_kernel(g, np.zeros(n), 0.0, 1.0, 0, 0.0, 0.1, 0.05, kernels.GAUSSIAN,
+    device_kernels.write_kernel(g, np.zeros(n), 0.0, 1.0, 0, 0.0, 0.1, 0.05, kernels.GAUSSIAN,
                          stream_key(0, Stream.PROGRAM), stream_key(0, Stream.D2D),
                          stream_key(0, Stream.FAULT), out)
     for value, p in ((0.0, 0.1), (1.0, 0.05), (0.5, 0.85)):
@@ -193,7 +194,8 @@ def read_sample(x, g, sigma, key, sample: int, path: str) -> np.ndarray:
         return kernels.read_mvm(x, g, np.square(sigma), key, sample)
     out = np.empty((x.shape[0], g.shape[0]))
     shape = kernels.LAPLACE if path == "laplace" else kernels.GAUSSIAN
-    kernels.explicit_read_mvm(x, g, sigma, shape, key, sample, kernels.as_rows(0, len(x)), 0, out)
+    kernels.explicit_read_mvm(x, g, sigma[None], shape, key, sample, kernels.as_rows(0, len(x)),
+                              0, out)
     return out
 
 

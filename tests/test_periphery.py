@@ -8,9 +8,9 @@ import torch
 
 from bayesim.crossbar.kernels import as_rows, quantize_clip
 from bayesim.crossbar.periphery import PeripheryConfig, periphery_preset, quantizer_step
-from bayesim.crossbar.rng import Stream, stream_key
 from bayesim.crossbar.tile import Tile, TiledMatrix, TilingConfig, split_sizes
 from bayesim.errors import ConfigError, MappingError
+from bayesim.rng import Stream, stream_key
 from tests.statcheck import Z, assert_ks, assert_moments
 
 # every non-ideality off: the tile must be a plain matmul

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bayesim.crossbar.kernels import add_output_noise, as_rows, explicit_read_mvm, read_mvm
-from bayesim.crossbar.rng import Stream, draw, normal_at, philox_block, stream_key
+from bayesim.rng import Stream, draw, normal_at, philox_block, stream_key
 from tests.statcheck import assert_ks, assert_moments
 
 # Random123's known-answer vectors for Philox4x32-10 (kat_vectors)
@@ -97,11 +97,11 @@ def test_chunking_does_not_change_draws() -> None:
     g = rng.uniform(0, 25, (11, 24))
     sigma = 0.1 * np.sqrt(g)
     full = np.empty((37, 11))
-    explicit_read_mvm(x, g, sigma, 0, key, np.int64(5), as_rows(0, 37), np.int64(0), full)
+    explicit_read_mvm(x, g, sigma[None], 0, key, np.int64(5), as_rows(0, 37), np.int64(0), full)
     parts = [np.empty((10, 11)), np.empty((27, 11))]
-    explicit_read_mvm(x[:10], g, sigma, 0, key, np.int64(5), as_rows(0, 10), np.int64(0),
+    explicit_read_mvm(x[:10], g, sigma[None], 0, key, np.int64(5), as_rows(0, 10), np.int64(0),
                       parts[0])
-    explicit_read_mvm(x[10:], g, sigma, 0, key, np.int64(5), as_rows(10, 27), np.int64(0),
+    explicit_read_mvm(x[10:], g, sigma[None], 0, key, np.int64(5), as_rows(10, 27), np.int64(0),
                       parts[1])
     np.testing.assert_array_equal(full, np.concatenate(parts))
     # the fast path's noise-free product is OpenBLAS's, whose summation order depends on the
@@ -115,7 +115,7 @@ def test_chunking_does_not_change_draws() -> None:
 
 _THREAD_SCRIPT = """
 import hashlib, numpy as np
-from bayesim.crossbar.rng import draw, stream_key
+from bayesim.rng import draw, stream_key
 from bayesim.crossbar.kernels import add_output_noise, explicit_read_mvm, read_mvm
 from bayesim.devices.presets import load_preset
 key = stream_key(9, 6)
@@ -149,7 +149,7 @@ def test_scalar_and_block_normals_agree() -> None:
     draw() and the read noise give the same number for the same counter, tails included."""
     import numba
 
-    from bayesim.crossbar.rng import normal_at
+    from bayesim.rng import normal_at
 
     key = stream_key(4, Stream.PROGRAM)
 

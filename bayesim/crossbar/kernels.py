@@ -1,11 +1,10 @@
-"""numba kernels of the crossbar: writing (programming), drift, reads and noisy MVMs.
+"""numba kernels of the crossbar: noisy MVMs (output-referred and per device), DAC/ADC, im2col.
 
-Kernels work on flat float32/float64 arrays of conductances (µS) and on per-device σ arrays that
-the device model evaluated beforehand (bayesim.devices.laws); they know nothing of device cards.
-Every random number comes from bayesim.crossbar.rng at a counter coordinate fixed by *what* it is
-(element index, input row, sample index), so results are bit-identical for any thread count and
-any chunking. Like rng.py, this module imports nothing else from bayesim, which is what lets the
-device model (one layer below the crossbar in DESIGN.md) use it for ``program`` and ``read``.
+Kernels work on float32/float64 arrays of weights in tile units and on per-device σ arrays that
+the caller evaluated beforehand; they know nothing of device cards (the write, drift and
+single-device read kernels live with the devices, bayesim.devices.kernels). Every random number
+comes from bayesim.rng at a counter coordinate fixed by *what* it is (element index, input row,
+sample index), so results are bit-identical for any thread count and any chunking.
 
 Matrix products go through torch (:func:`matmul_t`), not numpy. numpy's OpenBLAS keeps its own
 thread pool, and on a small machine its threads and the OpenMP threads of the numba kernels take
@@ -22,78 +21,7 @@ import numba
 import numpy as np
 import torch
 
-from bayesim.crossbar.rng import fill_row_normals, laplace_at, normal_at, uniform_at
-
-GAUSSIAN, LAPLACE = 0, 1
-_SQRT_HALF = math.sqrt(0.5)
-
-
-@numba.njit(cache=True, inline="always")
-def unit_noise(shape, k0, k1, element, row, sample, block):
-    """A zero-mean, unit-variance draw: standard normal, or Laplace with scale 1/√2."""
-    if shape == LAPLACE:
-        return laplace_at(k0, k1, element, row, sample, block) * _SQRT_HALF
-    return normal_at(k0, k1, element, row, sample, block)
-
-
-@numba.njit(cache=True, parallel=True)
-def write_kernel(g_target, sigma, g_min, g_max, levels, d2d_rel, p_stuck_min, p_stuck_max,
-                 shape, key_program, key_d2d, key_fault, out):
-    """Program ``g_target`` (µS): quantize to the level grid, add programming noise of std
-    ``sigma`` (per device), apply the device's window spread, clip to [g_min, g_max], then stuck-at
-    faults. ``levels`` = 0 means an analog (continuous) target."""
-    n = g_target.shape[0]
-    span = g_max - g_min
-    for i in numba.prange(n):
-        g = g_target[i]
-        if levels > 1:
-            step = span / (levels - 1)
-            g = g_min + round((g - g_min) / step) * step
-        g = g + sigma[i] * unit_noise(shape, key_program[0], key_program[1], i, 0, 0, 0)
-        if d2d_rel > 0.0:
-            xi_d2d = normal_at(key_d2d[0], key_d2d[1], i, 0, 0, 0)
-            g = g_min + (g - g_min) * (1.0 + d2d_rel * xi_d2d)
-        g = min(max(g, g_min), g_max)
-        if p_stuck_min > 0.0 or p_stuck_max > 0.0:
-            u = uniform_at(key_fault[0], key_fault[1], i, 0, 0, 0)
-            if u < p_stuck_min:
-                g = g_min
-            elif u < p_stuck_min + p_stuck_max:
-                g = g_max
-        out[i] = g
-
-
-@numba.njit(cache=True, parallel=True)
-def drift_nu_kernel(nu_mean, nu_std, key, out):
-    """Per-device drift exponents ν = |μ_ν + σ_ν·ξ| (drawn once, at programming)."""
-    for i in numba.prange(nu_mean.shape[0]):
-        out[i] = abs(nu_mean[i] + nu_std[i] * normal_at(key[0], key[1], i, 0, 0, 0))
-
-
-@numba.njit(cache=True, parallel=True)
-def drift_kernel(g_prog, nu, t_over_t0, out):
-    """G(t) = G_p·(t/t₀)^(−ν) for t/t₀ > 1 (G_p before t₀), with per-device ν."""
-    log_ratio = math.log(t_over_t0) if t_over_t0 > 1.0 else 0.0
-    for i in numba.prange(g_prog.shape[0]):
-        out[i] = g_prog[i] * math.exp(-nu[i] * log_ratio)
-
-
-@numba.njit(cache=True, parallel=True)
-def gaussian_noise_clip_kernel(g, sigma, g_min, g_max, key, out):
-    """``out = clip(g + σ·ξ, g_min, g_max)``, one draw per device (e.g. the accumulated 1/f
-    noise at an inference time)."""
-    for i in numba.prange(g.shape[0]):
-        out[i] = min(max(g[i] + sigma[i] * normal_at(key[0], key[1], i, 0, 0, 0), g_min), g_max)
-
-
-@numba.njit(cache=True, parallel=True)
-def read_devices_kernel(g, sigma, shape, key, sample0, out):
-    """``out[s, i]`` = g[i] + σ[i]·ξ: ``n_reads`` independent reads of every device, read ``s``
-    being sample index ``sample0 + s`` of the stream."""
-    n_reads, n = out.shape
-    for s in numba.prange(n_reads):
-        for i in range(n):
-            out[s, i] = g[i] + sigma[i] * unit_noise(shape, key[0], key[1], i, 0, sample0 + s, 0)
+from bayesim.rng import GAUSSIAN, LAPLACE, fill_row_normals, uniform_at, unit_noise  # noqa: F401
 
 
 def as_rows(row0: int | np.ndarray, batch: int) -> np.ndarray:
@@ -176,20 +104,27 @@ def add_ar1_output_noise(y: np.ndarray, var: np.ndarray, key: np.ndarray, sample
 
 @numba.njit(cache=True, parallel=True)
 def explicit_read_mvm(x, g, sigma, shape, key, sample, rows, block, out):
-    """The per-device path: every device of ``G[out, in]`` gets its own read noise for every input
-    row, ``y[b, j] = Σ_i x[b, i]·(G[j, i] + σ[j, i]·ξ[b, j, i])``, ξ at counter
-    (j·n_in + i, rows[b], sample, block). Slow (one draw per device and row); exists to validate
-    the output-referred path and for non-Gaussian shapes. Sums run in a fixed order, so results
-    are bit-identical for any chunking."""
+    """The per-device path: every device of every weight gets its own read noise for every input
+    row, ``y[b, j] = Σ_i x[b, i]·(G[j, i] + Σ_k σ[k, j, i]·ξ[b, k, j, i])``, where ``σ[k]`` is
+    the read σ of device k of the weight (a differential pair has two, M4 2n; a single σ per
+    weight is ``σ[None]``) and ξ has the card's shape, at counter ((k·n_out + j)·n_in + i,
+    rows[b], sample, block). Slow (one draw per device and row); exists to validate the
+    output-referred path and for non-Gaussian shapes, whose sum over devices is not one draw of
+    the same shape. Sums run in a fixed order, so results are bit-identical for any chunking."""
     batch, n_in = x.shape
     n_out = g.shape[0]
+    n_dev = sigma.shape[0]
     for b in numba.prange(batch):
         row = rows[b]
         for j in range(n_out):
             acc = 0.0
             for i in range(n_in):
-                xi = unit_noise(shape, key[0], key[1], j * n_in + i, row, sample, block)
-                acc += x[b, i] * (g[j, i] + sigma[j, i] * xi)
+                w = g[j, i]
+                for k in range(n_dev):
+                    xi = unit_noise(shape, key[0], key[1], (k * n_out + j) * n_in + i, row,
+                                    sample, block)
+                    w += sigma[k, j, i] * xi
+                acc += x[b, i] * w
             out[b, j] = acc
 
 

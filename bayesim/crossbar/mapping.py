@@ -3,7 +3,9 @@
 A weight is a differential pair of devices (or of ``n`` devices per side, M4), read as
 ``w = n·(G⁺ − G⁻)/α`` with a layer scale α (µS per weight unit). Writing ``G± = c ± d`` with
 ``d = α·μ/(2n)``, the *common mode* c leaves the mean untouched and sets the spread: for a
-per-device noise law s(G) (per-read noise for M1/M4, programming noise for M2/M3)
+per-device noise law s(G) — the spread of the clock that draws the sample, which the machine's
+schemes give (bayesim.machine.schemes: per-read noise for M1/M4, the whole spread between
+programmings at the inference time for M2/M3)
 
     σ_w(c)² = n·(s²(c + d) + s²(c − d)) / α²                         (hardware.md §5, M5)
 
@@ -20,10 +22,20 @@ report), never silently matched. On a device with a level grid, both conductance
 it, the difference first (μ), then the common mode (σ). Without the common-mode knob
 (``common_mode = False``) the unused device sits at g_min, as in aihwkit's single-pair converter.
 
-α is chosen per layer (or per output column, with one digital gain per ADC output) to maximise the
-fraction of weights whose σ is realised within ±10 % (:data:`SIGMA_TOLERANCE`); among the scales
-within one percentage point of the best, the largest is taken, because a larger α means a larger
-conductance signal against programming errors and periphery noise.
+α (µS per weight unit) is chosen per layer, per output column (one digital gain per ADC output)
+or given, by one of three policies (:func:`choose_alpha`):
+
+- ``distance`` (default): minimise the mean over the weights of the expected 2-Wasserstein
+  distance between what the chip realises and N(μ, σ²), in units of σ:
+  W₂/σ = sqrt((m − μ)² + (s − σ)²)/σ. The mean m carries the error the sampler does not redraw
+  (a per-read sampler's frozen programming noise and drift, the level grid), s is the sampler's
+  σ. A small α lets the noise reach large σ but magnifies every frozen error and the noise floor
+  by 1/α; a large α does the opposite.
+- ``feasibility``: maximise the fraction of weights whose sampler σ is within ±10 %
+  (:data:`SIGMA_TOLERANCE`) — blind to the frozen error;
+- ``max``: the largest α at which every μ fits (most signal, σ as it falls; aihwkit's mapping).
+
+Among the candidates within 1 % of the best score, the largest α is taken.
 """
 
 import math
@@ -162,42 +174,102 @@ def column_alpha_limits(mu: np.ndarray, g_min: float, g_max: float, n: int = 1) 
         return np.where(top > 0, n * (g_max - g_min) / np.where(top > 0, top, 1.0), np.inf)
 
 
-def _largest_alpha(mu: np.ndarray, sigma: np.ndarray, g_min: float, g_max: float, n: int,
-                   columnwise: bool) -> float | np.ndarray:
-    """The 'max' policy: the largest α at which μ fits; where μ is all zero (any α fits), the
-    scale the σ would get (the smallest finite one among the columns, or :func:`choose_alpha`'s
-    σ-based range)."""
-    limits = column_alpha_limits(mu, g_min, g_max, n) if columnwise else \
-        np.array([alpha_limit(mu, g_min, g_max, n)])
+POLICIES = ("distance", "feasibility", "max")
+"""How α is chosen (module docstring): 'distance' minimises the expected Wasserstein distance
+between the realised and the target distribution, 'feasibility' maximises the fraction of σ
+within ±10 %, 'max' takes the largest α at which μ fits."""
+
+
+def _limits(mu: np.ndarray, sigma: np.ndarray, g_min: float, g_max: float, n: int,
+            columnwise: bool) -> np.ndarray:
+    """The largest fitting α per column (or one for the matrix); where μ is all zero (any α
+    fits), the smallest finite column limit, or the scale at which the largest σ would span the
+    window."""
+    mu2 = mu.reshape(mu.shape[0], -1) if columnwise else mu.reshape(1, -1)
+    sigma2 = sigma.reshape(mu2.shape)
+    limits = column_alpha_limits(mu2, g_min, g_max, n)
     finite = np.isfinite(limits)
-    if not finite.any():
-        top = float(np.max(sigma)) if sigma.size else 0.0
-        limits[:] = n * (g_max - g_min) / top if top > 0 else 1.0
-    else:
-        limits[~finite] = limits[finite].min()
-    return limits if columnwise else float(limits[0])
+    if finite.any():
+        return np.where(finite, limits, limits[finite].min())
+    top = sigma2.max(axis=1) if sigma2.size else np.zeros(mu2.shape[0])
+    return np.where(top > 0, n * (g_max - g_min) / np.where(top > 0, top, 1.0), 1.0)
 
 
-def layer_alpha(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: float,
-                g_max: float, *, n: int = 1, levels: int = 0, common_mode: bool = True,
-                policy: str = "feasibility") -> float:
-    """One scale α (µS per weight unit) for all of ``mu`` by ``policy``: 'feasibility'
-    (:func:`choose_alpha`) or 'max' (the largest α at which μ fits)."""
+def expected_distance_sq(mu: np.ndarray, sigma: np.ndarray, pm: "PairMap",
+                         frozen: object | None, g_max: float) -> np.ndarray:
+    """Per weight, the expected squared 2-Wasserstein distance (weight units²) between what the
+    mapped pair realises and N(μ, σ²): W₂² = (m − μ)² + (s − σ)² for Gaussians, with m the
+    encoded mean plus a frozen error of per-device std ``frozen(G)`` (programming noise under a
+    per-read sampler; E[(m − μ)²] adds its variance) and s the sampler's σ of the pair."""
+    bias = pm.weight - mu
+    frozen_var = np.square(pair_sigma(frozen, pm.g_plus, pm.g_minus, pm.alpha, g_max,
+                                      pm.n_devices))
+    return bias * bias + frozen_var + np.square(pm.sigma_realised - sigma)
+
+
+def _score(policy: str, mu: np.ndarray, sigma: np.ndarray, pm: "PairMap", frozen: object | None,
+           g_max: float) -> np.ndarray:
+    """Per row of ``μ[rows, k]``, higher is better: the fraction of σ within ±10 %
+    ('feasibility') or minus the mean expected W₂/σ of its weights ('distance': each weight's
+    distance in units of its own σ, so that a deficit costs at most about one σ — the sample is
+    then too narrow — while an excess, noise far above a small σ, costs without bound)."""
+    if policy == "feasibility":
+        ok = np.abs(relative_error(sigma, pm.sigma_realised)) <= SIGMA_TOLERANCE
+        return ok.mean(axis=1)
+    d2 = expected_distance_sq(mu, sigma, pm, frozen, g_max)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(sigma > 0, np.sqrt(d2) / sigma, 0.0)
+    return -rel.mean(axis=1)
+
+
+def choose_alpha(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: float,
+                 g_max: float, *, n: int = 1, levels: int = 0, common_mode: bool = True,
+                 policy: str = "distance", frozen: object | None = None,
+                 columnwise: bool = False) -> float | np.ndarray:
+    """The scale α (µS per weight unit) of a matrix (or one per output column of ``μ[out,
+    in]``) by ``policy`` (:data:`POLICIES`): 'max' the largest that fits μ; otherwise the best
+    score (:func:`_score`) among :data:`ALPHA_CANDIDATES` scales log-spaced over 2.5 decades
+    below that limit, scored on a fixed random subset of a layer's weights (all of a column's);
+    ties go to the largest α, which gives the most signal against periphery noise (ties: within
+    1 percentage point of feasibility, or 1 % of the best distance)."""
+    if policy not in POLICIES:
+        raise MappingError(f"the α policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+    mu = np.asarray(mu, dtype=np.float64)
+    sigma = np.asarray(sigma, dtype=np.float64)
+    limit = _limits(mu, sigma, g_min, g_max, n, columnwise)
     if policy == "max":
-        return float(_largest_alpha(np.asarray(mu), np.asarray(sigma), g_min, g_max, n, False))
-    return choose_alpha(mu, sigma, law, g_min, g_max, n=n, levels=levels,
-                        common_mode=common_mode)
+        return limit if columnwise else float(limit[0])
+    if columnwise:
+        rows_mu, rows_sigma = mu.reshape(mu.shape[0], -1), sigma.reshape(mu.shape[0], -1)
+    else:
+        flat_mu, flat_sigma = mu.reshape(-1), sigma.reshape(-1)
+        if flat_mu.size > ALPHA_SUBSAMPLE:
+            pick = np.random.default_rng(0).choice(flat_mu.size, ALPHA_SUBSAMPLE, replace=False)
+            flat_mu, flat_sigma = flat_mu[pick], flat_sigma[pick]
+        rows_mu, rows_sigma = flat_mu[None, :], flat_sigma[None, :]
+    steps = np.logspace(-2.5, 0.0, ALPHA_CANDIDATES)
+    scores = np.empty((steps.size, rows_mu.shape[0]))
+    for k, step in enumerate(steps):
+        alpha = np.broadcast_to((limit * step)[:, None], rows_mu.shape)
+        pm = _pairs(rows_mu, rows_sigma, alpha, law, g_min, g_max, n, levels, common_mode)
+        scores[k] = _score(policy, rows_mu, rows_sigma, pm, frozen, g_max)
+    top = scores.max(axis=0, keepdims=True)
+    slack = 0.01 if policy == "feasibility" else 0.01 * np.abs(top)
+    good = scores >= top - slack
+    best = steps.size - 1 - np.argmax(good[::-1], axis=0)  # the largest good α per row
+    chosen = limit * steps[best]
+    return chosen if columnwise else float(chosen[0])
 
 
 def map_pairs(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: float,
               g_max: float, *, alpha: float | np.ndarray | None = None, n: int = 1,
               levels: int = 0, common_mode: bool = True, scope: str = "layer",
-              policy: str = "feasibility") -> PairMap:
+              policy: str = "distance", frozen: object | None = None) -> PairMap:
     """Map weights N(μ, σ²) to pairs of conductances (module docstring). ``alpha`` None chooses
-    it: one scale for the matrix (``scope`` 'layer') or one per output column of ``μ[out, in]``
-    ('column'), by ``policy`` 'feasibility' (:func:`choose_alpha`, :func:`choose_column_alpha`)
-    or 'max' (the largest scale at which μ fits); a given ``alpha`` is a number or an array of
-    one scale per output."""
+    it (:func:`choose_alpha`): one scale for the matrix (``scope`` 'layer') or one per output
+    column of ``μ[out, in]`` ('column'), by ``policy``; ``frozen`` is the per-device std law of
+    the error the sampler does not redraw (for the 'distance' policy). A given ``alpha`` is a
+    number or an array of one scale per output."""
     mu = np.asarray(mu, dtype=np.float64)
     sigma = np.asarray(sigma, dtype=np.float64)
     if mu.shape != sigma.shape:
@@ -209,16 +281,10 @@ def map_pairs(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: floa
     columnwise = scope == "column" or np.ndim(alpha) > 0
     if columnwise and mu.ndim != 2:
         raise MappingError("column scales need a matrix μ[out, in]")
-    if policy not in ("feasibility", "max"):
-        raise MappingError(f"the α policy must be 'feasibility' or 'max', got {policy!r}")
-    if alpha is None and not columnwise:
-        alpha = layer_alpha(mu, sigma, law, g_min, g_max, n=n, levels=levels,
-                            common_mode=common_mode, policy=policy)
-    elif alpha is None and policy == "max":
-        alpha = _largest_alpha(mu, sigma, g_min, g_max, n, True)
-    elif alpha is None:
-        alpha = choose_column_alpha(mu, sigma, law, g_min, g_max, n=n, levels=levels,
-                                    common_mode=common_mode)
+    if alpha is None:
+        alpha = choose_alpha(mu, sigma, law, g_min, g_max, n=n, levels=levels,
+                             common_mode=common_mode, policy=policy, frozen=frozen,
+                             columnwise=columnwise)
     if columnwise:
         alpha = np.asarray(alpha, dtype=np.float64).reshape(-1, 1)
         if alpha.shape[0] != mu.shape[0]:
@@ -231,15 +297,17 @@ def map_pairs(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: floa
         worst = float(np.max(np.asarray(alpha) / limit))
         raise MappingError(f"α does not fit the weights: it must be > 0 and at most the scale at "
                            f"which n·(G⁺ − G⁻)/α reaches max|μ| (exceeded {worst:.3g}-fold)")
-    alpha_w = np.broadcast_to(alpha, mu.shape).reshape(-1)
-    realised_pm = _map_flat(mu.reshape(-1), sigma.reshape(-1), alpha_w, law, g_min, g_max, n,
-                            levels, common_mode)
-    g_plus, g_minus, realised = (a.reshape(mu.shape) for a in realised_pm)
-    return PairMap(g_plus, g_minus, alpha, n, sigma, realised)
+    pm = _pairs(mu.reshape(-1), sigma.reshape(-1), np.broadcast_to(alpha, mu.shape).reshape(-1),
+                law, g_min, g_max, n, levels, common_mode)
+    return PairMap(pm.g_plus.reshape(mu.shape), pm.g_minus.reshape(mu.shape), alpha, n,
+                   sigma, pm.sigma_realised.reshape(mu.shape))
 
 
-def _map_flat(mu, sigma, alpha, law, g_min, g_max, n, levels, common_mode):
-    """(G⁺, G⁻, realised σ) of flat weights with a scale per weight."""
+def _pairs(mu, sigma, alpha, law, g_min, g_max, n, levels, common_mode) -> PairMap:
+    """The PairMap of weights with a scale per weight (any shape, all alike)."""
+    shape = np.shape(mu)
+    mu, sigma = np.reshape(mu, -1), np.reshape(sigma, -1)
+    alpha = np.ascontiguousarray(np.broadcast_to(alpha, shape), dtype=np.float64).reshape(-1)
     d = alpha * mu / (2.0 * n)
     d = np.clip(d, -(g_max - g_min) / 2, (g_max - g_min) / 2)
     if common_mode:
@@ -247,58 +315,15 @@ def _map_flat(mu, sigma, alpha, law, g_min, g_max, n, levels, common_mode):
     else:
         c = g_min + np.abs(d)
     g_plus, g_minus = snap_pairs(c + d, c - d, g_min, g_max, levels)
-    return g_plus, g_minus, pair_sigma(law, g_plus, g_minus, alpha, g_max, n)
+    realised = pair_sigma(law, g_plus, g_minus, alpha, g_max, n)
+    return PairMap(g_plus.reshape(shape), g_minus.reshape(shape), alpha.reshape(shape), n,
+                   sigma.reshape(shape), realised.reshape(shape))
 
 
 def feasible_fraction(target: np.ndarray, realised: np.ndarray,
                       tolerance: float = SIGMA_TOLERANCE) -> float:
     return float(np.mean(np.abs(relative_error(target, realised)) <= tolerance)) \
         if np.size(target) else 1.0
-
-
-def choose_alpha(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: float,
-                 g_max: float, *, n: int = 1, levels: int = 0, common_mode: bool = True) -> float:
-    """The layer scale α (µS per weight unit) that realises the most σ within ±10 %, scored on a
-    fixed random subset of the weights; ties (within 1 pp) go to the largest α."""
-    flat_mu = np.asarray(mu, dtype=np.float64).reshape(-1)
-    flat_sigma = np.asarray(sigma, dtype=np.float64).reshape(-1)
-    if flat_mu.size > ALPHA_SUBSAMPLE:
-        pick = np.random.default_rng(0).choice(flat_mu.size, ALPHA_SUBSAMPLE, replace=False)
-        flat_mu, flat_sigma = flat_mu[pick], flat_sigma[pick]
-    limit = alpha_limit(np.asarray(mu), g_min, g_max, n)
-    if not math.isfinite(limit):  # all μ = 0: scale on the σ instead
-        top = float(np.max(flat_sigma)) if flat_sigma.size else 0.0
-        limit = n * (g_max - g_min) / top if top > 0 else 1.0
-    candidates = limit * np.logspace(-2.5, 0.0, ALPHA_CANDIDATES)
-    scores = []
-    for alpha in candidates:
-        pm = map_pairs(flat_mu, flat_sigma, law, g_min, g_max, alpha=float(alpha), n=n,
-                       levels=levels, common_mode=common_mode)
-        scores.append(feasible_fraction(flat_sigma, pm.sigma_realised))
-    scores_arr = np.asarray(scores)
-    good = np.flatnonzero(scores_arr >= scores_arr.max() - 0.01)
-    return float(candidates[good.max()])
-
-
-def choose_column_alpha(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: float,
-                        g_max: float, *, n: int = 1, levels: int = 0,
-                        common_mode: bool = True) -> np.ndarray:
-    """One α per output column of ``μ[out, in]`` (µS per weight unit), each chosen as
-    :func:`choose_alpha` does for a layer, on all of the column's weights."""
-    fallback = n * (g_max - g_min) / np.where(sigma.max(axis=1) > 0, sigma.max(axis=1), 1.0)
-    limit = column_alpha_limits(mu, g_min, g_max, n)
-    limit = np.where(np.isfinite(limit), limit, fallback)
-    steps = np.logspace(-2.5, 0.0, ALPHA_CANDIDATES)
-    scores = np.empty((steps.size, mu.shape[0]))
-    for k, step in enumerate(steps):
-        alpha = np.broadcast_to((limit * step)[:, None], mu.shape).reshape(-1)
-        _, _, realised = _map_flat(mu.reshape(-1), sigma.reshape(-1), alpha, law, g_min, g_max,
-                                   n, levels, common_mode)
-        ok = np.abs(relative_error(sigma.reshape(-1), realised)) <= SIGMA_TOLERANCE
-        scores[k] = ok.reshape(mu.shape).mean(axis=1)
-    good = scores >= scores.max(axis=0, keepdims=True) - 0.01
-    best = steps.size - 1 - np.argmax(good[::-1], axis=0)  # the largest good α per column
-    return limit * steps[best]
 
 
 def relative_error(target: np.ndarray, realised: np.ndarray) -> np.ndarray:

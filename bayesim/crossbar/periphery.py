@@ -11,8 +11,8 @@ One tile MVM (:meth:`Periphery.mvm`), in aihwkit's order:
 
 1. noise management: a scale α per input row (``none``: 1; ``abs_max``: max|x|; ``max``: max x;
    ``constant``: ``nm_thres`` or 1; ``abs_max``/``max`` clamped at ``nm_thres`` when it is > 0;
-   α ≤ 0 becomes 1). A row of zeros gives an output of exact zeros when there is no input noise
-   (aihwkit does this only when the whole batch is zero);
+   α ≤ 0 becomes 1). A row of zeros is read like any other: the output noise and the ADC act on
+   it (aihwkit returns exact zeros when the whole batch is zero, which hides the output noise);
 2. DAC: x/(α·r) quantised with step ``inp_res``·2·``inp_bound`` (``res`` > 1 counts steps,
    otherwise it is the step), optionally stochastically rounded, clipped to ±``inp_bound``, plus
    ``inp_noise``·ξ;
@@ -50,8 +50,8 @@ from bayesim.crossbar.kernels import (
     row_max,
     scale_quantize_clip,
 )
-from bayesim.crossbar.rng import Stream, draw, stream_key
 from bayesim.errors import ConfigError
+from bayesim.rng import Stream, draw, stream_key
 from bayesim.schema import StrictModel, validate
 
 
@@ -272,17 +272,15 @@ class Periphery:
         if memo is not None and not self.deterministic_dac:
             memo = None
         if memo is not None and "alpha" in memo:
-            alpha, zero = memo["alpha"], memo["zero"]
+            alpha = memo["alpha"]
         else:
             abs_max = np.empty(batch)
             row_max(x, True, abs_max)
             alpha = self.input_scales(x, abs_max)
-            zero = abs_max == 0 if c.inp_noise == 0 else np.zeros(batch, dtype=bool)
             if memo is not None:
-                memo["alpha"], memo["zero"] = alpha, zero
+                memo["alpha"] = alpha
         out: np.ndarray | None = None  # allocated only when rows are read apart
-        everything = not zero.any()
-        pending = np.arange(batch) if everything else np.flatnonzero(~zero)
+        pending = np.arange(batch)  # a row of zeros is read too: its output noise is physical
         reduction = 1.0
         rnd = 0
         iterative = c.bound_management == BoundManagement.ITERATIVE
@@ -290,7 +288,7 @@ class Periphery:
         if c.inp_step > 0:
             limit = min(limit, c.max_bm_res / c.inp_step)
         while pending.size:
-            whole = everything and rnd == 0  # first round on the whole batch: no gathers
+            whole = rnd == 0  # first round on the whole batch: no gathers
             scale = alpha if whole else alpha[pending]
             scale = scale * reduction
             if memo is not None and rnd == 0:
@@ -318,7 +316,7 @@ class Periphery:
             pending = pending[clipped]
             reduction *= 2.0
             rnd += 1
-        if out is None:  # every row was zero: nothing was read
+        if out is None:  # an empty batch
             out = np.zeros((batch, self.n_out), dtype=np.float32)
         return out
 

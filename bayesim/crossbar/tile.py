@@ -22,15 +22,15 @@ from bayesim.crossbar.kernels import (
     LAPLACE,
     add_ar1_output_noise,
     add_output_noise,
+    as_rows,
     explicit_read_mvm,
-    matmul_t,
     read_moments,
     read_mvm,
     scale_to_float32,
 )
 from bayesim.crossbar.periphery import Periphery, PeripheryConfig, weight_noise_variance
-from bayesim.crossbar.rng import Stream, stream_key
 from bayesim.errors import MappingError
+from bayesim.rng import Stream, stream_key
 from bayesim.schema import StrictModel
 
 NOISE_SHAPES = {"gaussian": GAUSSIAN, "laplace": LAPLACE}
@@ -60,13 +60,16 @@ class Tile:
     ``read_var`` is the per-read variance of each weight in tile units² (None: noise-free reads);
     ``noise_shape`` 'gaussian' uses the exact output-referred read (one draw per output) unless
     ``read_path`` is 'explicit'; 'laplace' always uses the explicit per-device read
-    (kernels.explicit_read_mvm). ``seed`` keys the frozen
-    draws (per-column output-noise spread), ``read_seed`` (default: ``seed``) the per-read ones."""
+    (kernels.explicit_read_mvm), with the read σ of every device of a weight in
+    ``device_sigma[k, out, in]`` (tile units; default: one device of σ = sqrt(read_var)).
+    ``seed`` keys the frozen draws (per-column output-noise spread), ``read_seed`` (default:
+    ``seed``) the per-read ones. An ``is_perfect`` periphery reads the devices (their noise stays:
+    it is the sampler) without any DAC, ADC, output noise or management."""
 
     def __init__(self, w: np.ndarray, read_var: np.ndarray | None, periphery: PeripheryConfig,
                  seed: int, layer: int = 0, index: int = 0, noise_shape: str = "gaussian",
                  tiling: TilingConfig | None = None, read_seed: int | None = None,
-                 read_path: str = "fast") -> None:
+                 read_path: str = "fast", device_sigma: np.ndarray | None = None) -> None:
         tiling = tiling or TilingConfig()
         if read_path not in READ_PATHS:
             raise MappingError(f"read_path must be one of {', '.join(READ_PATHS)}, "
@@ -77,6 +80,8 @@ class Tile:
                                f"weights, got {n_out} × {n_in}; use TiledMatrix to split it")
         if read_var is not None and read_var.shape != w.shape:
             raise MappingError(f"read_var has shape {read_var.shape}, weights {w.shape}")
+        if device_sigma is not None and device_sigma.shape[1:] != w.shape:
+            raise MappingError(f"device_sigma has shape {device_sigma.shape}, weights {w.shape}")
         if noise_shape not in NOISE_SHAPES:
             raise MappingError(f"noise_shape must be one of {sorted(NOISE_SHAPES)}, "
                                f"got {noise_shape!r}")
@@ -93,13 +98,20 @@ class Tile:
         self._key_read = stream_key(per_read, Stream.READ, layer, index)
         self.explicit = self.shape == LAPLACE or read_path == "explicit"
         if self.explicit:  # the explicit path draws device and output noise apart
-            self._read_sigma = (np.zeros_like(self.w) if var is None else np.sqrt(var))
+            if device_sigma is not None:
+                parts = [np.asarray(device_sigma, dtype=np.float64)]
+                if extra is not None:  # the periphery's weight noise: one more draw per weight
+                    parts.append(np.sqrt(extra, dtype=np.float64)[None])
+                stack = np.concatenate(parts)
+            else:
+                stack = (np.zeros_like(self.w) if var is None else np.sqrt(var))[None]
+            self._read_sigma = np.ascontiguousarray(stack)
             self._key_output = stream_key(per_read, Stream.OUTPUT, layer, index)
         self._ir = (self.w, np.abs(self.w)) if periphery.ir_drop > 0 else None
 
     def _read(self, sample: int, correlation: "ReadCorrelation | None" = None,
               row0: int = 0):
-        out_var = self.periphery.out_var
+        out_var = None if self.config.is_perfect else self.periphery.out_var
 
         def read(x_dac: np.ndarray, rows: np.ndarray, rnd: int, memo: dict | None) -> np.ndarray:
             if not self.explicit:
@@ -145,11 +157,12 @@ class Tile:
         if x.ndim != 2 or x.shape[1] != self.w.shape[1]:
             raise MappingError(f"input must have shape (batch, {self.w.shape[1]}), "
                                f"got {x.shape}")
-        if self.config.is_perfect:
-            return matmul_t(np.asarray(x, dtype=np.float32), self.w)
         if correlation is not None and (self.explicit or not isinstance(row0, int)):
             raise MappingError("correlated read noise needs the fast read path and a row offset")
         read = self._read(sample, correlation, row0 if isinstance(row0, int) else 0)
+        if self.config.is_perfect:  # the devices' read, nothing around it
+            return read(np.ascontiguousarray(x, dtype=np.float32), as_rows(row0, x.shape[0]), 0,
+                        memo)
         return self.periphery.mvm(x, read, sample, row0, self._ir, memo)
 
 
@@ -192,26 +205,41 @@ _NO_BIAS = np.empty(0, dtype=np.float32)
 class TiledMatrix:
     """A logical ``[out, in]`` matrix on a grid of tiles with digital accumulation.
 
-    With ``weight_scaling_omega`` (aihwkit's ``MappingParameter.weight_scaling_omega``, 1.0 in
-    its inference presets) every tile stores its weights divided by max|w|/ω, so that the
-    largest weight of each tile uses the tile's full range, and its output is multiplied back by
-    that factor in digital, after the ADC. ``w`` and ``read_var`` are then in the caller's units
-    (e.g. weight units), and so is the output."""
+    ``w``, ``read_var`` and ``device_sigma`` are in the caller's units (e.g. weight units), and so
+    is the output. How they become tile units:
+
+    - ``unit`` (weight units per tile unit; one number, or one per output): every tile stores
+      ``w / unit`` and its output is multiplied back by ``unit`` in digital, after the ADC. The
+      machine passes the weight of a full conductance difference, n·g_max/α, so that the
+      periphery's ranges are physical currents, fixed by the devices;
+    - ``weight_scaling_omega`` (aihwkit's ``MappingParameter.weight_scaling_omega``, 1.0 in its
+      inference presets): every tile is divided by its own max|w|/ω, so that its largest weight
+      uses the tile's full range whatever the conductances;
+    - neither: the values are tile units already."""
 
     def __init__(self, w: np.ndarray, read_var: np.ndarray | None, periphery: PeripheryConfig,
                  seed: int, layer: int = 0, tiling: TilingConfig | None = None,
                  noise_shape: str = "gaussian", read_seed: int | None = None,
-                 weight_scaling_omega: float | None = None, read_path: str = "fast") -> None:
+                 weight_scaling_omega: float | None = None, read_path: str = "fast",
+                 unit: float | np.ndarray | None = None,
+                 device_sigma: np.ndarray | None = None) -> None:
         tiling = tiling or TilingConfig()
         if weight_scaling_omega is not None and not weight_scaling_omega > 0:
             raise MappingError(f"weight_scaling_omega must be > 0, got {weight_scaling_omega}")
+        if weight_scaling_omega is not None and unit is not None:
+            raise MappingError("give either a fixed unit or weight_scaling_omega, not both")
+        units = None if unit is None else np.broadcast_to(
+            np.asarray(unit, dtype=np.float64).reshape(-1), (w.shape[0],))
+        if units is not None and not np.all(units > 0):
+            raise MappingError("the tile unit must be > 0")
         self.shape = w.shape
         self.out_sizes = split_sizes(w.shape[0], tiling.max_out)
         self.in_sizes = split_sizes(w.shape[1], tiling.max_in)
         self.out_edges = np.cumsum([0, *self.out_sizes])
         self.in_edges = np.cumsum([0, *self.in_sizes])
         self.tiles: list[list[Tile]] = []
-        self.scales: list[list[float]] = []
+        self.scales: list[list[float | np.ndarray]] = []
+        """The digital gain of each tile's output: a number, or one per output column."""
         for r in range(len(self.out_sizes)):
             row, row_scales = [], []
             rs = slice(self.out_edges[r], self.out_edges[r + 1])
@@ -219,15 +247,23 @@ class TiledMatrix:
                 cs = slice(self.in_edges[c], self.in_edges[c + 1])
                 sub = w[rs, cs]
                 var = None if read_var is None else read_var[rs, cs]
-                scale = 1.0
+                dev = None if device_sigma is None else device_sigma[:, rs, cs]
+                scale: float | np.ndarray = 1.0
                 if weight_scaling_omega is not None:
                     top = float(np.max(np.abs(sub)))
                     scale = top / weight_scaling_omega if top > 0 else 1.0
-                    sub = sub / scale
-                    var = None if var is None else var / scale ** 2
+                elif units is not None:
+                    part = units[rs]
+                    scale = float(part[0]) if np.all(part == part[0]) else part.copy()
+                if np.ndim(scale) or scale != 1.0:
+                    col = scale if not np.ndim(scale) else np.reshape(scale, (-1, 1))
+                    sub = sub / col
+                    var = None if var is None else var / col ** 2
+                    dev = None if dev is None else dev / col
                 row.append(Tile(sub, var, periphery, seed, layer,
                                 index=r * len(self.in_sizes) + c, noise_shape=noise_shape,
-                                tiling=tiling, read_seed=read_seed, read_path=read_path))
+                                tiling=tiling, read_seed=read_seed, read_path=read_path,
+                                device_sigma=dev))
                 row_scales.append(scale)
             self.tiles.append(row)
             self.scales.append(row_scales)
@@ -235,6 +271,20 @@ class TiledMatrix:
     @property
     def n_tiles(self) -> int:
         return len(self.out_sizes) * len(self.in_sizes)
+
+    def weight_variance(self) -> np.ndarray:
+        """``[out, in]`` per-read variance of every weight in the caller's units, as the tiles
+        read it (device read noise and the periphery's ``w_noise``), float64."""
+        var = np.zeros(self.shape, dtype=np.float64)
+        for r, row in enumerate(self.tiles):
+            rs = slice(self.out_edges[r], self.out_edges[r + 1])
+            for c, tile in enumerate(row):
+                if tile.read_var is None:
+                    continue
+                cs = slice(self.in_edges[c], self.in_edges[c + 1])
+                scale = np.reshape(self.scales[r][c], (-1, 1))
+                var[rs, cs] = tile.read_var.astype(np.float64) * np.square(scale)
+        return var
 
     def mvm(self, x: np.ndarray, sample: int = 0, row0: int | np.ndarray = 0,
             memo: dict | None = None, correlation: dict | None = None,
@@ -259,7 +309,8 @@ class TiledMatrix:
                                         memo.setdefault((r, c), {}), state)
 
         bias32 = _NO_BIAS if bias is None else np.asarray(bias, dtype=np.float32)
-        if self.n_tiles == 1:  # no partial sums: the float32 the float64 sum would round to
+        if self.n_tiles == 1 and not np.ndim(self.scales[0][0]):
+            # no partial sums: the float32 the float64 sum would round to
             y = read(0, 0)
             scale_to_float32(y, np.float64(self.scales[0][0]), bias32)
             return y
@@ -269,7 +320,10 @@ class TiledMatrix:
             for c in range(len(self.in_sizes)):
                 y = read(r, c)
                 scale = self.scales[r][c]
-                out[:, o0:o1] += y if scale == 1.0 else y * np.float64(scale)
+                if np.ndim(scale):
+                    out[:, o0:o1] += y * scale[None, :]
+                else:
+                    out[:, o0:o1] += y if scale == 1.0 else y * np.float64(scale)
         result = out.astype(np.float32)
         if bias is not None:
             result += bias32

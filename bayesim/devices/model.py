@@ -5,7 +5,7 @@ cross-checks line up; reference/simulators.md §2.4): ``t`` is the inference tim
 drift reference t₀; the power law and the 1/f noise are evaluated at t + t₀, so ``t = 0`` reads the
 freshly programmed (t₀-old) array and still carries the accumulated 1/f noise of t₀.
 
-Random draws use the counter-based streams of bayesim.crossbar.rng (keyed by the seed and the
+Random draws use the counter-based streams of bayesim.rng (keyed by the seed and the
 purpose), so ``program(g, seed)`` and ``read(g, n, seed)`` are pure functions of their arguments.
 """
 
@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bayesim.crossbar import kernels
-from bayesim.crossbar.rng import Stream, stream_key
-from bayesim.devices.laws import DriftLaw, OneOverF, Relaxation, TimedPrograms
+from bayesim.devices import kernels
+from bayesim.devices.laws import DriftLaw, OneOverF, Relaxation, TimedPrograms, folded_exp_moment
 from bayesim.errors import DeviceRangeError
+from bayesim.rng import GAUSSIAN, LAPLACE, Stream, stream_key
 
-SHAPE_CODES = {"gaussian": kernels.GAUSSIAN, "laplace": kernels.LAPLACE}
+SHAPE_CODES = {"gaussian": GAUSSIAN, "laplace": LAPLACE}
 
 
 @dataclass(frozen=True)
@@ -119,21 +119,86 @@ class DeviceModel:
             return np.zeros_like(g), np.zeros_like(g)
         return self.drift.moments(g, self.g_max)
 
+    # ---- time evolution in closed form (the mapping's targets) ----
+    def evolves(self, t: float) -> bool:
+        """Whether a programmed state changes between programming and a read at ``t`` s (drift,
+        accumulated 1/f noise, relaxation, or a spread measured to grow after the first fit)."""
+        return (self.drift is not None or self.accumulated is not None
+                or self.relaxation is not None
+                or (self.timed_program is not None and t > self.timed_program.times[0]))
+
+    def drift_factor_moments(self, g: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(E[D], E[D²]) of the drift factor D = ((t + t₀)/t₀)^(−ν) of devices programmed to
+        ``g``, ν = |N(μ_ν(g), σ_ν(g))| (laws.folded_exp_moment); ones without drift."""
+        g = np.asarray(g, dtype=np.float64)
+        if self.drift is None:
+            return np.ones_like(g), np.ones_like(g)
+        log_ratio = math.log((t + self.t0) / self.t0) if self.t0 > 0 else 0.0
+        mean, std = self.drift_nu(g)
+        return (folded_exp_moment(log_ratio, mean, std),
+                folded_exp_moment(2.0 * log_ratio, mean, std))
+
+    def state_variance(self, g: np.ndarray, t: float, evolve: bool = True) -> np.ndarray:
+        """Variance (µS²) of the state of a device programmed to target ``g`` and read at ``t``
+        s, over independent programmings, with the mean drift divided out (what global drift
+        compensation does): programming noise; and when ``evolve`` (``hardware.drift``) the
+        spread of the drift factor, Var(G_p·D)/E[D]² = (g² + s_p²)·E[D²]/E[D]² − g², the
+        accumulated 1/f noise at t + t₀, the relaxation spread and the growth of a spread fitted
+        at fixed times — the variances of :meth:`program` and :meth:`at_time`, which are
+        independent draws. Clipping to the window is not in it (the chip's draws have it)."""
+        g = np.asarray(g, dtype=np.float64)
+        var = np.square(self.sigma_program(g))
+        if not (evolve and self.evolves(t)):
+            return var
+        m1, m2 = self.drift_factor_moments(g, t)
+        var = (g * g + var) * m2 / (m1 * m1) - g * g
+        extra = np.zeros_like(g)
+        if self.accumulated is not None:
+            extra += np.square(self.accumulated(g, self.g_max, t + self.t0, g * m1))
+        if self.relaxation is not None:
+            extra += self.relaxation.spread(t) ** 2
+        if self.timed_program is not None and t > self.timed_program.times[0]:
+            first = self.timed_program.times[0]
+            extra += np.maximum(np.square(self.sigma_relaxed(g, t))
+                                - np.square(self.sigma_relaxed(g, first)), 0.0)
+        return np.maximum(var, 0.0) + extra / (m1 * m1)
+
+    def d2d_variance(self, g: np.ndarray) -> np.ndarray:
+        """Variance (µS²) of the device-to-device window spread of :meth:`program`,
+        G = g_min + (G − g_min)·(1 + d2d_rel·ξ): d2d_rel²·(g − g_min)²."""
+        g = np.asarray(g, dtype=np.float64)
+        return (self.d2d_rel * (g - self.g_min)) ** 2
+
+    def read_sigma_at(self, g: np.ndarray, t: float, evolve: bool = True) -> np.ndarray:
+        """Per-read σ (µS) of a device programmed to ``g`` and read at ``t`` s, in the frame of
+        :meth:`state_variance` (the drifted conductance's σ_read over the mean drift factor)."""
+        g = np.asarray(g, dtype=np.float64)
+        if self.read_law is None:
+            return np.zeros_like(g)
+        if not (evolve and self.drift is not None):
+            return self.read_law(g, self.g_max)
+        m1, _ = self.drift_factor_moments(g, t)
+        return self.read_law(g * m1, self.g_max) / m1
+
     # ---- sampling ----
-    def program(self, g_target: np.ndarray, seed: int, layer: int = 0,
-                tile: int = 0) -> np.ndarray:
-        """Programmed conductances (µS, float64, same shape) for targets ``g_target``."""
+    def program(self, g_target: np.ndarray, seed: int, layer: int = 0, tile: int = 0,
+                frozen_seed: int | None = None) -> np.ndarray:
+        """Programmed conductances (µS, float64, same shape) for targets ``g_target``: the
+        programming noise is keyed by ``seed``, the device-to-device spread and the stuck-at
+        faults — properties of the devices, not of a write — by ``frozen_seed`` (the chip
+        seed; default ``seed``), so re-programming a chip keeps its faulty devices."""
         g = np.asarray(g_target, dtype=np.float64)
         flat = np.ascontiguousarray(g.reshape(-1))
         sigma = self.sigma_program(flat)  # also checks the calibrated range
         out = np.empty_like(flat)
+        devices = seed if frozen_seed is None else frozen_seed
         kernels.write_kernel(
             flat, np.ascontiguousarray(sigma), float(self.g_min),
             float(self.g_max), int(self.levels), float(self.d2d_rel), float(self.p_stuck_min),
             float(self.p_stuck_max), SHAPE_CODES[self.program_shape],
             stream_key(seed, Stream.PROGRAM, layer, tile),
-            stream_key(seed, Stream.D2D, layer, tile),
-            stream_key(seed, Stream.FAULT, layer, tile), out)
+            stream_key(devices, Stream.D2D, layer, tile),
+            stream_key(devices, Stream.FAULT, layer, tile), out)
         return out.reshape(g.shape)
 
     def drift_exponents(self, g_target: np.ndarray, seed: int, layer: int = 0,

@@ -164,7 +164,9 @@ class _Reader:
                 coeffs = params["coeffs"]
                 if not isinstance(coeffs, list):
                     raise self.fail(f"{path}.coeffs", "must be a list [c0, c1, …]")
-                return laws.Polynomial(tuple(coeffs), family == "polynomial", params.get("g_ref"))
+                # a dimensionless fit in x = g / g_max does not rescale with g_max
+                return laws.Polynomial(tuple(coeffs), family == "polynomial", params.get("g_ref"),
+                                       rescale=out_unit != ONE)
             case "power":
                 return laws.Power(params["k"], params["p"], params.get("lo", 0.0),
                                   params.get("hi", math.inf))

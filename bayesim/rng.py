@@ -53,6 +53,13 @@ class Stream(IntEnum):
     ROUNDING = 9       # stochastic rounding of DAC/ADC
     INPUT = 10         # DAC output (input) noise per read
     BIAS = 11          # digital bias samples of the Bayesian machine, per Monte-Carlo sample
+    # seeds of the machine's own clocks (sub_seed), so that no machine stream is named by a string
+    COPY = 12          # M3: the programming of copy r of the chip
+    REPROGRAM = 13     # M2: the programming of Monte-Carlo sample s
+    MC_READ = 14       # the per-read streams of one Monte-Carlo seed
+    COPY_ORDER = 15    # M3: which copy sample s reads (a permutation per block of R samples)
+    WEIGHT_DRAW = 16   # M0 'per_sample': the weight draw shared by all reads of sample s
+    REALISED = 17      # the chip's own draws behind a realised-posterior report
 
 
 def _splitmix64(x: int) -> int:
@@ -62,14 +69,27 @@ def _splitmix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
-def stream_key(seed: int, stream: Stream | int, layer: int = 0, tile: int = 0) -> np.ndarray:
-    """The Philox key ``[k0, k1]`` (uint32) of one stream: a splitmix64 hash of its coordinates."""
+def _hash(seed: int, *parts: int) -> int:
+    """splitmix64 chained over (seed, *parts); parts must be non-negative."""
     h = _splitmix64(int(seed) & 0xFFFFFFFFFFFFFFFF)
-    for part in (int(stream), int(layer), int(tile)):
+    for part in parts:
         if part < 0:
             raise ValueError(f"stream coordinates must be non-negative, got {part}")
-        h = _splitmix64(h ^ (part & 0xFFFFFFFFFFFFFFFF))
+        h = _splitmix64(h ^ (int(part) & 0xFFFFFFFFFFFFFFFF))
+    return h
+
+
+def stream_key(seed: int, stream: Stream | int, layer: int = 0, tile: int = 0) -> np.ndarray:
+    """The Philox key ``[k0, k1]`` (uint32) of one stream: a splitmix64 hash of its coordinates."""
+    h = _hash(seed, int(stream), int(layer), int(tile))
     return np.array([h & 0xFFFFFFFF, h >> 32], dtype=np.uint32)
+
+
+def sub_seed(seed: int, purpose: Stream, *indices: int) -> int:
+    """A 63-bit seed for one purpose of the machine's clocks (a programming of copy r, the
+    re-programming of sample s, the reads of one Monte-Carlo seed): a splitmix64 hash of
+    (seed, purpose, indices), a pure function of its arguments."""
+    return _hash(seed, int(purpose), *(int(i) for i in indices)) >> 1
 
 
 @numba.njit(cache=True, inline="always")
@@ -283,3 +303,16 @@ def philox_block(counter, key):
     w = philox4x32(np.uint64(counter[0]), np.uint64(counter[1]), np.uint64(counter[2]),
                    np.uint64(counter[3]), np.uint64(key[0]), np.uint64(key[1]))
     return np.array([w[0], w[1], w[2], w[3]], dtype=np.uint32)
+
+
+GAUSSIAN, LAPLACE = 0, 1
+"""Shape codes of unit-variance noise (device cards' ``shape``)."""
+_SQRT_HALF = math.sqrt(0.5)
+
+
+@numba.njit(cache=True, inline="always")
+def unit_noise(shape, k0, k1, element, row, sample, block):
+    """A zero-mean, unit-variance draw: standard normal, or Laplace with scale 1/√2."""
+    if shape == LAPLACE:
+        return laplace_at(k0, k1, element, row, sample, block) * _SQRT_HALF
+    return normal_at(k0, k1, element, row, sample, block)

@@ -1,0 +1,21 @@
+"""The Bayesian machine, a package by phase (DESIGN.md, Layout):
+
+- ``config``: HardwareConfig and what it builds before mapping (device card, periphery, α);
+- ``schemes``: the mappings M0–M4 — sampling clock, noise laws, devices and states;
+- ``chip``: mapping and programming of a chip instance;
+- ``lowering``: the rows a layer's tiles read (im2col for convolutions);
+- ``read``: the Monte-Carlo read loop;
+- ``realised``: what the chip realises, measured from its own states and draws;
+- ``report``: the report's ``hardware`` section;
+- ``decomposition``: the share of each noise source, on the same chip;
+- ``machine``: BayesianMachine, the Predictor.
+"""
+
+from bayesim.machine.config import HardwareConfig, device_for, layer_alphas, periphery_config
+from bayesim.machine.decomposition import SOURCES, variance_decomposition
+from bayesim.machine.machine import BayesianMachine, ChipWarning
+from bayesim.machine.report import predictive_statistics, sampling_report
+
+__all__ = ["SOURCES", "BayesianMachine", "ChipWarning", "HardwareConfig", "device_for",
+           "layer_alphas", "periphery_config", "predictive_statistics", "sampling_report",
+           "variance_decomposition"]

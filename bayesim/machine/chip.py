@@ -1,0 +1,247 @@
+"""The chip: every Bayesian layer's targets mapped to conductances and programmed into states.
+
+:class:`Chip` maps each layer's weights N(μ, σ²) to device pairs with the scheme's sampler law
+(bayesim.crossbar.mapping; α by ``hardware.alpha_policy``), then *programs* the states the scheme
+keeps: programming noise, level grid, drift to the inference time with the accumulated 1/f noise,
+global drift compensation. Programming noise is keyed by the programming's own seed (a copy of
+M3, a sample of M2), device-to-device spread and stuck-at faults by the devices: the chip seed (and
+the copy, whose devices are others). A :class:`State` is what one programming leaves, in weight
+units; :meth:`Chip.matrix` puts a state on tiles.
+"""
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+
+from bayesim.bnn.layers import BayesianLayer
+from bayesim.crossbar.mapping import PairMap, choose_alpha, map_pairs
+from bayesim.crossbar.tile import TiledMatrix, TilingConfig
+from bayesim.devices.model import DeviceModel
+from bayesim.errors import ConfigError, MappingError
+from bayesim.machine.config import HardwareConfig, device_for, layer_alphas, periphery_config
+from bayesim.machine.schemes import Scheme, scheme_for
+from bayesim.quant.strategies import Quantizer
+from bayesim.rng import Stream, draw, stream_key, sub_seed
+
+
+@dataclasses.dataclass
+class State:
+    """One programmed state of a layer, in weight units."""
+
+    w: np.ndarray
+    """[out, in] float32: the weights a read returns on average (drift-compensated)."""
+    var: np.ndarray
+    """[out, in] float32: the per-read variance of each weight (device read noise)."""
+    gain: float = 1.0
+    """The digital drift-compensation gain already in ``w`` and ``var``."""
+    device_sigma: np.ndarray | None = None
+    """[k, out, in] float32: the read σ of each of the k devices of a weight (explicit path)."""
+
+
+@dataclasses.dataclass
+class AnalogLayer:
+    """One Bayesian layer on the chip: its targets, its mapping and its programmed state(s)."""
+
+    index: int
+    module: BayesianLayer
+    mu: np.ndarray
+    """[out, in] weight means (weight units), convolution kernels flattened."""
+    sigma: np.ndarray
+    bias_mu: np.ndarray | None
+    bias_sigma: np.ndarray | None
+    pairs: PairMap | None
+    """Target conductances (None for M0)."""
+    states: list[State] = dataclasses.field(default_factory=list)
+    """The states the scheme keeps: one for M0/M1/M4, R for M3, none for M2."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.mu.shape  # type: ignore[return-value]
+
+    @property
+    def kind(self) -> str:
+        return type(self.module).__name__
+
+
+def layer_targets(module: BayesianLayer) -> tuple[np.ndarray, ...]:
+    """(μ[out, in], σ[out, in], μ_b, σ_b) of a Bayesian layer (float64; biases None if absent)."""
+    mu_t, sigma_t = module.distribution("weight")
+    mu = mu_t.detach().double().reshape(mu_t.shape[0], -1).numpy()
+    sigma = sigma_t.detach().double().reshape(mu_t.shape[0], -1).numpy()
+    bias_mu = bias_sigma = None
+    if module.bias_mu is not None:
+        b_mu, b_sigma = module.distribution("bias")
+        bias_mu, bias_sigma = b_mu.detach().double().numpy(), b_sigma.detach().double().numpy()
+    return mu, sigma, bias_mu, bias_sigma
+
+
+class Chip:
+    """The mapped and programmed layers of one chip instance (``hw.chip_seed``).
+
+    ``mapping_of``: another chip whose targets and α to reuse (an ablation of a noise source is
+    the same chip with that source off, not a chip mapped anew)."""
+
+    def __init__(self, modules: list[BayesianLayer], hw: HardwareConfig,
+                 counters: dict[str, int], mapping_of: "Chip | None" = None) -> None:
+        if not modules:
+            raise MappingError("the model has no Bayesian layers to compile")
+        self.hw = hw
+        self.scheme: Scheme = scheme_for(hw)
+        self.device: DeviceModel | None = device_for(hw) if self.scheme.has_devices else None
+        self.periphery, self.notes = periphery_config(hw, self.device)
+        self.n = self.scheme.devices_per_side(hw)
+        if hw.max_in < self.n:
+            raise MappingError(f"a tile of {hw.max_in} rows cannot hold one weight of "
+                               f"{self.n} devices per side; raise hardware.max_in")
+        self.tiling = TilingConfig(max_in=hw.max_in // self.n, max_out=hw.max_out)
+        if hw.read_correlation > 0 and hw.read_path == "explicit":
+            raise ConfigError("hardware.read_correlation needs read_path = 'fast' (the explicit "
+                              "path would keep one state per device and input)")
+        self.counters = counters
+        self.sampler = frozen = None
+        if self.device is not None and hw.drift and hw.drift_time > 0:
+            self.device.check_t(hw.drift_time)  # a card without time data refuses a time
+        if self.device is not None:
+            self.sampler = self.scheme.sampler_law(self.device, hw)
+            frozen = self.scheme.frozen_law(self.device, hw)
+        self.frozen = frozen
+        targets = [layer_targets(m) for m in modules]
+        if mapping_of is not None:
+            pairs = [layer.pairs for layer in mapping_of.layers]
+        else:
+            pairs = self._map(targets)
+        self.layers = [AnalogLayer(i, m, *t, p)
+                       for i, (m, t, p) in enumerate(zip(modules, targets, pairs, strict=True))]
+        for layer in self.layers:
+            layer.states = [self.state(layer, k) for k in range(self.scheme.n_states(hw))]
+
+    # ---- mapping ----
+    def _map(self, targets: list[tuple[np.ndarray, ...]]) -> list[PairMap | None]:
+        hw, dev = self.hw, self.device
+        if dev is None:
+            return [None] * len(targets)
+        alphas = layer_alphas(hw.alpha, len(targets))
+        options: dict[str, Any] = {"n": self.n, "levels": dev.levels,
+                                   "common_mode": hw.common_mode, "policy": hw.alpha_policy,
+                                   "frozen": self.frozen}
+        if hw.alpha_scope == "chip" and hw.alpha is None:
+            mu = np.concatenate([t[0].reshape(-1) for t in targets])
+            sigma = np.concatenate([t[1].reshape(-1) for t in targets])
+            alphas = [choose_alpha(mu, sigma, self.sampler, dev.g_min, dev.g_max,
+                                   **options)] * len(targets)
+        scope = "column" if hw.alpha_scope == "column" else "layer"
+        return [map_pairs(mu, sigma, self.sampler, dev.g_min, dev.g_max, alpha=alpha,
+                          scope=scope, **options)
+                for (mu, sigma, *_), alpha in zip(targets, alphas, strict=True)]
+
+    # ---- programming ----
+    def state(self, layer: AnalogLayer, k: int) -> State:
+        """Programmed state ``k`` of the scheme (M0: the exact targets; M3: copy k on its own
+        devices; M1/M4: the one programming of the chip)."""
+        hw = self.hw
+        if layer.pairs is None:
+            return State(layer.mu.astype(np.float32), np.square(layer.sigma).astype(np.float32))
+        if self.scheme.name == "M3":
+            seed = sub_seed(hw.chip_seed, Stream.COPY, k)
+            return self.program(layer, seed, frozen_seed=seed)
+        return self.program(layer, hw.chip_seed, frozen_seed=hw.chip_seed)
+
+    def sample_state(self, layer: AnalogLayer, sample: int, read_seed: int,
+                     count: bool = True) -> State:
+        """The state Monte-Carlo sample ``sample`` of read seed ``read_seed`` reads: a kept one,
+        a fresh programming of the same devices (M2), or a fresh exact draw (M0 per_sample).
+        ``count``: add an M2 programming to the chip's write counters."""
+        if self.scheme.name == "M2":
+            seed = sub_seed(self.hw.chip_seed, Stream.REPROGRAM, read_seed, sample)
+            return self.program(layer, seed, frozen_seed=self.hw.chip_seed, count=count)
+        if self.scheme.name == "M0" and self.hw.m0_sampling == "per_sample":
+            xi = draw(stream_key(read_seed, Stream.WEIGHT_DRAW, layer.index), layer.mu.size,
+                      sample=sample).reshape(layer.shape)
+            w = (layer.mu + layer.sigma * xi).astype(np.float32)
+            return State(w, np.zeros_like(w))
+        return layer.states[self.scheme.state_of(sample, read_seed, self.hw)]
+
+    def program(self, layer: AnalogLayer, seed: int, frozen_seed: int | None = None,
+                count: bool = True) -> State:
+        """Write the layer's targets once (programming noise keyed by ``seed``; D2D spread and
+        faults by ``frozen_seed``), drift them to the inference time, compensate, and return the
+        state in weight units. ``count``: add the writes to the chip's counters (not for the
+        programmings a report draws to measure the chip)."""
+        dev, pairs, hw = self.device, layer.pairs, self.hw
+        assert dev is not None and pairs is not None
+        n = pairs.n_devices
+        targets = np.stack([np.broadcast_to(pairs.g_plus, (n, *layer.shape)),
+                            np.broadcast_to(pairs.g_minus, (n, *layer.shape))])
+        g = dev.program(targets, seed, layer=layer.index, frozen_seed=frozen_seed)
+        if count:
+            self.counters["device_writes"] += g.size
+            self.counters["programming_events"] += 1
+        g_t = g
+        evolves = hw.drift and dev.evolves(hw.drift_time)
+        if evolves:
+            nu = dev.drift_exponents(targets, seed, layer=layer.index)
+            g_t = dev.at_time(g, nu, hw.drift_time, seed, layer=layer.index)
+        alpha = pairs.alpha
+        w = (g_t[0].sum(0) - g_t[1].sum(0)) / alpha
+        sigma = dev.sigma_read(g_t) / alpha  # [2, n, out, in]
+        gain = 1.0
+        if evolves and hw.drift_compensation:
+            w0 = (g[0].sum(0) - g[1].sum(0)) / alpha
+            now = np.abs(w.sum(axis=1)).sum()
+            gain = float(np.abs(w0.sum(axis=1)).sum() / now) if now > 0 else 1.0
+            w, sigma = w * gain, sigma * gain
+        if hw.mapping == "M2":
+            w = self._snap_sample(layer, w)
+        var = np.square(sigma).sum(axis=(0, 1))
+        device_sigma = None
+        if hw.read_path == "explicit":
+            device_sigma = sigma.reshape(2 * n, *layer.shape).astype(np.float32)
+        return State(w.astype(np.float32), var.astype(np.float32), gain, device_sigma)
+
+    @staticmethod
+    def _snap_sample(layer: AnalogLayer, w: np.ndarray) -> np.ndarray:
+        """SPQ/JQ under M2: the re-programmed weight lands on the b-bit levels of the model's
+        sample quantizer (a write-verify to the nearest level), as the digital predictor's sample
+        does."""
+        transform = layer.module.transform
+        if not isinstance(transform, Quantizer) or not transform.quantizes_sample:
+            return w
+        mu, sigma = layer.module.distribution("weight")
+        with torch.no_grad():
+            snapped = transform.sample(torch.from_numpy(w).reshape(mu.shape).float(), mu, sigma,
+                                       "weight")
+        return snapped.reshape(w.shape).double().numpy()
+
+    # ---- tiles ----
+    def unit(self, layer: AnalogLayer, state: State) -> float | np.ndarray | None:
+        """Weight units per tile unit under ``tile_scaling = 'physical'``: the weight of a full
+        conductance difference, n·g_max/α, times the state's drift gain (the tiles hold the
+        drifted conductances; the gain is digital). One per output for column scales; None when
+        each tile is normalised to its own largest weight (M0, or ``'per_tile'``)."""
+        if layer.pairs is None or self.hw.tile_scaling == "per_tile":
+            return None
+        assert self.device is not None
+        unit = self.n * self.device.g_max / np.asarray(layer.pairs.alpha, dtype=np.float64)
+        unit = unit * state.gain
+        return float(unit) if unit.ndim == 0 else unit.reshape(-1)
+
+    def matrix(self, layer: AnalogLayer, state: State, read_seed: int) -> TiledMatrix:
+        """``state`` on tiles with this chip's periphery, read under ``read_seed``."""
+        unit = self.unit(layer, state)
+        noise_shape = "gaussian"
+        if self.hw.read_path == "explicit" and self.device is not None:
+            noise_shape = self.device.read_shape
+        return TiledMatrix(state.w, state.var if np.any(state.var > 0) else None,
+                           self.periphery, seed=self.hw.chip_seed, layer=layer.index,
+                           tiling=self.tiling, noise_shape=noise_shape, read_seed=read_seed,
+                           weight_scaling_omega=1.0 if unit is None else None,
+                           read_path=self.hw.read_path, unit=unit,
+                           device_sigma=state.device_sigma)
+
+    def read_variance(self, layer: AnalogLayer, state: State) -> np.ndarray:
+        """Per-read variance (weight units²) of every weight of ``state`` as its tiles read it:
+        the devices' and the periphery's weight read noise (``w_noise``, which acts in tile units
+        on the stored weight)."""
+        return self.matrix(layer, state, 0).weight_variance()

@@ -1,0 +1,210 @@
+"""The mappings M0–M4 as schemes: what draws a Monte-Carlo sample, which noise law the mapping
+targets, what stays frozen, how many devices and states a weight needs (reference/hardware.md §5).
+
+Each scheme declares its **sampling clock** — the event at which a fresh weight sample is drawn —
+and, from the device card, the per-device std laws the mapping uses:
+
+==== ===================================== ======================================== =============
+     sampling clock                        sampler law (what the mapping targets)   frozen law
+==== ===================================== ======================================== =============
+M0   every read (or every sample,          exact N(μ, σ²), no devices               –
+     ``m0_sampling``)
+M1   every read of one programmed pair     σ_read at the inference time             programming,
+                                                                                    drift, 1/f,
+                                                                                    D2D
+M2   every sample re-programs the pair     programming + drift spread + 1/f at t    D2D (same
+                                           + relaxation/growth + read               devices)
+M3   every sample reads one of R           as M2, plus the D2D spread (each copy    –
+     programmed copies                     is other devices)
+M4   every read of n devices per side,     σ_read of the n devices at t             as M1
+     currents summed
+==== ===================================== ======================================== =============
+
+"At the inference time" means the card's laws after drift to ``drift_time`` and global drift
+compensation, in closed form (DeviceModel.state_variance, read_sigma_at); the laws that combine
+several of the card's are tabulated on 1,025 conductances. Stuck-at faults and clipping to the
+window are in no law: the realised-posterior report measures them from the chip's own states.
+"""
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from bayesim.devices.laws import tabulate
+from bayesim.devices.model import DeviceModel
+from bayesim.machine.config import HardwareConfig
+from bayesim.rng import Stream, draw, stream_key
+
+
+@dataclasses.dataclass(frozen=True)
+class Scheme:
+    """One mapping (module docstring). Subclasses override what differs."""
+
+    name: str
+    clock: str
+    """What draws a fresh weight sample, in words."""
+    noise_law: str
+    """The device noise the mapping targets, in words."""
+
+    # ---- devices ----
+    def devices_per_side(self, hw: HardwareConfig) -> int:
+        return 1
+
+    def devices_per_weight(self, hw: HardwareConfig) -> int:
+        """Physical devices holding one weight on the chip (both sides, every copy)."""
+        return 2 * self.devices_per_side(hw)
+
+    @property
+    def has_devices(self) -> bool:
+        return True
+
+    # ---- laws the mapping uses ----
+    def sampler_law(self, device: DeviceModel, hw: HardwareConfig) -> object | None:
+        """Per-device std (µS) of the noise that draws a sample, at the inference time."""
+        return _read_law(device, hw)
+
+    def frozen_law(self, device: DeviceModel, hw: HardwareConfig) -> object | None:
+        """Per-device std (µS) of the error that the sampler never redraws (the chip's frozen
+        error, reported as a bias); None if there is none."""
+        return _law(device, lambda g: device.state_variance(g, hw.drift_time, hw.drift)
+                    + device.d2d_variance(g))
+
+    # ---- states ----
+    def n_states(self, hw: HardwareConfig) -> int:
+        """Programmed states kept by the chip (0: a fresh one per sample)."""
+        return 1
+
+    def state_of(self, sample: int, read_seed: int, hw: HardwareConfig) -> int:
+        """Which programmed state Monte-Carlo sample ``sample`` reads."""
+        return 0
+
+    def memoises_first_layer(self, hw: HardwareConfig) -> bool:
+        """The first layer reads one state again and again (its DAC output, mean and variance
+        can be computed once per input batch)."""
+        return True
+
+    def endurance(self, n_samples: int, hw: HardwareConfig) -> dict[str, Any] | None:
+        return None
+
+    def describe(self, hw: HardwareConfig) -> dict[str, Any]:
+        return {"mapping": self.name, "clock": self.clock, "noise_law": self.noise_law,
+                "devices_per_weight": self.devices_per_weight(hw) if self.has_devices else 0,
+                "programmed_states": self.n_states(hw)}
+
+
+class Exact(Scheme):
+    @property
+    def has_devices(self) -> bool:
+        return False
+
+    def devices_per_weight(self, hw: HardwareConfig) -> int:
+        return 0
+
+    def sampler_law(self, device: DeviceModel, hw: HardwareConfig) -> object | None:
+        return None
+
+    def frozen_law(self, device: DeviceModel, hw: HardwareConfig) -> object | None:
+        return None
+
+    def memoises_first_layer(self, hw: HardwareConfig) -> bool:
+        return hw.m0_sampling == "per_read"  # per_sample: a new weight draw every sample
+
+
+class PerRead(Scheme):
+    """M1 (one pair) and M4 (n devices per side)."""
+
+    def devices_per_side(self, hw: HardwareConfig) -> int:
+        return hw.devices_per_weight if self.name == "M4" else 1
+
+
+class Reprogram(Scheme):
+    """M2: every sample re-programs the same devices."""
+
+    def sampler_law(self, device: DeviceModel, hw: HardwareConfig) -> object | None:
+        return _law(device, lambda g: device.state_variance(g, hw.drift_time, hw.drift)
+                    + np.square(device.read_sigma_at(g, hw.drift_time, hw.drift)))
+
+    def frozen_law(self, device: DeviceModel, hw: HardwareConfig) -> object | None:
+        if device.d2d_rel == 0:
+            return None
+        return _law(device, device.d2d_variance)
+
+    def n_states(self, hw: HardwareConfig) -> int:
+        return 0
+
+    def memoises_first_layer(self, hw: HardwareConfig) -> bool:
+        return False
+
+    def endurance(self, n_samples: int, hw: HardwareConfig) -> dict[str, Any] | None:
+        return {"writes_per_device": n_samples, "endurance_cycles": hw.endurance_cycles,
+                "fraction_of_budget": n_samples / hw.endurance_cycles,
+                "samples_until_worn_out": hw.endurance_cycles}
+
+
+class Copies(Scheme):
+    """M3: R programmed copies on R sets of devices; sample s reads one of them."""
+
+    def devices_per_weight(self, hw: HardwareConfig) -> int:
+        return 2 * hw.copies
+
+    def sampler_law(self, device: DeviceModel, hw: HardwareConfig) -> object | None:
+        return _law(device, lambda g: device.state_variance(g, hw.drift_time, hw.drift)
+                    + device.d2d_variance(g)
+                    + np.square(device.read_sigma_at(g, hw.drift_time, hw.drift)))
+
+    def frozen_law(self, device: DeviceModel, hw: HardwareConfig) -> object | None:
+        return None
+
+    def n_states(self, hw: HardwareConfig) -> int:
+        return hw.copies
+
+    def state_of(self, sample: int, read_seed: int, hw: HardwareConfig) -> int:
+        """Copy π_b(s mod R) of block b = ⌊s/R⌋, π_b a random permutation of the R copies keyed
+        by (read seed, b): every complete block of R samples reads every copy once, and any
+        sample, whatever S, reads a uniformly chosen copy, so the estimator weighs the copies
+        equally in expectation even when S is not a multiple of R."""
+        r = hw.copies
+        block, position = divmod(sample, r)
+        keys = draw(stream_key(read_seed, Stream.COPY_ORDER), r, "uniform", sample=block)
+        return int(np.argsort(keys, kind="stable")[position])
+
+    def memoises_first_layer(self, hw: HardwareConfig) -> bool:
+        return False
+
+
+SCHEMES: dict[str, Scheme] = {
+    "M0": Exact("M0", "every read draws N(μ, σ²) (or one draw per sample: m0_sampling)",
+                "exact Gaussian"),
+    "M1": PerRead("M1", "every read of one programmed pair", "per-read noise"),
+    "M2": Reprogram("M2", "every sample re-programs the pair",
+                    "spread between programmings at the inference time"),
+    "M3": Copies("M3", "every sample reads one of R programmed copies",
+                 "spread between copies at the inference time"),
+    "M4": PerRead("M4", "every read of n devices per side, currents summed",
+                  "per-read noise of n devices"),
+}
+
+
+def scheme_for(hw: HardwareConfig) -> Scheme:
+    return SCHEMES[hw.mapping]
+
+
+def _read_law(device: DeviceModel, hw: HardwareConfig) -> object | None:
+    """The card's per-read law at the inference time: the law itself where nothing drifts (so
+    that the mapping keeps its closed forms), else tabulated."""
+    if device.read_law is None:
+        return None
+    if not (hw.drift and device.drift is not None):
+        return device.read_law
+    return _law(device, lambda g: np.square(device.read_sigma_at(g, hw.drift_time, hw.drift)))
+
+
+def _law(device: DeviceModel, variance) -> object:
+    """A std law tabulated from a variance function of the target conductance (µS²), on the
+    part of the window where the card is calibrated."""
+    lo = max(device.g_min, device.calibrated_g[0])
+    hi = min(device.g_max, device.calibrated_g[1])
+    if device.allow_extrapolation:
+        lo, hi = device.g_min, device.g_max
+    return tabulate(lambda g: np.sqrt(np.maximum(variance(g), 0.0)), lo, hi)
