@@ -47,17 +47,19 @@ def _print_report_summary(*report_paths: Path) -> None:
     table = Table(title=f"S = {reports[0]['n_samples']}, seed {reports[0]['seed']}; AUROC EE: "
                         f"aleatoric (clean vs ambiguous), MI and PE: epistemic (clean vs OOD)")
     for column in ("predictor", "bits/w or devices/w", "acc", "NLL", "ECE", "AUROC EE", "AUROC MI",
-                   "AUROC PE"):
+                   "AUROC PE", "W₂/σ worst layer"):
         table.add_column(column, justify="right")
     for report in reports:
         ind, unc = report["in_distribution"], report["uncertainty"]
         hardware = report.get("hardware")
         size = (f"{hardware['n_devices'] / hardware['n_weights']:g} dev" if hardware
                 else f"{report['memory']['bits_per_weight']:g}")
+        realised = (hardware or {}).get("realised_posterior")
+        distance = f"{realised['w2_median_worst']:.2f}" if realised else "–"
         table.add_row(report["predictor"].get("label", report["predictor"]["kind"]), size,
                       *(f"{v:.4f}" for v in (ind["accuracy"], ind["nll"], ind["ece"],
                                               unc["auroc_aleatoric"], unc["auroc_epistemic"],
-                                              unc["auroc_epistemic_pe"])))
+                                              unc["auroc_epistemic_pe"])), distance)
     out_console.print(table)
     for path in report_paths:
         out_console.print(f"report: {path}")

@@ -4,8 +4,11 @@ parameters, against the fp32 and digital 4-bit software predictors (docs/results
     python experiments/machine_study.py --checkpoint runs/lenet/model.safetensors \\
         --digital runs/lenet_jq4/model.safetensors --out runs/machine_study
 
-One parameter is varied at a time around each card's baseline (M1, 8-bit DAC/ADC, analog levels,
-read-noise scale 1, t = 0). Finished points are appended to OUT/points.jsonl and skipped when the
+One parameter is varied at a time around each card's baseline (the default chip: 8 programmed
+copies (M3), α by the 'distance' policy, 8-bit DAC/ADC, analog levels, read-noise scale 1, t = 0).
+The table gives, beside the metrics, what the chip realises, measured from its own states
+(bayesim.machine.realised): the median W₂/σ of its worst layer and the fraction of σ within ±10 %
+(worst layer / all weights). Finished points are appended to OUT/points.jsonl and skipped when the
 script is run again; OUT/results.md and OUT/machine_study.png are rewritten at the end.
 """
 
@@ -20,7 +23,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bayesim.data.dirty import build_benchmark  # noqa: E402
-from bayesim.machine import BayesianMachine  # noqa: E402
 from bayesim.pipeline import (  # noqa: E402
     SIMULATE_SECTIONS,
     evaluate_model,
@@ -37,7 +39,7 @@ SWEEPS: dict[str, list] = {
     "read_noise_scale": [0.25, 0.5, 1.0, 2.0, 4.0],
     "program_noise_scale": [0.0, 0.1, 0.25, 0.5, 1.0],
     "mapping": ["M1", "M2", "M3"],
-    "alpha_policy": ["feasibility", "max"],
+    "alpha_policy": ["distance", "feasibility", "max"],
     "drift_time": [1.0, 3600.0, 86400.0, 172800.0, 2.6e6, 3.15e7],
 }
 ONLY = {("rram_neurram_2022", "drift_time"): [1.0, 86400.0, 172800.0]}
@@ -46,8 +48,12 @@ METRICS = {"accuracy": "accuracy", "ece": "ECE", "auroc_aleatoric": "AUROC aleat
            "auroc_epistemic": "AUROC epistemic (MI)"}
 
 
-EXTRA = [("rram_lin2023", "mapping", "M4"), ("rram_lin2023", "mapping", "M1")]
-"""Lin et al. 2023's RRAM with its own scheme (three devices per side summed, M4) and with one."""
+EXTRA = [("rram_lin2023", "mapping", "M4"), ("rram_lin2023", "mapping", "M1"),
+         ("exact", "m0_sampling", "per_read"), ("exact", "m0_sampling", "per_sample")]
+"""Lin et al. 2023's RRAM with its own scheme (three devices per side summed, M4) and with one
+pair; and the exact machine M0 on an ideal periphery with a weight draw per read (every output
+position of a convolution its own) or per sample (software sampling)."""
+EXACT = {"mapping": "M0", "periphery": "ideal"}
 
 
 def points() -> list[tuple[str, str, object]]:
@@ -99,10 +105,8 @@ def main() -> None:
     for card, param, value in points():
         if (card, param, json.dumps(value)) in done:
             continue
-        overrides = [*common, f"hardware.device={json.dumps(card)}"]
-        if param != "baseline":
-            overrides.append(f"hardware.{param}={json.dumps(value)}")
-        config = evaluation_config(metadata["experiment"], None, overrides, SIMULATE_SECTIONS)
+        config = evaluation_config(metadata["experiment"], None,
+                                   [*common, *_hardware(card, param, value)], SIMULATE_SECTIONS)
         start = time.perf_counter()
         result = simulate_model(model, benchmark, config, progress=False)
         entry = {"card": card, "param": param, "value": value,
@@ -112,40 +116,42 @@ def main() -> None:
     write_results(done, args)
 
 
-def feasibility(model, metadata: dict, card: str, param: str, value: object) -> tuple:
-    """(σ feasible on the programmed chip, nominal) of one point: compiled afresh with the
-    current code, so every row of the table uses the same definition."""
+def _hardware(card: str, param: str, value: object) -> list[str]:
+    """The --set overrides of one point."""
+    if card == "exact":
+        return [f"hardware.{k}={json.dumps(v)}" for k, v in EXACT.items()] + \
+            [f"hardware.{param}={json.dumps(value)}"]
     overrides = [f"hardware.device={json.dumps(card)}"]
-    if param not in ("baseline", "reference"):
+    if param != "baseline":
         overrides.append(f"hardware.{param}={json.dumps(value)}")
-    config = evaluation_config(metadata["experiment"], None, overrides, SIMULATE_SECTIONS)
-    report = BayesianMachine.compile(model, config.hardware).feasibility()
-    return report["fraction_feasible"], report.get("nominal", report)["fraction_feasible"]
+    return overrides
 
 
 def write_results(done: dict, args: argparse.Namespace) -> None:
     entries = list(done.values())
     refs = {e["card"]: e for e in entries if e["param"] == "reference"}
-    model, metadata = load_model(args.checkpoint)
     lines = [f"S = {args.samples}, OOD limited to {args.ood_limit} images; one parameter varied "
-             f"at a time around the baseline (M1, 8-bit DAC/ADC, analog levels, read-noise ×1, "
-             f"t = 0).", ""]
+             f"at a time around the baseline (M3 with 8 copies, 'distance' α, 8-bit DAC/ADC, "
+             f"analog levels, read-noise ×1, t = 0).", ""]
     header = "| card | parameter | value | accuracy | ECE | NLL | AUROC EE | AUROC MI | " \
-             "σ feasible (chip / nominal) | s |"
-    lines += [header, "|" + "---|" * 10]
+             "W₂/σ worst layer | σ within ±10 % (worst / all) | s |"
+    lines += [header, "|" + "---|" * 11]
     for name, e in refs.items():
         lines.append(f"| {name} | reference | – | {e['accuracy']:.4f} | {e['ece']:.4f} | "
                      f"{e['nll']:.3f} | {e['auroc_aleatoric']:.3f} | {e['auroc_epistemic']:.3f} "
-                     f"| – | {e['seconds']:.0f} |")
+                     f"| – | – | {e['seconds']:.0f} |")
     for card, param, value in points():
         e = done.get((card, param, json.dumps(value)))
         if e is None:
             continue
-        chip, nominal = feasibility(model, metadata, card, param, value)
+        w2 = e.get("w2_median_worst")
         lines.append(f"| {card} | {param} | {value if value is not None else '–'} | "
                      f"{e['accuracy']:.4f} | {e['ece']:.4f} | {e['nll']:.3f} | "
                      f"{e['auroc_aleatoric']:.3f} | {e['auroc_epistemic']:.3f} | "
-                     f"{chip:.1%} / {nominal:.1%} | {e['seconds']:.0f} |")
+                     f"{'–' if w2 is None else f'{w2:.2f}'} | "
+                     f"{e['fraction_feasible']:.1%} / "
+                     f"{e.get('fraction_feasible_pooled', e['fraction_feasible']):.1%} | "
+                     f"{e['seconds']:.0f} |")
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     plot(done, refs, args.out / "machine_study.png")
 
@@ -190,7 +196,8 @@ def _axis(param: str) -> str:
     return {"adc_bits": "ADC bits", "levels_bits": "conductance levels (bits)",
             "read_noise_scale": "read-noise scale (×card)", "mapping": "mapping",
             "program_noise_scale": "programming-noise scale (×card)",
-            "drift_time": "time after programming", "alpha_policy": "choice of α"}[param]
+            "drift_time": "time after programming", "alpha_policy": "choice of α",
+            "m0_sampling": "M0 weight draw"}[param]
 
 
 if __name__ == "__main__":

@@ -332,3 +332,71 @@ def test_devices_cli(tmp_path, capsys) -> None:
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err
     assert not (tmp_path / "f.png").exists()
+
+
+@pytest.mark.parametrize("name, t", [("pcm_ibm_2020", 0.0), ("pcm_ibm_2020", 3600.0),
+                                     ("pcm_hermes_2023", 86400.0),
+                                     ("rram_neurram_2022", 86400.0),
+                                     ("rram_cmo_hfox", 3600.0)])
+def test_state_variance_is_the_spread_of_programmed_and_drifted_devices(name: str,
+                                                                        t: float) -> None:
+    """The closed form the mapping targets under M2/M3 (DeviceModel.state_variance): the variance
+    over independent programmings of a device drifted to t, divided by the mean drift factor
+    squared (global compensation), against 100,000 programmings, drifts and 1/f draws of the
+    kernels. Targets in the middle of the window, where clipping is negligible."""
+    model = load_preset(name)
+    g = _targets(model)
+    devices = np.repeat(g, N)
+    got = []
+    for seed in (1, 2):
+        programmed = model.program(devices, seed)
+        nu = model.drift_exponents(devices, seed)
+        got.append(model.at_time(programmed, nu, t, seed).reshape(len(g), N))
+    for k, target in enumerate(g):
+        m1, _ = model.drift_factor_moments(np.array([target]), t)
+        predicted = float(model.state_variance(np.array([target]), t)[0])
+        for draws in got:
+            scaled = draws[k] / m1[0]
+            # the variance of a sample variance is ≈ 2σ⁴/n for near-Gaussian draws; ν's folded
+            # normal and the power law add tails, so 5 SE of a kurtosis up to 6
+            tolerance = 5 * predicted * math.sqrt(5.0 / N)
+            assert scaled.var() == pytest.approx(predicted, abs=tolerance), (name, t, target)
+
+
+def test_folded_drift_moments_match_monte_carlo() -> None:
+    from bayesim.devices.laws import folded_exp_moment
+
+    rng = np.random.default_rng(0)
+    for mean, std, a in ((0.05, 0.03, 5.0), (0.01, 0.04, 12.0), (0.1, 0.0, 3.0)):
+        nu = np.abs(mean + std * rng.standard_normal(1_000_000))
+        mc = np.exp(-a * nu)
+        assert folded_exp_moment(a, mean, std) == pytest.approx(mc.mean(),
+                                                                abs=5 * mc.std() / 1000)
+
+
+def test_dimensionless_fits_do_not_rescale_with_g_max() -> None:
+    """Finding 10 of the trustworthy-chip issue: moving a card to another g_max rescales its σ laws
+    (aihwkit's prog_coeff_g_max_reference), but a drift exponent is a function of x = g/g_max
+    alone (HERMES' ν doubled at x = 0.5 with g_max × 2)."""
+    card = load_preset("pcm_hermes_2023")
+    moved = load_preset("pcm_hermes_2023", g_max=2 * card.g_max)
+    for x in (0.05, 0.5, 0.9):
+        np.testing.assert_allclose(moved.drift_nu(np.array([x * moved.g_max]))[0],
+                                   card.drift_nu(np.array([x * card.g_max]))[0], rtol=1e-12)
+    np.testing.assert_allclose(moved.sigma_program(np.array([0.5 * moved.g_max])),
+                               2 * card.sigma_program(np.array([0.5 * card.g_max])), rtol=1e-12)
+
+
+def test_scaled_programming_noise_keeps_the_growth_of_timed_fits() -> None:
+    """Finding 10: program_noise_scale ≠ 1 multiplies NeuRRAM's fits at every time, so the spread
+    still grows after programming (it dropped the growth)."""
+    from bayesim.machine import HardwareConfig, device_for
+
+    for scale in (0.5, 1.0):
+        device = device_for(HardwareConfig(device="rram_neurram_2022", program_noise_scale=scale))
+        g = np.array([20.0])
+        early, late = device.state_variance(g, 1.0), device.state_variance(g, 86400.0)
+        reference = load_preset("rram_neurram_2022")
+        assert late[0] > 1.5 * early[0]
+        np.testing.assert_allclose(late, scale ** 2 * reference.state_variance(g, 86400.0),
+                                   rtol=1e-9)

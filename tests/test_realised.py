@@ -12,6 +12,7 @@ from bayesim.bnn.layers import attach_generator, bayesian_layers
 from bayesim.bnn.models import MLP, ModelConfig
 from bayesim.machine import BayesianMachine, HardwareConfig, variance_decomposition
 from bayesim.machine.read import read_seed_of
+from bayesim.machine.realised import draws_within
 
 CARDS = ("pcm_ibm_2020", "rram_lin2023")
 MAPPINGS = ("M0", "M1", "M2", "M3", "M4")
@@ -32,26 +33,6 @@ def small_model(sigma: float = 0.05, seed: int = 0, hidden: int = 16) -> torch.n
     return model.eval()
 
 
-def _fraction_within(draws: np.ndarray, mean: np.ndarray, std: np.ndarray,
-                     mean_se: np.ndarray | None = None, std_se: np.ndarray | None = None,
-                     z: float = 3.0) -> tuple[float, float]:
-    """Fractions of weights whose draw mean and draw std lie within ``z`` standard errors of the
-    reported (mean, std). The draws' standard errors: s/√n for the mean and, for the std, the
-    delta method with the draws' own fourth moment, sqrt((m₄ − s⁴)/n)/(2s), so that mixtures
-    (M3) and Laplace reads are judged by their own kurtosis; a measured report adds its own."""
-    n = draws.shape[0]
-    d = draws.astype(np.float64)
-    m = d.mean(0)
-    s = d.std(0)
-    m4 = np.mean((d - m) ** 4, axis=0)
-    se_m = np.sqrt(s ** 2 / n + (0 if mean_se is None else mean_se ** 2))
-    se_s = np.sqrt(np.maximum(m4 - s ** 4, 0) / n) / (2 * np.maximum(s, 1e-300))
-    se_s = np.sqrt(se_s ** 2 + (0 if std_se is None else std_se ** 2))
-    ok_m = np.abs(m - mean) <= z * se_m + 1e-7 * np.abs(mean) + 1e-9
-    ok_s = np.abs(s - std) <= z * se_s + 1e-6 * std + 1e-9
-    return float(ok_m.mean()), float(ok_s.mean())
-
-
 @pytest.mark.parametrize("card", CARDS)
 @pytest.mark.parametrize("mapping", MAPPINGS)
 @pytest.mark.parametrize("drift_time", [0.0, 3600.0])
@@ -67,15 +48,26 @@ def test_weight_draws_agree_with_the_realised_posterior(card: str, mapping: str,
     counts = []
     for index in range(len(machine.layers)):
         draws = machine.weight_draws(index, n, seed=3)
-        realised = machine.realised_posterior(index)
-        fractions = _fraction_within(draws, realised.mean, realised.std, realised.mean_se,
-                                     realised.std_se)
-        counts.append((draws[0].size, *fractions))
+        counts.append((draws[0].size, *draws_within(draws, machine.realised_posterior(index))))
     weights = sum(c[0] for c in counts)
-    within_mean = sum(c[0] * c[1] for c in counts) / weights
-    within_std = sum(c[0] * c[2] for c in counts) / weights
+    within_mean = sum(c[1] for c in counts) / weights
+    within_std = sum(c[2] for c in counts) / weights
     assert within_mean >= 0.99, f"means within 3 SE: {within_mean:.4f} of {weights} weights"
     assert within_std >= 0.99, f"stds within 3 SE: {within_std:.4f} of {weights} weights"
+
+
+def test_the_agreement_check_catches_a_wrong_report() -> None:
+    """draws_within can fail: a report whose std is 10 % off (or whose mean is off by 0.2 σ) is
+    caught for most weights with 1,000 draws."""
+    from bayesim.machine.realised import Realised
+
+    rng = np.random.default_rng(0)
+    mean, std = rng.normal(0, 1, (20, 30)), rng.uniform(0.5, 2.0, (20, 30))
+    draws = mean + std * rng.standard_normal((1000, 20, 30))
+    assert draws_within(draws, Realised(mean, std, "exact"))[0] >= 0.99 * 600
+    assert draws_within(draws, Realised(mean, std, "exact"))[1] >= 0.99 * 600
+    assert draws_within(draws, Realised(mean, 1.1 * std, "exact"))[1] < 0.5 * 600
+    assert draws_within(draws, Realised(mean + 0.2 * std, std, "exact"))[0] < 0.5 * 600
 
 
 def test_weight_draws_are_the_samples_the_machine_reads() -> None:
@@ -275,3 +267,65 @@ def test_time_outside_the_cards_calibrated_range_is_refused() -> None:
     with pytest.raises(DeviceRangeError, match="calibrated time range"):
         BayesianMachine(small_model(), HardwareConfig(device="rram_lin2023", mapping="M4",
                                                       drift_time=3600.0))
+
+
+def _lenet_with_wide_convolutions() -> torch.nn.Module:
+    from bayesim.bnn.models import build_model
+
+    model = build_model(ModelConfig(arch="lenet5"), seed=0).eval()
+    with torch.no_grad():
+        for k, layer in enumerate(bayesian_layers(model)):
+            layer.weight_mu.mul_(2.0)
+            sigma = 0.6 * layer.weight_mu.abs().mean() if k < 2 else 0.01
+            layer.weight_rho.fill_(math.log(math.expm1(float(sigma))))
+            layer.bias_rho.fill_(-12.0)
+    return model
+
+
+def test_convolutions_per_read_and_per_sample() -> None:
+    """Finding 8: each im2col row is its own read, so a per-read sampler draws the weights of a
+    convolution anew at every output position. M0 'per_sample' (one weight draw per sample,
+    shared by all positions) reproduces software sampling on LeNet-5; M0 'per_read' does not —
+    its mean probabilities move by many standard errors and its mutual information changes
+    (here it falls: pooling averages the independent noise of neighbouring positions)."""
+    from bayesim.evaluate import SoftwarePredictor
+    from bayesim.metrics import mutual_information
+
+    model = _lenet_with_wide_convolutions()
+    x = torch.rand(24, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    s = 400
+    software = SoftwarePredictor(model).sample_probs(x, s, seed=7).double()
+    ideal = {"mapping": "M0", "periphery": "ideal"}
+    results = {}
+    for variant in ("per_sample", "per_read"):
+        machine = BayesianMachine(model, HardwareConfig(**ideal, m0_sampling=variant))
+        probs = machine.sample_probs(x, s, seed=3).double()
+        se = torch.sqrt((probs.var(0) + software.var(0)) / s)
+        results[variant] = (((probs.mean(0) - software.mean(0)).abs() / (se + 1e-12)).max(),
+                            mutual_information(probs).mean() /
+                            mutual_information(software).mean())
+    assert results["per_sample"][0] < 5.0
+    assert results["per_sample"][1] == pytest.approx(1.0, abs=0.1)
+    assert results["per_read"][0] > 5.0
+    assert abs(results["per_read"][1] - 1.0) > 0.1
+
+
+def test_the_default_chip_is_not_the_failing_one() -> None:
+    """Finding 9: the default HardwareConfig and experiments/machine_pcm.toml (the README's
+    example) are a PCM chip that works — programmed copies, α for the smallest distance — and
+    the per-read PCM chip is kept as a named example of the failure."""
+    import tomllib
+    from pathlib import Path
+
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    default = HardwareConfig()
+    with open(experiments / "machine_pcm.toml", "rb") as f:
+        shipped = HardwareConfig(**tomllib.load(f)["hardware"])
+    with open(experiments / "machine_pcm_m1.toml", "rb") as f:
+        failing = HardwareConfig(**tomllib.load(f)["hardware"])
+    assert default.mapping == shipped.mapping == "M3" and default.alpha_policy == "distance"
+    assert failing.mapping == "M1"
+    model = small_model(sigma=0.03)
+    works = BayesianMachine(model, default, warn=False).realised()
+    fails = BayesianMachine(model, failing, warn=False).realised()
+    assert works["pooled"]["w2_median"] < fails["pooled"]["w2_median"] - 0.25

@@ -234,6 +234,8 @@ def folded_exp_moment(a: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.nd
     a, mean, std = np.broadcast_arrays(np.asarray(a, dtype=np.float64),
                                        np.asarray(mean, dtype=np.float64),
                                        np.asarray(std, dtype=np.float64))
+    shape = a.shape
+    a, mean, std = (np.atleast_1d(v) for v in (a, mean, std))
     out = np.exp(-a * np.abs(mean))
     spread = std > 0
     if spread.any():
@@ -241,7 +243,7 @@ def folded_exp_moment(a: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.nd
         half = 0.5 * (aa * s) ** 2
         out[spread] = (np.exp(-aa * m + half) * _normal_cdf(m / s - aa * s)
                        + np.exp(aa * m + half) * _normal_cdf(-m / s - aa * s))
-    return out
+    return out.reshape(shape)
 
 
 def _normal_cdf(z: np.ndarray) -> np.ndarray:

@@ -134,6 +134,27 @@ def _measured_reprogramming(chip: Chip, layer: AnalogLayer) -> Realised:
                     mean_se=np.sqrt(between / k), std_se=std_se, n_draws=k)
 
 
+def draws_within(draws: np.ndarray, realised: Realised, z: float = 3.0) -> tuple[int, int]:
+    """How many weights of ``draws[n, out, in]`` have a draw mean and a draw std within ``z``
+    standard errors of ``realised``'s mean and std: the draws' errors are s/√n for the mean and,
+    for the std, the delta method with the draws' own fourth moment, sqrt((m₄ − s⁴)/n)/(2s) (so
+    mixtures and Laplace reads are judged by their own kurtosis); a measured report adds its
+    own. Returns (means within, stds within)."""
+    d = draws.astype(np.float64)
+    n = d.shape[0]
+    m, s = d.mean(0), d.std(0)
+    m4 = np.mean((d - m) ** 4, axis=0)
+    mean_se = 0.0 if realised.mean_se is None else realised.mean_se
+    std_se = 0.0 if realised.std_se is None else realised.std_se
+    se_m = np.sqrt(s ** 2 / n + np.square(mean_se))
+    se_s = np.sqrt(np.maximum(m4 - s ** 4, 0) / n) / (2 * np.maximum(s, 1e-300))
+    se_s = np.sqrt(se_s ** 2 + np.square(std_se))
+    # float32 draws: allow their rounding on top
+    ok_m = np.abs(m - realised.mean) <= z * se_m + 1e-7 * np.abs(realised.mean) + 1e-9
+    ok_s = np.abs(s - realised.std) <= z * se_s + 1e-6 * realised.std + 1e-9
+    return int(ok_m.sum()), int(ok_s.sum())
+
+
 def distance_summary(mu: np.ndarray, sigma: np.ndarray, mean: np.ndarray,
                      std: np.ndarray) -> dict[str, Any]:
     """How far N(mean, std²) is from N(μ, σ²), weight by weight, summarised: the bias |m − μ|/σ,

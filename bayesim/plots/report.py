@@ -75,7 +75,8 @@ def plot_uncertainty_histograms(scores: dict[str, np.ndarray], report: dict[str,
 
 def plot_sigma_realised(target: np.ndarray, realised: np.ndarray, report: dict[str, Any],
                         path: str | os.PathLike[str]) -> Path:
-    """Realised vs target posterior σ of the mapped weights (log-log), with the ±10 % band."""
+    """Realised vs target posterior σ of the mapped weights (log-log), with the ±10 % band; the
+    title names the device and the measured fraction within ±10 % (worst layer and pooled)."""
     feas = report.get("hardware", {}).get("feasibility", {})
     fig, ax = plt.subplots(figsize=(5, 4.5))
     positive = (target > 0) & (realised > 0)
@@ -87,11 +88,16 @@ def plot_sigma_realised(target: np.ndarray, realised: np.ndarray, report: dict[s
         ax.plot(line, line, "k-", lw=1, label="realised = target")
         ax.fill_between(line, 0.9 * line, 1.1 * line, color="grey", alpha=0.3, label="±10 %")
     zero = int((realised[target > 0] == 0).sum())
-    title = f"{feas.get('mapping', '')}: {feas.get('fraction_feasible', float('nan')):.1%} " \
-            f"feasible"
+    hardware = report.get("hardware", {})
+    device = hardware.get("device") or "exact"
+    worst = feas.get("worst_layer")
+    title = (f"{device}, {feas.get('mapping', '')}: realised σ within ±10 % of the target for "
+             f"{feas.get('fraction_feasible', float('nan')):.1%}\nof the weights of the worst "
+             f"layer" + (f" ({worst})" if worst is not None else "") +
+             f", {feas.get('pooled_fraction_feasible', float('nan')):.1%} of all (measured)")
     if zero:
-        title += f" ({zero} with no noise, not shown)"
-    ax.set_title(title, fontsize=10)
+        title += f"; {zero} with no noise, not shown"
+    ax.set_title(title, fontsize=8)
     ax.set_xlabel("target σ (weight units)")
     ax.set_ylabel("realised σ (weight units)")
     ax.legend(fontsize=8)

@@ -51,6 +51,12 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     hardware = report.get("hardware")
     if hardware:
         row["fraction_feasible"] = hardware["feasibility"]["fraction_feasible"]
+        realised = hardware.get("realised_posterior")
+        if realised:  # measured on the chip: the worst layer, and all weights pooled
+            row["fraction_feasible_pooled"] = realised["pooled"]["fraction_sigma_within"]
+            row["w2_median_worst"] = realised["w2_median_worst"]
+            row["bias_median_pooled"] = realised["pooled"]["bias_median"]
+            row["std_ratio_median_pooled"] = realised["pooled"]["std_ratio_median"]
         row["n_devices"] = hardware["n_devices"]
         row["devices_per_weight"] = hardware["n_devices"] / hardware["n_weights"]
         states = hardware.get("device_states", {})
