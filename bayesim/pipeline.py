@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from bayesim.atomic import write_bytes, write_json
@@ -245,13 +246,23 @@ def run_demo(config: ExperimentConfig, out_dir: str | os.PathLike[str],
     return reports
 
 
+CALIBRATION_INPUTS = 256
+"""Training images whose rows' statistics the machine's α choice uses (the periphery's weight
+against each layer's weights); a calibration set as post-training quantization uses one."""
+
+
+def calibration_inputs(benchmark: Benchmark) -> torch.Tensor:
+    """The first :data:`CALIBRATION_INPUTS` training images of ``benchmark``."""
+    return benchmark.train.x[:CALIBRATION_INPUTS]
+
+
 def simulate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentConfig,
                    progress: bool = True) -> EvaluationResult:
     """Compile ``model`` onto the chip of ``config.hardware``, run Monte-Carlo inference on it and
     return the report with its ``hardware`` section (feasibility, counters, variance
     decomposition) and the σ pairs behind the realised-σ plot."""
     hw = config.hardware
-    machine = BayesianMachine.compile(model, hw)
+    machine = BayesianMachine.compile(model, hw, calibration=calibration_inputs(benchmark))
     with progress_bar(f"simulating {machine.describe()['label']}, S = {config.eval.n_samples}",
                       progress) as update:
         result = evaluate(machine, benchmark, config.eval, config.seed, on_progress=update)

@@ -16,7 +16,7 @@ Built in seconds and deterministically, on the synthetic bar images of conftest.
    :data:`PER_SAMPLE_ACCURACY` of them: the posterior is as wide as the task allows, so that any
    excess noise on the chip shows;
 6. the output layer's biases are shifted by +10 (softmax is invariant to it; on the chip the
-   biases are digital, so the shift only checks that large biases pass through).
+   biases are digital, so that shift only checks that large biases pass through).
 """
 
 import functools
@@ -70,11 +70,12 @@ def wide_posterior_lenet() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]
 
         def widen(scale: float) -> None:
             for layer, q in zip(layers, quantiles, strict=True):
-                sigma = scale * torch.pow(10.0, -3.0 * (1.0 - q)).reshape(layer.weight_mu.shape)
+                sigma = scale * torch.pow(10.0, -3.0 * q).reshape(layer.weight_mu.shape)
                 layer.weight_rho.copy_(_rho(sigma.float()))
                 layer.bias_rho.copy_(_rho(torch.full_like(layer.bias_mu, 1e-3 * scale)))
 
-        lo, hi = 1e-2, 1.0
+        _large_hidden_biases(layers[3], layers[4])
+        lo, hi = 1e-2, 3.0
         for _ in range(9):
             mid = math.sqrt(lo * hi)
             widen(mid)
@@ -86,6 +87,15 @@ def wide_posterior_lenet() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]
         widen(lo)
         layers[-1].bias_mu += 10.0
     return model.eval(), x_test, y_test
+
+
+def _large_hidden_biases(layer, following, n_units: int = 8, shift: float = 10.0) -> None:
+    """+``shift`` on the biases of ``n_units`` units of ``layer`` (a ReLU layer: they stay
+    active), taken back in ``following``'s biases, so that the mean network is unchanged while
+    those units carry activations ten times the others' into the next layer's DAC."""
+    units = torch.arange(n_units) * (layer.bias_mu.numel() // n_units)
+    layer.bias_mu[units] += shift
+    following.bias_mu -= shift * following.weight_mu[:, units].sum(dim=1)
 
 
 def _input_rms(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:

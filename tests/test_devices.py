@@ -343,9 +343,11 @@ def test_state_variance_is_the_spread_of_programmed_and_drifted_devices(name: st
     """The closed form the mapping targets under M2/M3 (DeviceModel.state_variance): the variance
     over independent programmings of a device drifted to t, divided by the mean drift factor
     squared (global compensation), against 100,000 programmings, drifts and 1/f draws of the
-    kernels. Targets in the middle of the window, where clipping is negligible."""
+    kernels, in the middle of the window and at its low end, where the write's clipping at
+    g_min takes up to half the variance (censored normal moments)."""
     model = load_preset(name)
-    g = _targets(model)
+    lo, hi = model.calibrated_g
+    g = np.array([lo, lo + 0.02 * (hi - lo), *_targets(model)])
     devices = np.repeat(g, N)
     got = []
     for seed in (1, 2):
@@ -358,8 +360,12 @@ def test_state_variance_is_the_spread_of_programmed_and_drifted_devices(name: st
         for draws in got:
             scaled = draws[k] / m1[0]
             # the variance of a sample variance is ≈ 2σ⁴/n for near-Gaussian draws; ν's folded
-            # normal and the power law add tails, so 5 SE of a kurtosis up to 6
-            tolerance = 5 * predicted * math.sqrt(5.0 / N)
+            # normal and the power law add tails, so 5 SE of a kurtosis up to 6. Near g_min the
+            # evolved state is clipped a second time, which the closed form takes part by part
+            # as a clipped Gaussian: an approximation, within 25 % at g_min and 20 % at 2 % of
+            # the window (without the clipping it was 40 % off at g_min on PCM, 12× on CMO)
+            edge = (0.25, 0.20)[k] if k < 2 else 0.0
+            tolerance = 5 * predicted * math.sqrt(5.0 / N) + edge * predicted
             assert scaled.var() == pytest.approx(predicted, abs=tolerance), (name, t, target)
 
 
@@ -399,4 +405,4 @@ def test_scaled_programming_noise_keeps_the_growth_of_timed_fits() -> None:
         reference = load_preset("rram_neurram_2022")
         assert late[0] > 1.5 * early[0]
         np.testing.assert_allclose(late, scale ** 2 * reference.state_variance(g, 86400.0),
-                                   rtol=1e-9)
+                                   rtol=1e-5)  # the window's clipping is not quite linear

@@ -29,8 +29,10 @@ or given, by one of three policies (:func:`choose_alpha`):
   distance between what the chip realises and N(μ, σ²), in units of σ:
   W₂/σ = sqrt((m − μ)² + (s − σ)²)/σ. The mean m carries the error the sampler does not redraw
   (a per-read sampler's frozen programming noise and drift, the level grid), s is the sampler's
-  σ. A small α lets the noise reach large σ but magnifies every frozen error and the noise floor
-  by 1/α; a large α does the opposite.
+  σ widened by the periphery's output noise and ADC step referred to the weights (with physical
+  tile ranges a fixed current: in weight units it grows as 1/α). A small α lets the noise reach
+  large σ but magnifies every frozen error, the noise floor and the periphery's noise by 1/α; a
+  large α does the opposite.
 - ``feasibility``: maximise the fraction of weights whose sampler σ is within ±10 %
   (:data:`SIGMA_TOLERANCE`) — blind to the frozen error;
 - ``max``: the largest α at which every μ fits (most signal, σ as it falls; aihwkit's mapping).
@@ -196,19 +198,25 @@ def _limits(mu: np.ndarray, sigma: np.ndarray, g_min: float, g_max: float, n: in
 
 
 def expected_distance_sq(mu: np.ndarray, sigma: np.ndarray, pm: "PairMap",
-                         frozen: object | None, g_max: float) -> np.ndarray:
+                         frozen: object | None, g_max: float,
+                         periphery: float = 0.0) -> np.ndarray:
     """Per weight, the expected squared 2-Wasserstein distance (weight units²) between what the
     mapped pair realises and N(μ, σ²): W₂² = (m − μ)² + (s − σ)² for Gaussians, with m the
     encoded mean plus a frozen error of per-device std ``frozen(G)`` (programming noise under a
-    per-read sampler; E[(m − μ)²] adds its variance) and s the sampler's σ of the pair."""
+    per-read sampler; E[(m − μ)²] adds its variance) and s the sampler's σ of the pair, widened
+    by the periphery's output noise referred to the weights, ``periphery``/α² (weight units²;
+    see bayesim.machine.chip.Chip.periphery_referred)."""
     bias = pm.weight - mu
     frozen_var = np.square(pair_sigma(frozen, pm.g_plus, pm.g_minus, pm.alpha, g_max,
                                       pm.n_devices))
-    return bias * bias + frozen_var + np.square(pm.sigma_realised - sigma)
+    spread = pm.sigma_realised
+    if periphery > 0:
+        spread = np.sqrt(spread * spread + periphery / np.square(pm.alpha))
+    return bias * bias + frozen_var + np.square(spread - sigma)
 
 
 def _score(policy: str, mu: np.ndarray, sigma: np.ndarray, pm: "PairMap", frozen: object | None,
-           g_max: float) -> np.ndarray:
+           g_max: float, periphery: float = 0.0) -> np.ndarray:
     """Per row of ``μ[rows, k]``, higher is better: the fraction of σ within ±10 %
     ('feasibility') or minus the mean expected W₂/σ of its weights ('distance': each weight's
     distance in units of its own σ, so that a deficit costs at most about one σ — the sample is
@@ -216,7 +224,7 @@ def _score(policy: str, mu: np.ndarray, sigma: np.ndarray, pm: "PairMap", frozen
     if policy == "feasibility":
         ok = np.abs(relative_error(sigma, pm.sigma_realised)) <= SIGMA_TOLERANCE
         return ok.mean(axis=1)
-    d2 = expected_distance_sq(mu, sigma, pm, frozen, g_max)
+    d2 = expected_distance_sq(mu, sigma, pm, frozen, g_max, periphery)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(sigma > 0, np.sqrt(d2) / sigma, 0.0)
     return -rel.mean(axis=1)
@@ -225,11 +233,12 @@ def _score(policy: str, mu: np.ndarray, sigma: np.ndarray, pm: "PairMap", frozen
 def choose_alpha(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: float,
                  g_max: float, *, n: int = 1, levels: int = 0, common_mode: bool = True,
                  policy: str = "distance", frozen: object | None = None,
-                 columnwise: bool = False) -> float | np.ndarray:
+                 columnwise: bool = False, periphery: float = 0.0) -> float | np.ndarray:
     """The scale α (µS per weight unit) of a matrix (or one per output column of ``μ[out,
     in]``) by ``policy`` (:data:`POLICIES`): 'max' the largest that fits μ; otherwise the best
     score (:func:`_score`) among :data:`ALPHA_CANDIDATES` scales log-spaced over 2.5 decades
-    below that limit, scored on a fixed random subset of a layer's weights (all of a column's);
+    below that limit, scored on a fixed random subset of a layer's weights (all of a column's;
+    ``periphery``: the output noise referred to the weights, expected_distance_sq);
     ties go to the largest α, which gives the most signal against periphery noise (ties: within
     1 percentage point of feasibility, or 1 % of the best distance)."""
     if policy not in POLICIES:
@@ -252,7 +261,7 @@ def choose_alpha(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: f
     for k, step in enumerate(steps):
         alpha = np.broadcast_to((limit * step)[:, None], rows_mu.shape)
         pm = _pairs(rows_mu, rows_sigma, alpha, law, g_min, g_max, n, levels, common_mode)
-        scores[k] = _score(policy, rows_mu, rows_sigma, pm, frozen, g_max)
+        scores[k] = _score(policy, rows_mu, rows_sigma, pm, frozen, g_max, periphery)
     top = scores.max(axis=0, keepdims=True)
     slack = 0.01 if policy == "feasibility" else 0.01 * np.abs(top)
     good = scores >= top - slack
@@ -264,7 +273,8 @@ def choose_alpha(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: f
 def map_pairs(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: float,
               g_max: float, *, alpha: float | np.ndarray | None = None, n: int = 1,
               levels: int = 0, common_mode: bool = True, scope: str = "layer",
-              policy: str = "distance", frozen: object | None = None) -> PairMap:
+              policy: str = "distance", frozen: object | None = None,
+              periphery: float = 0.0) -> PairMap:
     """Map weights N(μ, σ²) to pairs of conductances (module docstring). ``alpha`` None chooses
     it (:func:`choose_alpha`): one scale for the matrix (``scope`` 'layer') or one per output
     column of ``μ[out, in]`` ('column'), by ``policy``; ``frozen`` is the per-device std law of
@@ -284,7 +294,7 @@ def map_pairs(mu: np.ndarray, sigma: np.ndarray, law: object | None, g_min: floa
     if alpha is None:
         alpha = choose_alpha(mu, sigma, law, g_min, g_max, n=n, levels=levels,
                              common_mode=common_mode, policy=policy, frozen=frozen,
-                             columnwise=columnwise)
+                             columnwise=columnwise, periphery=periphery)
     if columnwise:
         alpha = np.asarray(alpha, dtype=np.float64).reshape(-1, 1)
         if alpha.shape[0] != mu.shape[0]:

@@ -240,14 +240,76 @@ def folded_exp_moment(a: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.nd
     spread = std > 0
     if spread.any():
         aa, m, s = a[spread], mean[spread], std[spread]
-        half = 0.5 * (aa * s) ** 2
-        out[spread] = (np.exp(-aa * m + half) * _normal_cdf(m / s - aa * s)
-                       + np.exp(aa * m + half) * _normal_cdf(-m / s - aa * s))
+        half = 0.5 * (aa * s) ** 2  # in logs: e^{…} and Φ(…) under- and overflow apart
+        out[spread] = (np.exp(-aa * m + half + _log_normal_cdf(m / s - aa * s))
+                       + np.exp(aa * m + half + _log_normal_cdf(-m / s - aa * s)))
     return out.reshape(shape)
+
+
+def censored_moments(mean: np.ndarray, std: np.ndarray, lo: float, hi: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(E[X], Var[X]) of X = clip(Y, lo, hi), Y ~ N(mean, std²), elementwise (the censored
+    normal; a write's clipping to the conductance window): with a = (lo − m)/s, b = (hi − m)/s,
+    E[X] = lo·Φ(a) + hi·(1 − Φ(b)) + m·(Φ(b) − Φ(a)) + s·(φ(a) − φ(b)) and
+    E[X²] = lo²Φ(a) + hi²(1 − Φ(b)) + (m² + s²)(Φ(b) − Φ(a)) + 2ms(φ(a) − φ(b))
+    + s²(aφ(a) − bφ(b))."""
+    m, s = np.broadcast_arrays(np.asarray(mean, dtype=np.float64),
+                               np.asarray(std, dtype=np.float64))
+    first = np.clip(m, lo, hi).astype(np.float64)
+    second = first * first
+    spread = s > 0
+    if spread.any():
+        mm, ss = m[spread], s[spread]
+        a, b = (lo - mm) / ss, (hi - mm) / ss
+        cdf_a, cdf_b = _normal_cdf(a), _normal_cdf(b)
+        pdf_a, pdf_b = _normal_pdf(a), _normal_pdf(b)
+        inside = cdf_b - cdf_a
+        first[spread] = lo * cdf_a + hi * (1 - cdf_b) + mm * inside + ss * (pdf_a - pdf_b)
+        second[spread] = (lo * lo * cdf_a + hi * hi * (1 - cdf_b) + (mm * mm + ss * ss) * inside
+                          + 2 * mm * ss * (pdf_a - pdf_b)
+                          + ss * ss * (_times(a, pdf_a) - _times(b, pdf_b)))
+    return first, np.maximum(second - first * first, 0.0)
+
+
+def censored_components(mean: np.ndarray, std: np.ndarray, lo: float, hi: float
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """X = clip(Y, lo, hi), Y ~ N(mean, std²), as a mixture of three parts: the mass clipped to
+    ``lo``, the mass clipped to ``hi`` and the normal truncated to (lo, hi). Returns (weights,
+    means, variances), each of shape (3, *mean.shape), in that order."""
+    m, s = np.broadcast_arrays(np.asarray(mean, dtype=np.float64),
+                               np.asarray(std, dtype=np.float64))
+    safe = np.where(s > 0, s, 1.0)
+    a, b = (lo - m) / safe, (hi - m) / safe
+    cdf_a = np.where(s > 0, _normal_cdf(a), (m <= lo).astype(np.float64))
+    cdf_b = np.where(s > 0, _normal_cdf(b), (m < hi).astype(np.float64))
+    pdf_a, pdf_b = _normal_pdf(a), _normal_pdf(b)
+    inside = np.maximum(cdf_b - cdf_a, 0.0)
+    ok = inside > 1e-300
+    shift = np.where(ok, (pdf_a - pdf_b) / np.where(ok, inside, 1.0), 0.0)
+    t_mean = np.where(s > 0, m + s * shift, np.clip(m, lo, hi))
+    spread = 1.0 + np.where(ok, (_times(a, pdf_a) - _times(b, pdf_b)) /
+                            np.where(ok, inside, 1.0), 0.0) - shift * shift
+    t_var = np.where(s > 0, s * s * np.maximum(spread, 0.0), 0.0)
+    weights = np.stack([cdf_a, 1.0 - cdf_b, inside])
+    means = np.stack([np.full(m.shape, lo), np.full(m.shape, hi), t_mean])
+    return weights, means, np.stack([np.zeros(m.shape), np.zeros(m.shape), t_var])
+
+
+def _times(z: np.ndarray, pdf: np.ndarray) -> np.ndarray:
+    """z·φ(z), 0 where z is infinite."""
+    return np.where(np.isfinite(z), z * pdf, 0.0)
+
+
+def _normal_pdf(z: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * np.square(z)) / math.sqrt(2.0 * math.pi)
 
 
 def _normal_cdf(z: np.ndarray) -> np.ndarray:
     return torch.special.ndtr(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
+
+
+def _log_normal_cdf(z: np.ndarray) -> np.ndarray:
+    return torch.special.log_ndtr(torch.from_numpy(np.asarray(z, dtype=np.float64))).numpy()
 
 
 @dataclass(frozen=True)

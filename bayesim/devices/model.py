@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bayesim.devices import kernels
-from bayesim.devices.laws import DriftLaw, OneOverF, Relaxation, TimedPrograms, folded_exp_moment
+from bayesim.devices.laws import (
+    DriftLaw,
+    OneOverF,
+    Relaxation,
+    TimedPrograms,
+    censored_components,
+    censored_moments,
+    folded_exp_moment,
+)
 from bayesim.errors import DeviceRangeError
 from bayesim.rng import GAUSSIAN, LAPLACE, Stream, stream_key
 
@@ -138,47 +146,78 @@ class DeviceModel:
         return (folded_exp_moment(log_ratio, mean, std),
                 folded_exp_moment(2.0 * log_ratio, mean, std))
 
-    def state_variance(self, g: np.ndarray, t: float, evolve: bool = True) -> np.ndarray:
+    def state_variance(self, g: np.ndarray, t: float, evolve: bool = True,
+                       compensated: bool = True, d2d: bool = False) -> np.ndarray:
         """Variance (µS²) of the state of a device programmed to target ``g`` and read at ``t``
-        s, over independent programmings, with the mean drift divided out (what global drift
-        compensation does): programming noise; and when ``evolve`` (``hardware.drift``) the
-        spread of the drift factor, Var(G_p·D)/E[D]² = (g² + s_p²)·E[D²]/E[D]² − g², the
-        accumulated 1/f noise at t + t₀, the relaxation spread and the growth of a spread fitted
-        at fixed times — the variances of :meth:`program` and :meth:`at_time`, which are
-        independent draws. Clipping to the window is not in it (the chip's draws have it)."""
+        s, over independent programmings — the variances of :meth:`program` and :meth:`at_time`,
+        which are independent draws:
+
+        - the write: programming noise (with the device-to-device window spread when ``d2d``,
+          the programmings being on different devices), clipped to [g_min, g_max] (censored
+          normal moments, laws.censored_moments: at g_min half the variance is clipped away);
+        - when ``evolve`` (``hardware.drift``): the spread of the drift factor D,
+          Var(G_p·D) = E[G_p²]·E[D²] − E[G_p]²·E[D]², the accumulated 1/f noise at t + t₀
+          (amplitude at E[G_t²]), the relaxation spread and the growth of a spread fitted at
+          fixed times;
+        - ``compensated``: divided by E[D]², the frame of global drift compensation (whose gain
+          is about 1/E[D]); else the drifted conductance's own.
+
+        - the clipping of :meth:`at_time`, with the relaxation's mean shift: the written state as
+          a mixture of its part clipped to g_min, its part clipped to g_max and the rest, each
+          part evolved and clipped again as a Gaussian of its moments (exact for the clipped
+          parts under a relative 1/f law, which leaves G = 0 at 0)."""
         g = np.asarray(g, dtype=np.float64)
-        var = np.square(self.sigma_program(g))
+        s = self.sigma_program(g)
+        if d2d and self.d2d_rel > 0:
+            s = np.sqrt(s * s * (1 + self.d2d_rel ** 2) + self.d2d_variance(g))
         if not (evolve and self.evolves(t)):
-            return var
+            return censored_moments(g, s, self.g_min, self.g_max)[1]
         m1, m2 = self.drift_factor_moments(g, t)
-        var = (g * g + var) * m2 / (m1 * m1) - g * g
-        extra = np.zeros_like(g)
-        if self.accumulated is not None:
-            extra += np.square(self.accumulated(g, self.g_max, t + self.t0, g * m1))
+        added = np.zeros_like(g)  # noise at_time adds whatever the state
         if self.relaxation is not None:
-            extra += self.relaxation.spread(t) ** 2
+            added += self.relaxation.spread(t) ** 2
         if self.timed_program is not None and t > self.timed_program.times[0]:
             first = self.timed_program.times[0]
-            extra += np.maximum(np.square(self.sigma_relaxed(g, t))
+            added += np.maximum(np.square(self.sigma_relaxed(g, t))
                                 - np.square(self.sigma_relaxed(g, first)), 0.0)
-        return np.maximum(var, 0.0) + extra / (m1 * m1)
+        shift = self.relaxation.shift(t) if self.relaxation is not None else 0.0
+        # the written state is a mixture (clipped to g_min, clipped to g_max, inside); each part
+        # drifts, takes its 1/f noise and is clipped again, as a Gaussian
+        weights, means, variances = censored_components(g, s, self.g_min, self.g_max)
+        first_moment = np.zeros_like(g)
+        second_moment = np.zeros_like(g)
+        for w, mean, var in zip(weights, means, variances, strict=True):
+            second = (var + mean * mean) * m2  # E[G_t²] before the 1/f noise
+            var_t = second - np.square(mean * m1) + added
+            if self.accumulated is not None:
+                var_t = var_t + np.square(self.accumulated(g, self.g_max, t + self.t0,
+                                                           np.sqrt(second)))
+            c_mean, c_var = censored_moments(mean * m1 + shift, np.sqrt(np.maximum(var_t, 0.0)),
+                                             self.g_min, self.g_max)
+            first_moment += w * c_mean
+            second_moment += w * (c_var + c_mean * c_mean)
+        var = np.maximum(second_moment - first_moment * first_moment, 0.0)
+        return var / (m1 * m1) if compensated else var
 
     def d2d_variance(self, g: np.ndarray) -> np.ndarray:
         """Variance (µS²) of the device-to-device window spread of :meth:`program`,
-        G = g_min + (G − g_min)·(1 + d2d_rel·ξ): d2d_rel²·(g − g_min)²."""
+        G = g_min + (G − g_min)·(1 + d2d_rel·ξ), at the target: d2d_rel²·(g − g_min)²."""
         g = np.asarray(g, dtype=np.float64)
         return (self.d2d_rel * (g - self.g_min)) ** 2
 
-    def read_sigma_at(self, g: np.ndarray, t: float, evolve: bool = True) -> np.ndarray:
+    def read_sigma_at(self, g: np.ndarray, t: float, evolve: bool = True,
+                      compensated: bool = True) -> np.ndarray:
         """Per-read σ (µS) of a device programmed to ``g`` and read at ``t`` s, in the frame of
-        :meth:`state_variance` (the drifted conductance's σ_read over the mean drift factor)."""
+        :meth:`state_variance` (the drifted conductance's σ_read, over the mean drift factor
+        when ``compensated``)."""
         g = np.asarray(g, dtype=np.float64)
         if self.read_law is None:
             return np.zeros_like(g)
         if not (evolve and self.drift is not None):
             return self.read_law(g, self.g_max)
         m1, _ = self.drift_factor_moments(g, t)
-        return self.read_law(g * m1, self.g_max) / m1
+        sigma = self.read_law(g * m1, self.g_max)
+        return sigma / m1 if compensated else sigma
 
     # ---- sampling ----
     def program(self, g_target: np.ndarray, seed: int, layer: int = 0, tile: int = 0,

@@ -17,10 +17,11 @@ import torch
 
 from bayesim.bnn.layers import BayesianLayer
 from bayesim.crossbar.mapping import PairMap, choose_alpha, map_pairs
-from bayesim.crossbar.tile import TiledMatrix, TilingConfig
+from bayesim.crossbar.tile import TiledMatrix, TilingConfig, split_sizes
 from bayesim.devices.model import DeviceModel
 from bayesim.errors import ConfigError, MappingError
 from bayesim.machine.config import HardwareConfig, device_for, layer_alphas, periphery_config
+from bayesim.machine.lowering import DEFAULT_ROW_MEAN_SQUARE
 from bayesim.machine.schemes import Scheme, scheme_for
 from bayesim.quant.strategies import Quantizer
 from bayesim.rng import Stream, draw, stream_key, sub_seed
@@ -77,6 +78,18 @@ def layer_targets(module: BayesianLayer) -> tuple[np.ndarray, ...]:
     return mu, sigma, bias_mu, bias_sigma
 
 
+def drift_gain(g0: np.ndarray, g_t: np.ndarray) -> float:
+    """Global drift compensation of one layer: the digital gain Σ G(t₀) / Σ G(t) over all its
+    devices, the total conductance an all-ones calibration input reads from the G⁺ and the G⁻
+    columns apart, at programming and at the inference time. (aihwkit reads the differential
+    output instead, Σ_j |Σ_i w_ij(t₀)| / Σ_j |Σ_i w_ij(t)|; for weights of mixed sign those row
+    sums nearly cancel and the gain scatters by several per cent between programmings — 2–7 % per
+    layer of the demo's LeNet-5 on IBM's PCM card at t₀, where nothing drifts.) Only applied where
+    a drift law moves the conductances (t > 0)."""
+    now = float(np.sum(g_t))
+    return float(np.sum(g0)) / now if now > 0 else 1.0
+
+
 class Chip:
     """The mapped and programmed layers of one chip instance (``hw.chip_seed``).
 
@@ -84,7 +97,8 @@ class Chip:
     the same chip with that source off, not a chip mapped anew)."""
 
     def __init__(self, modules: list[BayesianLayer], hw: HardwareConfig,
-                 counters: dict[str, int], mapping_of: "Chip | None" = None) -> None:
+                 counters: dict[str, int], mapping_of: "Chip | None" = None,
+                 row_mean_square: list[float] | None = None) -> None:
         if not modules:
             raise MappingError("the model has no Bayesian layers to compile")
         self.hw = hw
@@ -107,6 +121,12 @@ class Chip:
             self.sampler = self.scheme.sampler_law(self.device, hw)
             frozen = self.scheme.frozen_law(self.device, hw)
         self.frozen = frozen
+        if row_mean_square is not None and len(row_mean_square) != len(modules):
+            raise MappingError(f"{len(row_mean_square)} calibration statistics for "
+                               f"{len(modules)} Bayesian layers")
+        self.row_mean_square = row_mean_square
+        """Per layer, mean_i (x_i/max|x|)² of its rows on calibration inputs (None: assumed,
+        lowering.DEFAULT_ROW_MEAN_SQUARE)."""
         targets = [layer_targets(m) for m in modules]
         if mapping_of is not None:
             pairs = [layer.pairs for layer in mapping_of.layers]
@@ -118,6 +138,24 @@ class Chip:
             layer.states = [self.state(layer, k) for k in range(self.scheme.n_states(hw))]
 
     # ---- mapping ----
+    def periphery_referred(self, index: int, n_in: int) -> float:
+        """The periphery's output noise per read referred to the weights of layer ``index``
+        (``n_in`` inputs), as c with variance c/α² per weight (weight units² for α in µS per
+        unit): under physical tile ranges a read adds (out_noise² + ADC step²/12) in tile units
+        per tile, i.e. (n·g_max/α)² times that per output in weight units (for inputs normalised
+        to the DAC's range), which the n_in weights of a column share in proportion to the mean
+        square ρ² of their inputs: c = tiles·(out_noise² + step²/12)·(n·g_max)²/(n_in·ρ²). An
+        output-referred equivalent, not a weight noise: 0 for per-tile ranges (it does not
+        depend on α then) and for an ideal periphery."""
+        p = self.periphery
+        if self.device is None or p.is_perfect or self.hw.tile_scaling != "physical":
+            return 0.0
+        rho2 = DEFAULT_ROW_MEAN_SQUARE if self.row_mean_square is None else \
+            max(self.row_mean_square[index], 1e-6)
+        tiles = len(split_sizes(n_in, self.tiling.max_in))
+        per_read = p.out_noise ** 2 * (1 + p.out_noise_std ** 2) + p.out_step ** 2 / 12.0
+        return tiles * per_read * (self.n * self.device.g_max) ** 2 / (n_in * rho2)
+
     def _map(self, targets: list[tuple[np.ndarray, ...]]) -> list[PairMap | None]:
         hw, dev = self.hw, self.device
         if dev is None:
@@ -126,15 +164,17 @@ class Chip:
         options: dict[str, Any] = {"n": self.n, "levels": dev.levels,
                                    "common_mode": hw.common_mode, "policy": hw.alpha_policy,
                                    "frozen": self.frozen}
+        periphery = [self.periphery_referred(i, t[0].shape[1]) for i, t in enumerate(targets)]
         if hw.alpha_scope == "chip" and hw.alpha is None:
             mu = np.concatenate([t[0].reshape(-1) for t in targets])
             sigma = np.concatenate([t[1].reshape(-1) for t in targets])
             alphas = [choose_alpha(mu, sigma, self.sampler, dev.g_min, dev.g_max,
+                                   periphery=float(np.mean(periphery)),
                                    **options)] * len(targets)
         scope = "column" if hw.alpha_scope == "column" else "layer"
         return [map_pairs(mu, sigma, self.sampler, dev.g_min, dev.g_max, alpha=alpha,
-                          scope=scope, **options)
-                for (mu, sigma, *_), alpha in zip(targets, alphas, strict=True)]
+                          scope=scope, periphery=c, **options)
+                for (mu, sigma, *_), alpha, c in zip(targets, alphas, periphery, strict=True)]
 
     # ---- programming ----
     def state(self, layer: AnalogLayer, k: int) -> State:
@@ -187,10 +227,8 @@ class Chip:
         w = (g_t[0].sum(0) - g_t[1].sum(0)) / alpha
         sigma = dev.sigma_read(g_t) / alpha  # [2, n, out, in]
         gain = 1.0
-        if evolves and hw.drift_compensation:
-            w0 = (g[0].sum(0) - g[1].sum(0)) / alpha
-            now = np.abs(w.sum(axis=1)).sum()
-            gain = float(np.abs(w0.sum(axis=1)).sum() / now) if now > 0 else 1.0
+        if evolves and hw.drift_compensation and dev.drift is not None and hw.drift_time > 0:
+            gain = drift_gain(g, g_t)
             w, sigma = w * gain, sigma * gain
         if hw.mapping == "M2":
             w = self._snap_sample(layer, w)

@@ -130,8 +130,9 @@ def periphery_config(hw: HardwareConfig, device: DeviceModel | None = None
                      ) -> tuple[PeripheryConfig, list[str]]:
     """The preset of ``hw.periphery`` with the DAC/ADC bits and output noise of ``hw``, and notes
     on what was changed. A preset's weight read noise (``w_noise``, e.g. the standard HWA preset's
-    PCM_READ) is dropped when the device card has a per-read law of its own: the card then owns
-    the read noise, and both would count the same physics twice."""
+    PCM_READ) is dropped when the device card has a per-read law of its own (the card then owns
+    the read noise, and both would count the same physics twice) and under M0 (``device`` None),
+    whose weights are exact draws of N(μ, σ²)."""
     if hw.periphery not in periphery_presets():
         raise ConfigError(f"hardware.periphery {hw.periphery!r} is not a preset; choose one of "
                           f"{', '.join(periphery_presets())}")
@@ -143,9 +144,11 @@ def periphery_config(hw: HardwareConfig, device: DeviceModel | None = None
         return periphery_preset("ideal"), []
     config = periphery_preset(hw.periphery, **overrides)
     notes = []
-    if config.w_noise > 0 and device is not None and device.read_law is not None:
+    if config.w_noise > 0 and (device is None or device.read_law is not None):
+        owner = "M0's exact weights are" if device is None else \
+            f"the card {device.name} has its own per-read law,"
         notes.append(f"the preset's w_noise {config.w_noise:g} ({config.w_noise_type}) is not "
-                     f"applied: the card {device.name} has its own per-read law")
+                     f"applied: {owner} the read noise")
         config = periphery_preset(hw.periphery, **overrides, w_noise=0.0, w_noise_type="none")
     return config, notes
 

@@ -20,6 +20,13 @@ SOURCES: dict[str, dict[str, Any]] = {
     "drift": {"drift": False},
 }
 """Each source and the hardware change that switches it off."""
+SOURCE_NOTES = {
+    "read_noise": "the devices' per-read noise (read_noise_scale = 0)",
+    "programming_noise": "programming noise, at every fitted time (program_noise_scale = 0)",
+    "drift": "drift and everything that evolves after programming: the accumulated 1/f noise, "
+             "relaxation, the growth of timed spreads (drift = false); at t₀ on PCM that is the "
+             "1/f noise, part of M3's sampler",
+}
 
 
 def variance_decomposition(model: nn.Module, hw: HardwareConfig,
@@ -37,7 +44,7 @@ def variance_decomposition(model: nn.Module, hw: HardwareConfig,
     result: dict[str, Any] = {"n_samples": n_samples,
                               "inputs": {k: int(v.shape[0]) for k, v in inputs.items()},
                               "method": "each source switched off on the same chip (same "
-                                        "targets, α and seeds)"}
+                                        "targets, α and seeds)", "sources": SOURCE_NOTES}
     stats = {}
     for name in ("all", *SOURCES):
         if name == "all":

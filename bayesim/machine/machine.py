@@ -26,6 +26,7 @@ from bayesim.errors import MappingError
 from bayesim.machine import realised as realised_mod
 from bayesim.machine.chip import AnalogLayer, Chip
 from bayesim.machine.config import HardwareConfig
+from bayesim.machine.lowering import row_mean_squares
 from bayesim.machine.read import ReadLoop, read_seed_of
 from bayesim.machine.report import device_states, feasibility, hardware_report
 from bayesim.quant.strategies import model_memory, quantization_of
@@ -45,7 +46,8 @@ class BayesianMachine:
     kind = "analog"
 
     def __init__(self, model: nn.Module, hw: HardwareConfig,
-                 mapping_of: "BayesianMachine | None" = None, warn: bool = True) -> None:
+                 mapping_of: "BayesianMachine | None" = None, warn: bool = True,
+                 calibration: torch.Tensor | None = None) -> None:
         if not isinstance(model, nn.Sequential):
             raise MappingError("the machine compiles sequential models (bayesim's MLP and "
                                "LeNet-5); wrap other architectures in nn.Sequential")
@@ -54,8 +56,14 @@ class BayesianMachine:
         self.quant = quantization_of(model)
         self.counters = {"mvms": 0, "device_reads": 0, "random_draws": 0, "device_writes": 0,
                          "programming_events": 0}
+        row_ms = None
+        if mapping_of is not None:
+            row_ms = mapping_of.chip.row_mean_square
+        elif calibration is not None:
+            row_ms = row_mean_squares(self.model, calibration)
+        self.calibration_inputs = 0 if calibration is None else int(calibration.shape[0])
         self.chip = Chip(bayesian_layers(model), hw, self.counters,
-                         None if mapping_of is None else mapping_of.chip)
+                         None if mapping_of is None else mapping_of.chip, row_ms)
         self._loop = ReadLoop(self.model, self.chip)
         self._realised: dict[str, Any] | None = None
         self._posteriors: dict[int, realised_mod.Realised] = {}
@@ -64,9 +72,13 @@ class BayesianMachine:
                 warnings.warn(f"the chip does not realise {line}", ChipWarning, stacklevel=3)
 
     @classmethod
-    def compile(cls, model: nn.Module, hw: HardwareConfig) -> "BayesianMachine":
-        """Map and program ``model`` (fp32 or quantized) on the chip described by ``hw``."""
-        return cls(model, hw)
+    def compile(cls, model: nn.Module, hw: HardwareConfig,
+                calibration: torch.Tensor | None = None) -> "BayesianMachine":
+        """Map and program ``model`` (fp32 or quantized) on the chip described by ``hw``.
+        ``calibration``: a batch of inputs whose rows' statistics tell the α choice how much the
+        periphery's output noise weighs against each layer's weights (lowering.row_mean_squares;
+        without it a mean square of 0.1 is assumed)."""
+        return cls(model, hw, calibration=calibration)
 
     # ---- the chip ----
     @property
@@ -124,6 +136,10 @@ class BayesianMachine:
         if self._realised is None:
             self._realised = realised_mod.chip_report(
                 self.chip, [self.realised_posterior(i) for i in range(len(self.layers))])
+            self._realised["calibration"] = (
+                f"row statistics measured on {self.calibration_inputs} calibration inputs"
+                if self.chip.row_mean_square is not None else
+                "row statistics assumed (no calibration inputs)")
         return self._realised
 
     def feasibility(self) -> dict[str, Any]:

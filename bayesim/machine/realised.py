@@ -14,7 +14,8 @@ M0   exact: (μ, σ)
 M1   exact: the programmed state W and its per-read std, m = W, s = sqrt(V) (the frozen
 M4   programming error and drift stay in m: a bias no number of reads averages away)
 M3   exact: the uniform mixture of the R copies, m = mean_r W_r, s² = var_r W_r + mean_r V_r
-     (the copies are read equally often, schemes.Copies.state_of)
+     (the copies are read equally often in every complete block of R samples and in
+     expectation otherwise, schemes.Copies.state_of; a run with S < R reads fewer copies)
 M2   measured: ``hardware.realised_draws`` fresh programmings, m and s their mean and std
      (with standard errors)
 ==== =====================================================================================
@@ -74,17 +75,16 @@ def _read_noise(chip: Chip, layer: AnalogLayer, state: State, read_seed: int,
     variance, or one draw per device in the card's shape on the explicit path."""
     key = stream_key(read_seed, Stream.REALISED, layer.index)
     size = layer.mu.size
+    var = chip.read_variance(layer, state)
     if state.device_sigma is not None and chip.device is not None and \
             chip.device.read_shape == "laplace":
-        k = state.device_sigma.shape[0]
+        devices = np.square(state.device_sigma.astype(np.float64)).sum(axis=0)
+        extra = np.where(var > devices * (1 + 1e-5), var - devices, 0.0)
+        # the explicit path draws every device, and the periphery's weight noise, in the shape
+        sigma = np.concatenate([state.device_sigma.astype(np.float64), np.sqrt(extra)[None]])
+        k = sigma.shape[0]
         xi = draw(key, k * size, "laplace", sample=sample).reshape(k, *layer.shape)
-        noise = (state.device_sigma * xi / np.sqrt(2.0)).sum(axis=0)  # unit-variance Laplace
-        extra = chip.read_variance(layer, state) - np.square(state.device_sigma).sum(axis=0)
-        if np.any(extra > 0):  # the periphery's weight noise, Gaussian
-            z = draw(key, size, sample=sample, block=1).reshape(layer.shape)
-            noise = noise + np.sqrt(np.maximum(extra, 0.0)) * z
-        return noise
-    var = chip.read_variance(layer, state)
+        return (sigma * xi / np.sqrt(2.0)).sum(axis=0)  # unit-variance Laplace draws
     return np.sqrt(var) * draw(key, size, sample=sample).reshape(layer.shape)
 
 
@@ -181,7 +181,8 @@ def distance_summary(mu: np.ndarray, sigma: np.ndarray, mean: np.ndarray,
         "fraction_sigma_within": feas["fraction_feasible"],
         "fraction_deficit": feas["fraction_deficit"],
         "fraction_excess": feas["fraction_excess"],
-        "verdict": next(label for limit, label in VERDICTS if not median_w2 > limit),
+        "verdict": (next(label for limit, label in VERDICTS if median_w2 <= limit)
+                    if np.isfinite(median_w2) else "undefined (no σ > 0)"),
     }
 
 
@@ -216,6 +217,13 @@ def layer_report(chip: Chip, layer: AnalogLayer, realised: Realised) -> dict[str
     if layer.pairs is not None:
         nominal = feasibility_report(layer.sigma, layer.pairs.sigma_realised)
         report["nominal_fraction_sigma_within"] = nominal["fraction_feasible"]
+        referred = np.sqrt(chip.periphery_referred(layer.index, layer.shape[1])) / \
+            np.broadcast_to(np.asarray(layer.pairs.alpha, dtype=np.float64), layer.shape)
+        report["periphery_referred_over_sigma_median"] = float(np.median(
+            referred / np.maximum(layer.sigma, 1e-300)))
+        report["periphery_referred_note"] = (
+            "proxy: the periphery's output noise and ADC step per read referred to the "
+            "weights with the rows' mean square (Chip.periphery_referred); not in m, s or W₂")
     report["why"] = _why(chip, layer, realised, report)
     return report
 
@@ -258,7 +266,7 @@ def chip_report(chip: Chip, realised: list[Realised]) -> dict[str, Any]:
     """Every layer's realised posterior (``realised``, one per layer), the worst layer as the
     headline, and the pooled numbers (labelled as such)."""
     layers = [layer_report(chip, layer, r) for layer, r in zip(chip.layers, realised, strict=True)]
-    worst = max(layers, key=lambda r: (np.nan_to_num(r["w2_median"], nan=np.inf)))
+    worst = max(layers, key=lambda r: (np.nan_to_num(r["w2_median"], nan=-np.inf)))
     pooled_mu = np.concatenate([layer.mu.reshape(-1) for layer in chip.layers])
     pooled_sigma = np.concatenate([layer.sigma.reshape(-1) for layer in chip.layers])
     pooled = distance_summary(pooled_mu, pooled_sigma,

@@ -67,8 +67,7 @@ class Scheme:
     def frozen_law(self, device: DeviceModel, hw: HardwareConfig) -> object | None:
         """Per-device std (µS) of the error that the sampler never redraws (the chip's frozen
         error, reported as a bias); None if there is none."""
-        return _law(device, lambda g: device.state_variance(g, hw.drift_time, hw.drift)
-                    + device.d2d_variance(g))
+        return _law(device, lambda g: _state(device, hw, g, d2d=True))
 
     # ---- states ----
     def n_states(self, hw: HardwareConfig) -> int:
@@ -122,8 +121,7 @@ class Reprogram(Scheme):
     """M2: every sample re-programs the same devices."""
 
     def sampler_law(self, device: DeviceModel, hw: HardwareConfig) -> object | None:
-        return _law(device, lambda g: device.state_variance(g, hw.drift_time, hw.drift)
-                    + np.square(device.read_sigma_at(g, hw.drift_time, hw.drift)))
+        return _law(device, lambda g: _state(device, hw, g, d2d=False) + _read(device, hw, g))
 
     def frozen_law(self, device: DeviceModel, hw: HardwareConfig) -> object | None:
         if device.d2d_rel == 0:
@@ -149,9 +147,7 @@ class Copies(Scheme):
         return 2 * hw.copies
 
     def sampler_law(self, device: DeviceModel, hw: HardwareConfig) -> object | None:
-        return _law(device, lambda g: device.state_variance(g, hw.drift_time, hw.drift)
-                    + device.d2d_variance(g)
-                    + np.square(device.read_sigma_at(g, hw.drift_time, hw.drift)))
+        return _law(device, lambda g: _state(device, hw, g, d2d=True) + _read(device, hw, g))
 
     def frozen_law(self, device: DeviceModel, hw: HardwareConfig) -> object | None:
         return None
@@ -190,6 +186,16 @@ def scheme_for(hw: HardwareConfig) -> Scheme:
     return SCHEMES[hw.mapping]
 
 
+def _state(device: DeviceModel, hw: HardwareConfig, g: np.ndarray, d2d: bool) -> np.ndarray:
+    """Variance (µS²) of a device's state at the inference time (DeviceModel.state_variance)."""
+    return device.state_variance(g, hw.drift_time, hw.drift, hw.drift_compensation, d2d)
+
+
+def _read(device: DeviceModel, hw: HardwareConfig, g: np.ndarray) -> np.ndarray:
+    """Per-read variance (µS²) at the inference time, in the same frame."""
+    return np.square(device.read_sigma_at(g, hw.drift_time, hw.drift, hw.drift_compensation))
+
+
 def _read_law(device: DeviceModel, hw: HardwareConfig) -> object | None:
     """The card's per-read law at the inference time: the law itself where nothing drifts (so
     that the mapping keeps its closed forms), else tabulated."""
@@ -197,7 +203,7 @@ def _read_law(device: DeviceModel, hw: HardwareConfig) -> object | None:
         return None
     if not (hw.drift and device.drift is not None):
         return device.read_law
-    return _law(device, lambda g: np.square(device.read_sigma_at(g, hw.drift_time, hw.drift)))
+    return _law(device, lambda g: _read(device, hw, g))
 
 
 def _law(device: DeviceModel, variance) -> object:
