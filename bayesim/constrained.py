@@ -32,6 +32,7 @@ from bayesim.crossbar.mapping import choose_alpha
 from bayesim.devices.laws import closed_form
 from bayesim.errors import ConfigError
 from bayesim.machine import HardwareConfig, device_for, layer_alphas
+from bayesim.machine.schemes import scheme_for
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def constrain_model(model: nn.Module, hw: HardwareConfig) -> tuple[nn.Module, li
                           f"constant per-read noise law; the card's is "
                           f"{type(device.read_law).__name__}")
     kind, k = closed
-    n = hw.devices_per_weight if hw.mapping == "M4" else 1
+    n = scheme_for(hw).devices_per_side(hw)
     constrained = copy.deepcopy(model)
     layers = bayesian_layers(constrained)
     alphas = layer_alphas(hw.alpha, len(layers))

@@ -24,7 +24,7 @@ from bayesim.machine.config import HardwareConfig, device_for, layer_alphas, per
 from bayesim.machine.lowering import DEFAULT_ROW_MEAN_SQUARE
 from bayesim.machine.schemes import Scheme, scheme_for
 from bayesim.quant.strategies import Quantizer
-from bayesim.rng import Stream, draw, stream_key, sub_seed
+from bayesim.rng import Stream, draw, stream_key
 
 
 @dataclasses.dataclass
@@ -178,30 +178,28 @@ class Chip:
 
     # ---- programming ----
     def state(self, layer: AnalogLayer, k: int) -> State:
-        """Programmed state ``k`` of the scheme (M0: the exact targets; M3: copy k on its own
+        """Kept state ``k`` of the scheme (M0: the exact targets; M3: copy k on its own
         devices; M1/M4: the one programming of the chip)."""
-        hw = self.hw
         if layer.pairs is None:
             return State(layer.mu.astype(np.float32), np.square(layer.sigma).astype(np.float32))
-        if self.scheme.name == "M3":
-            seed = sub_seed(hw.chip_seed, Stream.COPY, k)
-            return self.program(layer, seed, frozen_seed=seed)
-        return self.program(layer, hw.chip_seed, frozen_seed=hw.chip_seed)
+        seed, devices = self.scheme.state_seeds(k, self.hw)
+        return self.program(layer, seed, frozen_seed=devices)
 
     def sample_state(self, layer: AnalogLayer, sample: int, read_seed: int,
                      count: bool = True) -> State:
         """The state Monte-Carlo sample ``sample`` of read seed ``read_seed`` reads: a kept one,
-        a fresh programming of the same devices (M2), or a fresh exact draw (M0 per_sample).
-        ``count``: add an M2 programming to the chip's write counters."""
-        if self.scheme.name == "M2":
-            seed = sub_seed(self.hw.chip_seed, Stream.REPROGRAM, read_seed, sample)
-            return self.program(layer, seed, frozen_seed=self.hw.chip_seed, count=count)
-        if self.scheme.name == "M0" and self.hw.m0_sampling == "per_sample":
-            xi = draw(stream_key(read_seed, Stream.WEIGHT_DRAW, layer.index), layer.mu.size,
+        or the sample's own — a fresh programming of the same devices (M2), a fresh exact draw
+        (M0 per_sample). ``count``: add a programming to the chip's write counters."""
+        scheme = self.scheme
+        if not scheme.fresh_per_sample(self.hw):
+            return layer.states[scheme.state_of(sample, read_seed, self.hw)]
+        seed = scheme.fresh_seed(sample, read_seed, self.hw)
+        if layer.pairs is None:
+            xi = draw(stream_key(seed, Stream.WEIGHT_DRAW, layer.index), layer.mu.size,
                       sample=sample).reshape(layer.shape)
             w = (layer.mu + layer.sigma * xi).astype(np.float32)
             return State(w, np.zeros_like(w))
-        return layer.states[self.scheme.state_of(sample, read_seed, self.hw)]
+        return self.program(layer, seed, frozen_seed=self.hw.chip_seed, count=count)
 
     def program(self, layer: AnalogLayer, seed: int, frozen_seed: int | None = None,
                 count: bool = True) -> State:
@@ -230,7 +228,7 @@ class Chip:
         if evolves and hw.drift_compensation and dev.drift is not None and hw.drift_time > 0:
             gain = drift_gain(g, g_t)
             w, sigma = w * gain, sigma * gain
-        if hw.mapping == "M2":
+        if self.scheme.snaps_sample():
             w = self._snap_sample(layer, w)
         var = np.square(sigma).sum(axis=(0, 1))
         device_sigma = None

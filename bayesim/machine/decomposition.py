@@ -13,6 +13,7 @@ from torch import nn
 from bayesim.machine.config import HardwareConfig
 from bayesim.machine.machine import BayesianMachine
 from bayesim.machine.report import predictive_statistics
+from bayesim.machine.schemes import scheme_for
 
 SOURCES: dict[str, dict[str, Any]] = {
     "read_noise": {"read_noise_scale": 0.0},
@@ -38,8 +39,8 @@ def variance_decomposition(model: nn.Module, hw: HardwareConfig,
     each input set: 1 − (statistic without the source)/(statistic with all). ``machine``: the
     chip compiled from ``model`` and ``hw`` if the caller has it; ``reference``: its samples of
     ``inputs``."""
-    if hw.mapping == "M0":
-        return {"note": "M0 has no device noise to decompose"}
+    if not scheme_for(hw).has_devices:
+        return {"note": f"{hw.mapping} has no device noise to decompose"}
     full = machine if machine is not None else BayesianMachine(model, hw, warn=False)
     result: dict[str, Any] = {"n_samples": n_samples,
                               "inputs": {k: int(v.shape[0]) for k, v in inputs.items()},

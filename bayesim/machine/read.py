@@ -43,9 +43,7 @@ class ReadLoop:
     @property
     def fresh_per_sample(self) -> bool:
         """Every sample reads a state of its own (M2, M0 per_sample): loop samples outermost."""
-        hw = self.hw
-        return self.chip.scheme.n_states(hw) == 0 or (hw.mapping == "M0" and
-                                                       hw.m0_sampling == "per_sample")
+        return self.chip.scheme.fresh_per_sample(self.hw)
 
     def matrices(self, sample: int, read_seed: int) -> list[TiledMatrix]:
         """The tiles every layer reads in Monte-Carlo sample ``sample``."""

@@ -90,14 +90,14 @@ def _read_noise(chip: Chip, layer: AnalogLayer, state: State, read_seed: int,
 
 def realised_posterior(chip: Chip, layer: AnalogLayer) -> Realised:
     """The realised per-weight mean and std of ``layer`` (module docstring)."""
-    name = chip.scheme.name
-    if name == "M0":
+    kind = chip.scheme.realised
+    if kind == "exact":
         return Realised(layer.mu.copy(), layer.sigma.copy(), "exact: the target itself")
-    if name in ("M1", "M4"):
+    if kind == "state":
         state = layer.states[0]
         return Realised(state.w.astype(np.float64), np.sqrt(chip.read_variance(layer, state)),
                         "exact: the programmed state and its per-read variance")
-    if name == "M3":
+    if kind == "copies":
         w = np.stack([s.w.astype(np.float64) for s in layer.states])
         var = np.stack([chip.read_variance(layer, s) for s in layer.states])
         return Realised(w.mean(0), np.sqrt(w.var(0) + var.mean(0)),
@@ -237,10 +237,8 @@ def _why(chip: Chip, layer: AnalogLayer, realised: Realised, report: dict[str, A
     spread = np.abs(realised.std.reshape(-1) - sigma)
     reasons = []
     if np.sum(bias ** 2) > np.sum(spread ** 2):
-        what = "the frozen programming error and drift" if chip.scheme.name in ("M1", "M4") \
-            else "the offset of the realised means"
-        reasons.append(f"{what} (median bias {report['bias_median']:.2g} σ) dominate the "
-                       f"distance")
+        reasons.append(f"{chip.scheme.frozen_error} (median bias "
+                       f"{report['bias_median']:.2g} σ) dominate the distance")
     else:
         rel = relative_error(sigma, realised.std.reshape(-1))
         excess, deficit = float(np.mean(rel > SIGMA_TOLERANCE)), \

@@ -19,8 +19,8 @@ def feasibility(chip: Chip, realised: dict[str, Any]) -> dict[str, Any]:
     """How many σ the chip realises within ±10 %, measured (the realised std of each weight,
     realised.py): the headline is the **worst layer**; ``pooled`` counts all weights together
     and ``nominal`` is what the mapping's sampler law promises at the target conductances."""
-    if chip.scheme.name == "M0":
-        return {"mapping": "M0", "fraction_feasible": 1.0, "as": "exact",
+    if not chip.scheme.has_devices:
+        return {"mapping": chip.scheme.name, "fraction_feasible": 1.0, "as": "exact",
                 "note": "M0 samples N(μ, σ²) exactly; every σ is realised"}
     per_layer, target, nominal = [], [], []
     for layer, report in zip(chip.layers, realised["layers"], strict=True):
@@ -86,7 +86,7 @@ def hardware_report(chip: Chip, realised: dict[str, Any], n_samples: int,
         "notes": list(chip.notes),
         "n_weights": n_weights,
         "n_devices": n_weights * per_weight,
-        "n_tiles": n_tiles * (hw.copies if hw.mapping == "M3" else 1),
+        "n_tiles": n_tiles * chip.scheme.arrays(hw),
         "realised_posterior": realised,
         "feasibility": feasibility(chip, realised),
         "device_states": device_states(chip),

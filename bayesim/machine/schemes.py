@@ -34,18 +34,25 @@ import numpy as np
 from bayesim.devices.laws import tabulate
 from bayesim.devices.model import DeviceModel
 from bayesim.machine.config import HardwareConfig
-from bayesim.rng import Stream, draw, stream_key
+from bayesim.rng import Stream, draw, stream_key, sub_seed
 
 
 @dataclasses.dataclass(frozen=True)
 class Scheme:
-    """One mapping (module docstring). Subclasses override what differs."""
+    """One mapping (module docstring). Subclasses override what differs; the chip, the read loop
+    and the reports ask the scheme instead of branching on the mapping's name."""
 
     name: str
     clock: str
     """What draws a fresh weight sample, in words."""
     noise_law: str
     """The device noise the mapping targets, in words."""
+    realised: str = "state"
+    """How the realised posterior is known (realised.py): 'exact' (the target itself), 'state'
+    (the one programmed state and its per-read variance), 'copies' (the mixture of the kept
+    states) or 'measured' (fresh programmings)."""
+    frozen_error: str = "the frozen programming error and drift"
+    """What a realised mean's offset from μ is, in words."""
 
     # ---- devices ----
     def devices_per_side(self, hw: HardwareConfig) -> int:
@@ -54,6 +61,10 @@ class Scheme:
     def devices_per_weight(self, hw: HardwareConfig) -> int:
         """Physical devices holding one weight on the chip (both sides, every copy)."""
         return 2 * self.devices_per_side(hw)
+
+    def arrays(self, hw: HardwareConfig) -> int:
+        """Physical copies of the tiles the chip needs (R for M3)."""
+        return 1
 
     @property
     def has_devices(self) -> bool:
@@ -74,9 +85,26 @@ class Scheme:
         """Programmed states kept by the chip (0: a fresh one per sample)."""
         return 1
 
+    def state_seeds(self, k: int, hw: HardwareConfig) -> tuple[int, int]:
+        """(programming seed, devices' seed) of kept state ``k``: the chip's own."""
+        return hw.chip_seed, hw.chip_seed
+
     def state_of(self, sample: int, read_seed: int, hw: HardwareConfig) -> int:
-        """Which programmed state Monte-Carlo sample ``sample`` reads."""
+        """Which kept state Monte-Carlo sample ``sample`` reads."""
         return 0
+
+    def fresh_per_sample(self, hw: HardwareConfig) -> bool:
+        """Every sample reads a state of its own (drawn by :meth:`fresh_state`), so the read
+        loop runs over samples outermost."""
+        return False
+
+    def fresh_seed(self, sample: int, read_seed: int, hw: HardwareConfig) -> int:
+        """The seed of sample ``sample``'s own state (for :meth:`fresh_per_sample` schemes)."""
+        raise NotImplementedError(f"{self.name} keeps its states")
+
+    def snaps_sample(self) -> bool:
+        """A written sample lands on a quantized model's sample levels (write-verify, M2)."""
+        return False
 
     def memoises_first_layer(self, hw: HardwareConfig) -> bool:
         """The first layer reads one state again and again (its DAC output, mean and variance
@@ -89,10 +117,12 @@ class Scheme:
     def describe(self, hw: HardwareConfig) -> dict[str, Any]:
         return {"mapping": self.name, "clock": self.clock, "noise_law": self.noise_law,
                 "devices_per_weight": self.devices_per_weight(hw) if self.has_devices else 0,
-                "programmed_states": self.n_states(hw)}
+                "programmed_states": self.n_states(hw), "realised": self.realised}
 
 
 class Exact(Scheme):
+    """M0: exact N(μ, σ²), per read (the kept state is the target itself) or per sample."""
+
     @property
     def has_devices(self) -> bool:
         return False
@@ -106,15 +136,25 @@ class Exact(Scheme):
     def frozen_law(self, device: DeviceModel, hw: HardwareConfig) -> object | None:
         return None
 
+    def fresh_per_sample(self, hw: HardwareConfig) -> bool:
+        return hw.m0_sampling == "per_sample"
+
+    def fresh_seed(self, sample: int, read_seed: int, hw: HardwareConfig) -> int:
+        return read_seed  # the weight draw of sample s: stream WEIGHT_DRAW, counter s
+
     def memoises_first_layer(self, hw: HardwareConfig) -> bool:
-        return hw.m0_sampling == "per_read"  # per_sample: a new weight draw every sample
+        return not self.fresh_per_sample(hw)
 
 
 class PerRead(Scheme):
-    """M1 (one pair) and M4 (n devices per side)."""
+    """M1: one programmed pair, read again and again."""
+
+
+class Summed(PerRead):
+    """M4: n devices per side of a weight, their read currents summed."""
 
     def devices_per_side(self, hw: HardwareConfig) -> int:
-        return hw.devices_per_weight if self.name == "M4" else 1
+        return hw.devices_per_weight
 
 
 class Reprogram(Scheme):
@@ -131,6 +171,16 @@ class Reprogram(Scheme):
     def n_states(self, hw: HardwareConfig) -> int:
         return 0
 
+    def fresh_per_sample(self, hw: HardwareConfig) -> bool:
+        return True
+
+    def fresh_seed(self, sample: int, read_seed: int, hw: HardwareConfig) -> int:
+        """Sample s of a Monte-Carlo seed is a programming of its own (the devices stay)."""
+        return sub_seed(hw.chip_seed, Stream.REPROGRAM, read_seed, sample)
+
+    def snaps_sample(self) -> bool:
+        return True
+
     def memoises_first_layer(self, hw: HardwareConfig) -> bool:
         return False
 
@@ -146,6 +196,9 @@ class Copies(Scheme):
     def devices_per_weight(self, hw: HardwareConfig) -> int:
         return 2 * hw.copies
 
+    def arrays(self, hw: HardwareConfig) -> int:
+        return hw.copies
+
     def sampler_law(self, device: DeviceModel, hw: HardwareConfig) -> object | None:
         return _law(device, lambda g: _state(device, hw, g, d2d=True) + _read(device, hw, g))
 
@@ -154,6 +207,11 @@ class Copies(Scheme):
 
     def n_states(self, hw: HardwareConfig) -> int:
         return hw.copies
+
+    def state_seeds(self, k: int, hw: HardwareConfig) -> tuple[int, int]:
+        """Copy k is other devices, programmed apart: its own seed for both."""
+        seed = sub_seed(hw.chip_seed, Stream.COPY, k)
+        return seed, seed
 
     def state_of(self, sample: int, read_seed: int, hw: HardwareConfig) -> int:
         """Copy π_b(s mod R) of block b = ⌊s/R⌋, π_b a random permutation of the R copies keyed
@@ -171,14 +229,17 @@ class Copies(Scheme):
 
 SCHEMES: dict[str, Scheme] = {
     "M0": Exact("M0", "every read draws N(μ, σ²) (or one draw per sample: m0_sampling)",
-                "exact Gaussian"),
+                "exact Gaussian", realised="exact", frozen_error="none"),
     "M1": PerRead("M1", "every read of one programmed pair", "per-read noise"),
     "M2": Reprogram("M2", "every sample re-programs the pair",
-                    "spread between programmings at the inference time"),
+                    "spread between programmings at the inference time", realised="measured",
+                    frozen_error="the offset of the realised means (window spread, faults, "
+                                 "clipping)"),
     "M3": Copies("M3", "every sample reads one of R programmed copies",
-                 "spread between copies at the inference time"),
-    "M4": PerRead("M4", "every read of n devices per side, currents summed",
-                  "per-read noise of n devices"),
+                 "spread between copies at the inference time", realised="copies",
+                 frozen_error="the offset of the copies' mean (finite R, clipping)"),
+    "M4": Summed("M4", "every read of n devices per side, currents summed",
+                 "per-read noise of n devices"),
 }
 
 
