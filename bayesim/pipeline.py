@@ -289,6 +289,7 @@ def simulate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentCon
     target, realised = machine.sigma_pairs()
     result.scores["sigma_target"] = target.astype(np.float32)
     result.scores["sigma_realised"] = realised.astype(np.float32)
+    result.scores.update(machine.realised_arrays())
     return result
 
 

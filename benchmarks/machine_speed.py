@@ -46,11 +46,21 @@ from bayesim.machine import BayesianMachine, HardwareConfig
 MODELS = {"mlp": {"arch": "mlp", "hidden": [512, 512]}, "lenet5": {"arch": "lenet5"}}
 
 
+MAPPING: dict[str, str] = {}
+"""``alpha_policy`` and ``tile_scaling`` of the machine (--alpha-policy, --tile-scaling); empty:
+the machine's defaults."""
+
+
 def machine_config(read_path: str = "fast", tile: int = 512, batch: int = 256) -> HardwareConfig:
-    """The issue's machine (c)/(d): M1, pcm_ibm_2020, 8-bit DAC/ADC, ``tile``² tiles."""
+    """The issue's machine (c)/(d): M1, pcm_ibm_2020, 8-bit DAC/ADC, ``tile``² tiles. The α
+    policy decides how much of the ADC's range the outputs use, and with it how often bound
+    management re-reads a row: the same chip work needs the same policy (``--alpha-policy
+    feasibility --tile-scaling per_tile`` is the mapping of the benchmark's runs before the
+    trustworthy-chip issue)."""
     return HardwareConfig(device="pcm_ibm_2020", mapping="M1", periphery="aihwkit_standard_io",
                           dac_bits=8, adc_bits=8, max_in=tile, max_out=tile,
-                          read_path=read_path, batch_size=batch, decomposition_inputs=0)
+                          read_path=read_path, batch_size=batch, decomposition_inputs=0,
+                          **MAPPING)
 
 
 def plain_copy(model: nn.Module) -> nn.Sequential:
@@ -235,12 +245,19 @@ def main() -> None:
     parser.add_argument("--no-explicit", action="store_true", help="skip (d), the slow path")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling plot")
     parser.add_argument("--quick", action="store_true", help="fewer scaling points")
+    parser.add_argument("--alpha-policy", choices=["distance", "feasibility", "max"])
+    parser.add_argument("--tile-scaling", choices=["physical", "per_tile"])
     args = parser.parse_args()
+    if args.alpha_policy:
+        MAPPING["alpha_policy"] = args.alpha_policy
+    if args.tile_scaling:
+        MAPPING["tile_scaling"] = args.tile_scaling
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = {"threads": {"torch": torch.get_num_threads(), "numba": numba.get_num_threads()},
               "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-              "torch": torch.__version__, "models": {}}
+              "torch": torch.__version__, "machine": machine_config().model_dump(mode="json"),
+              "models": {}}
     for name in args.models:
         result["models"][name] = measure_rounds(name, args.samples, args.repeats)
     if not args.no_scaling:  # before aihwkit is loaded

@@ -159,6 +159,20 @@ class BayesianMachine:
             target, realised = target[pick], realised[pick]
         return target, realised
 
+    def realised_arrays(self) -> dict[str, np.ndarray]:
+        """Every weight's target and realised posterior, flattened layer after layer (float32;
+        ``realised_layer`` the Bayesian layer index): what ``scores.npz`` of a simulation keeps
+        per weight beside the report's summaries."""
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in (
+            "realised_layer", "target_mu", "target_sigma", "realised_mean", "realised_std")}
+        for i, layer in enumerate(self.layers):
+            r = self.realised_posterior(i)
+            parts["realised_layer"].append(np.full(layer.mu.size, i, dtype=np.float32))
+            for key, values in (("target_mu", layer.mu), ("target_sigma", layer.sigma),
+                                ("realised_mean", r.mean), ("realised_std", r.std)):
+                parts[key].append(values.reshape(-1).astype(np.float32))
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
     def endurance(self, n_samples: int) -> dict[str, Any] | None:
         return self.chip.scheme.endurance(n_samples, self.hw)
 
