@@ -300,6 +300,10 @@ def test_simulate_with_device_constrained_training(trained: Path, tmp_path: Path
     assert len(hardware["config"]["alpha"]) == 2  # one scale per layer, from training
     assert {"variance_decomposition", "sampling", "counters"} <= set(hardware)
     assert (out / "model.safetensors").is_file() and (out / "sigma_realised.png").is_file()
+    with np.load(out / "scores.npz") as scores:  # every weight's realised posterior
+        assert scores["realised_std"].shape == (hardware["n_weights"],)
+        assert set(np.unique(scores["realised_layer"])) == {0.0, 1.0}
+    assert hardware["realised_posterior"]["layers"][0]["how"].startswith("exact")
     code, _, err = run(["simulate", "--checkpoint", trained, "--out", tmp_path / "bad", "-q",
                         "--train-constrained", -1], capsys)
     assert_bad_input(code, err, tmp_path / "bad", "--train-constrained")
