@@ -16,7 +16,8 @@ import numpy as np
 from bayesim.plots.sweep import SweepResults, format_value, parse_cell, read_spec
 
 METRICS = {"accuracy": "accuracy", "ece": "ECE", "auroc_aleatoric": "AUROC EE",
-           "auroc_epistemic": "AUROC MI", "fraction_feasible": "σ feasible"}
+           "auroc_epistemic": "AUROC MI", "w2_median_worst": "W₂/σ worst layer",
+           "fraction_feasible_pooled": "σ within ±10 % (all)"}
 
 
 def _cells(rows: list[dict[str, str]]) -> list[str]:
