@@ -28,7 +28,7 @@ from bayesim.data.dirty import build_benchmark  # noqa: E402
 from bayesim.evaluate import SoftwarePredictor  # noqa: E402
 from bayesim.machine import BayesianMachine, ChipWarning, HardwareConfig  # noqa: E402
 from bayesim.metrics import mutual_information  # noqa: E402
-from bayesim.pipeline import load_model  # noqa: E402
+from bayesim.pipeline import calibration_inputs, load_model  # noqa: E402
 
 
 def evaluate(predictor, x, y, ood, samples: int) -> tuple[float, float]:
@@ -57,7 +57,8 @@ def main() -> None:
     x, y = bench.test["clean"].x[:args.images], bench.test["clean"].y[:args.images]
     ood = bench.test["ood"].x[:args.images]
     hw = config.hardware.model_copy(update={"decomposition_inputs": 0})
-    reference = BayesianMachine(model, hw, warn=False)
+    calibration = calibration_inputs(bench)  # as bayesim simulate compiles
+    reference = BayesianMachine(model, hw, warn=False, calibration=calibration)
     device = reference.device
     limits = [alpha_limit(layer.mu, device.g_min, device.g_max, reference.n_devices)
               for layer in reference.layers]
@@ -65,7 +66,7 @@ def main() -> None:
     rows = []
     for f in fractions:
         machine = BayesianMachine(model, hw.model_copy(update={
-            "alpha": [float(f * lim) for lim in limits]}), warn=False)
+            "alpha": [float(f * lim) for lim in limits]}), warn=False, calibration=calibration)
         layers = machine.realised()["layers"]
         accuracy, auroc = evaluate(machine, x, y, ood, args.samples)
         rows.append({"fraction": float(f), "accuracy": accuracy, "auroc_epistemic": auroc,
@@ -76,7 +77,7 @@ def main() -> None:
     chosen = {}
     for policy in ("distance", "feasibility", "max"):
         machine = BayesianMachine(model, hw.model_copy(update={"alpha_policy": policy}),
-                                  warn=False)
+                                  warn=False, calibration=calibration)
         chosen[policy] = [float(np.asarray(layer.pairs.alpha).mean() / lim)
                           for layer, lim in zip(machine.layers, limits, strict=True)]
     software = evaluate(SoftwarePredictor(model), x, y, ood, args.samples)

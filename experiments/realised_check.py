@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/realised_check.json")
     args = parser.parse_args()
     warnings.simplefilter("ignore", ChipWarning)
-    model, _ = load_model(args.checkpoint)
+    model, _ = load_model(args.checkpoint)  # no calibration: α by the assumed row statistics
     rows = []
     for card in ("pcm_ibm_2020", "rram_lin2023"):
         for mapping in ("M0", "M1", "M2", "M3", "M4"):

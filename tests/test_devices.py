@@ -334,7 +334,13 @@ def test_devices_cli(tmp_path, capsys) -> None:
     assert not (tmp_path / "f.png").exists()
 
 
-@pytest.mark.parametrize("name, t", [("pcm_ibm_2020", 0.0), ("pcm_ibm_2020", 3600.0),
+EDGE_TOLERANCE = {"rram_neurram_2022": 0.25, "rram_milo_2021": 0.0}  # Milo: nothing evolves
+"""Relative error allowed of DeviceModel.state_variance near g_min (see the test); a card whose
+state does not evolve has the exact censored moments."""
+
+
+@pytest.mark.parametrize("name, t", [("rram_milo_2021", 0.0), ("pcm_ibm_2020", 0.0),
+                                     ("pcm_ibm_2020", 3600.0),
                                      ("pcm_hermes_2023", 86400.0),
                                      ("rram_neurram_2022", 86400.0),
                                      ("rram_cmo_hfox", 3600.0)])
@@ -361,10 +367,12 @@ def test_state_variance_is_the_spread_of_programmed_and_drifted_devices(name: st
             scaled = draws[k] / m1[0]
             # the variance of a sample variance is ≈ 2σ⁴/n for near-Gaussian draws; ν's folded
             # normal and the power law add tails, so 5 SE of a kurtosis up to 6. Near g_min the
-            # evolved state is clipped a second time, which the closed form takes part by part
-            # as a clipped Gaussian: an approximation, within 25 % at g_min and 20 % at 2 % of
-            # the window (without the clipping it was 40 % off at g_min on PCM, 12× on CMO)
-            edge = (0.25, 0.20)[k] if k < 2 else 0.0
+            # closed form is an approximation (the noise added after the write is taken at the
+            # target, not at the written G, and each clipped part of the write is clipped again
+            # as a Gaussian): measured within 15 % for PCM, HERMES and CMO and 25 % for NeuRRAM
+            # at g_min and at 2 % of the window (without any clipping it was 40 % off at g_min on
+            # PCM, 12× on CMO)
+            edge = EDGE_TOLERANCE.get(name, 0.15) if k < 2 else 0.0
             tolerance = 5 * predicted * math.sqrt(5.0 / N) + edge * predicted
             assert scaled.var() == pytest.approx(predicted, abs=tolerance), (name, t, target)
 

@@ -83,6 +83,54 @@ def test_the_tiles_sample_probs_reads_realise_the_reported_posterior(
     assert means >= 0.99 * reads[0].size and stds >= 0.99 * reads[0].size, (means, stds)
 
 
+@pytest.mark.parametrize("drift_time", [0.0, 3600.0])
+def test_the_tiles_output_noise_is_a_physical_current(drift_time: float) -> None:
+    """The tile unit is the weight of a full conductance difference, n·g_max/α, times the drift
+    gain: one-hot reads with output noise have, per weight, the realised read variance plus
+    (out_noise·unit)² — in weight units the fixed current's noise — and the drift gain restores
+    the layer's total conductance (1 exactly where nothing drifts)."""
+    from bayesim.machine.chip import drift_gain
+
+    hw = HardwareConfig(mapping="M1", drift_time=drift_time, dac_bits=0, adc_bits=0,
+                        out_noise=0.05, periphery="aihwkit_default")
+    machine = BayesianMachine(small_model(hidden=32), hw, warn=False)
+    layer = machine.layers[0]
+    state = layer.states[0]
+    unit = machine.chip.unit(layer, state)
+    assert unit == pytest.approx(machine.device.g_max / layer.pairs.alpha * state.gain)
+    assert (state.gain == 1.0) == (drift_time == 0.0)
+    eye = np.eye(10, dtype=np.float32)
+    reads = np.stack([machine.matrices(s, seed=4)[0].mvm(eye, sample=s).T for s in range(800)])
+    expected = np.square(machine.realised_posterior(0).std) + (0.05 * unit) ** 2
+    ratio = reads.var(axis=0, ddof=1) / expected
+    assert np.median(ratio) == pytest.approx(1.0, abs=0.03)
+    assert machine.chip.drift_gain_expected() == pytest.approx(state.gain, rel=0.05)
+    g0 = np.array([1.0, 2.0, 3.0])
+    assert drift_gain(g0, g0) == 1.0 and drift_gain(g0, g0 / 2) == pytest.approx(2.0)
+
+
+def test_calibration_rows_measure_the_dac_scale() -> None:
+    """The periphery's weight against a layer's weights uses the calibration rows' mean square
+    against the DAC scale of their noise management: abs-max rows of one ±1 entry and zeros
+    give 1/n; constant management (scale 1) the rows' plain mean square."""
+    from bayesim.machine.chip import Chip
+
+    hw = HardwareConfig(mapping="M1")
+    model = small_model()
+    rows = np.zeros((64, 10), dtype=np.float32)
+    rows[np.arange(64), np.arange(64) % 10] = 2.0
+    hidden = np.full((64, 16), 0.5, dtype=np.float32)
+    modules = bayesian_layers(model)
+    chip = Chip(modules, hw, {"device_writes": 0, "programming_events": 0}, None,
+                [rows, hidden])
+    assert chip.row_mean_square == pytest.approx([0.1, 1.0])
+    constant = Chip(modules, hw.model_copy(update={"periphery": "standard_hwa"}),
+                    {"device_writes": 0, "programming_events": 0}, None, [rows, hidden])
+    assert constant.row_mean_square == pytest.approx([0.4, 0.25])  # nm_thres 1: scale 1
+    assert chip.periphery_referred(0, 10) == pytest.approx(
+        (0.04 ** 2 + (20 / 254) ** 2 / 12) * 25.0 ** 2 / (10 * 0.1))
+
+
 def test_the_agreement_check_catches_a_wrong_report() -> None:
     """draws_within can fail: a report whose std is 10 % off (or whose mean is off by 0.2 σ) is
     caught for most weights with 1,000 draws."""

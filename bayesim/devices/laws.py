@@ -264,8 +264,12 @@ def censored_moments(mean: np.ndarray, std: np.ndarray, lo: float, hi: float
         cdf_a, cdf_b = _normal_cdf(a), _normal_cdf(b)
         pdf_a, pdf_b = _normal_pdf(a), _normal_pdf(b)
         inside = cdf_b - cdf_a
-        first[spread] = lo * cdf_a + hi * (1 - cdf_b) + mm * inside + ss * (pdf_a - pdf_b)
-        second[spread] = (lo * lo * cdf_a + hi * hi * (1 - cdf_b) + (mm * mm + ss * ss) * inside
+        low = np.where(cdf_a > 0, lo * cdf_a, 0.0)  # an infinite bound carries no mass
+        high = np.where(cdf_b < 1, hi * (1 - cdf_b), 0.0)
+        low2 = np.where(cdf_a > 0, lo * lo * cdf_a, 0.0)
+        high2 = np.where(cdf_b < 1, hi * hi * (1 - cdf_b), 0.0)
+        first[spread] = low + high + mm * inside + ss * (pdf_a - pdf_b)
+        second[spread] = (low2 + high2 + (mm * mm + ss * ss) * inside
                           + 2 * mm * ss * (pdf_a - pdf_b)
                           + ss * ss * (_times(a, pdf_a) - _times(b, pdf_b)))
     return first, np.maximum(second - first * first, 0.0)

@@ -17,6 +17,7 @@ import torch
 
 from bayesim.bnn.layers import BayesianLayer
 from bayesim.crossbar.mapping import PairMap, choose_alpha, map_pairs
+from bayesim.crossbar.periphery import Periphery
 from bayesim.crossbar.tile import TiledMatrix, TilingConfig, split_sizes
 from bayesim.devices.model import DeviceModel
 from bayesim.errors import ConfigError, MappingError
@@ -98,7 +99,7 @@ class Chip:
 
     def __init__(self, modules: list[BayesianLayer], hw: HardwareConfig,
                  counters: dict[str, int], mapping_of: "Chip | None" = None,
-                 row_mean_square: list[float] | None = None) -> None:
+                 calibration: list[np.ndarray] | None = None) -> None:
         if not modules:
             raise MappingError("the model has no Bayesian layers to compile")
         self.hw = hw
@@ -121,12 +122,17 @@ class Chip:
             self.sampler = self.scheme.sampler_law(self.device, hw)
             frozen = self.scheme.frozen_law(self.device, hw)
         self.frozen = frozen
-        if row_mean_square is not None and len(row_mean_square) != len(modules):
-            raise MappingError(f"{len(row_mean_square)} calibration statistics for "
-                               f"{len(modules)} Bayesian layers")
-        self.row_mean_square = row_mean_square
-        """Per layer, mean_i (x_i/max|x|)² of its rows on calibration inputs (None: assumed,
-        lowering.DEFAULT_ROW_MEAN_SQUARE)."""
+        if calibration is not None and len(calibration) != len(modules):
+            raise MappingError(f"calibration rows for {len(calibration)} layers, but the model "
+                               f"has {len(modules)} Bayesian layers")
+        self.row_mean_square: list[float] | None = None
+        """Per layer, E[mean_i x_i²]/E[scale²] of its rows on calibration inputs, the scale
+        being the DAC's of each input tile (noise management); None: assumed,
+        lowering.DEFAULT_ROW_MEAN_SQUARE."""
+        if mapping_of is not None:
+            self.row_mean_square = mapping_of.row_mean_square
+        elif calibration is not None:
+            self.row_mean_square = [self._row_mean_square(rows) for rows in calibration]
         targets = [layer_targets(m) for m in modules]
         if mapping_of is not None:
             pairs = [layer.pairs for layer in mapping_of.layers]
@@ -137,6 +143,31 @@ class Chip:
         for layer in self.layers:
             layer.states = [self.state(layer, k) for k in range(self.scheme.n_states(hw))]
 
+    def _row_mean_square(self, rows: np.ndarray) -> float:
+        """E[mean_i x_i²]/E[scale²] over ``rows`` of one layer, with the DAC scale of every
+        input tile by this periphery's noise management (a ratio of means: the output noise's
+        energy against the weights')."""
+        if rows.size == 0:
+            return DEFAULT_ROW_MEAN_SQUARE
+        edges = np.cumsum([0, *split_sizes(rows.shape[1], self.tiling.max_in)])
+        management = Periphery(self.periphery, 1, seed=0)
+        scale_sq = np.mean([np.mean(np.square(management.input_scales(
+            np.ascontiguousarray(rows[:, a:b])))) for a, b in zip(edges[:-1], edges[1:],
+                                                                  strict=True)])
+        value = float(np.mean(np.square(rows.astype(np.float64))) / scale_sq)
+        return value if value > 0 else DEFAULT_ROW_MEAN_SQUARE
+
+    def drift_gain_expected(self) -> float:
+        """The drift-compensation gain the chip will apply, E-weighted over the window:
+        Σ g / Σ g·E[D(g)] on a uniform grid of targets (1 where no drift law acts)."""
+        dev, hw = self.device, self.hw
+        if dev is None or dev.drift is None or not (hw.drift and hw.drift_compensation
+                                                    and hw.drift_time > 0):
+            return 1.0
+        g = np.linspace(dev.g_min, dev.g_max, 257)
+        m1, _ = dev.drift_factor_moments(g, hw.drift_time)
+        return float(np.sum(g) / np.sum(g * m1))
+
     # ---- mapping ----
     def periphery_referred(self, index: int, n_in: int) -> float:
         """The periphery's output noise per read referred to the weights of layer ``index``
@@ -144,9 +175,11 @@ class Chip:
         unit): under physical tile ranges a read adds (out_noise² + ADC step²/12) in tile units
         per tile, i.e. (n·g_max/α)² times that per output in weight units (for inputs normalised
         to the DAC's range), which the n_in weights of a column share in proportion to the mean
-        square ρ² of their inputs: c = tiles·(out_noise² + step²/12)·(n·g_max)²/(n_in·ρ²). An
-        output-referred equivalent, not a weight noise: 0 for per-tile ranges (it does not
-        depend on α then) and for an ideal periphery."""
+        square ρ² of their inputs against the DAC scale's:
+        c = tiles·(out_noise² + step²/12)·(n·g_max·gain)²/(n_in·ρ²), gain the drift
+        compensation's (the tile unit carries it). An output-referred equivalent, not a weight
+        noise: 0 for per-tile ranges (it does not depend on α then) and for an ideal
+        periphery."""
         p = self.periphery
         if self.device is None or p.is_perfect or self.hw.tile_scaling != "physical":
             return 0.0
@@ -154,7 +187,8 @@ class Chip:
             max(self.row_mean_square[index], 1e-6)
         tiles = len(split_sizes(n_in, self.tiling.max_in))
         per_read = p.out_noise ** 2 * (1 + p.out_noise_std ** 2) + p.out_step ** 2 / 12.0
-        return tiles * per_read * (self.n * self.device.g_max) ** 2 / (n_in * rho2)
+        unit = self.n * self.device.g_max * self.drift_gain_expected()
+        return tiles * per_read * unit ** 2 / (n_in * rho2)
 
     def _map(self, targets: list[tuple[np.ndarray, ...]]) -> list[PairMap | None]:
         hw, dev = self.hw, self.device
@@ -168,8 +202,9 @@ class Chip:
         if hw.alpha_scope == "chip" and hw.alpha is None:
             mu = np.concatenate([t[0].reshape(-1) for t in targets])
             sigma = np.concatenate([t[1].reshape(-1) for t in targets])
+            weights = [t[0].size for t in targets]  # every weight counts once
             alphas = [choose_alpha(mu, sigma, self.sampler, dev.g_min, dev.g_max,
-                                   periphery=float(np.mean(periphery)),
+                                   periphery=float(np.average(periphery, weights=weights)),
                                    **options)] * len(targets)
         scope = "column" if hw.alpha_scope == "column" else "layer"
         return [map_pairs(mu, sigma, self.sampler, dev.g_min, dev.g_max, alpha=alpha,

@@ -17,9 +17,10 @@ from bayesim.bnn.layers import BayesConv2d, BayesianLayer, bayesian_layers, samp
 from bayesim.crossbar.kernels import im2col
 
 DEFAULT_ROW_MEAN_SQUARE = 0.1
-"""The mean square of a row's inputs over its largest one, mean_i (x_i/max|x|)², assumed when no
-calibration inputs are given: the demo's LeNet-5 on dirty-mnist measures 0.58 (the images'
-patches), 0.10, 0.06, 0.07 and 0.09 (ReLU features) on 256 training images."""
+"""The mean square of a row's inputs against the square of its DAC scale (noise management),
+E[mean_i x_i²]/E[scale²], assumed when no calibration inputs are given: under abs-max noise
+management the demo's LeNet-5 on dirty-mnist measures 0.58 (the images' patches), 0.10, 0.06,
+0.07 and 0.09 (ReLU features) on 256 training images."""
 
 Geometry = tuple[int, int, int, int]
 """(batch, output positions, output height, output width) of a convolution's rows."""
@@ -48,21 +49,22 @@ def raise_rows(y: np.ndarray, geometry: Geometry | None) -> torch.Tensor:
     return out.reshape(batch, h_out, w_out, -1).permute(0, 3, 1, 2)
 
 
+CALIBRATION_ROWS = 20_000
+"""Rows per layer kept from the calibration inputs (evenly spaced): enough for a mean square."""
+
+
 @torch.no_grad()
-def row_mean_squares(model: nn.Module, x: torch.Tensor) -> list[float]:
-    """Per Bayesian layer of ``model``, the mean over its rows (for calibration inputs ``x``,
-    through the mean network) of mean_i (x_i/max|x|)²: what a full-scale input row is worth
-    against the DAC's range after noise management, which decides how much the periphery's
-    output noise weighs against the weights' (Chip.periphery_referred). Rows of zeros are
-    skipped."""
-    out: list[float] = []
+def calibration_rows(model: nn.Module, x: torch.Tensor,
+                     limit: int = CALIBRATION_ROWS) -> list[np.ndarray]:
+    """Per Bayesian layer of ``model``, up to ``limit`` of the rows its tiles would read for the
+    calibration inputs ``x`` (through the mean network, evenly spaced): what the chip's α choice
+    measures the weight of the periphery's output noise on (Chip.periphery_referred)."""
+    out: list[np.ndarray] = []
 
     def hook(module: BayesianLayer, args: tuple) -> None:
         rows, _ = layer_rows(module, args[0])
-        top = np.abs(rows).max(axis=1)
-        keep = top > 0
-        ratio = np.mean(np.square(rows[keep]), axis=1) / np.square(top[keep])
-        out.append(float(ratio.mean()) if ratio.size else DEFAULT_ROW_MEAN_SQUARE)
+        step = max(1, rows.shape[0] // limit)
+        out.append(np.ascontiguousarray(rows[::step][:limit]))
 
     hooks = [layer.register_forward_pre_hook(hook) for layer in bayesian_layers(model)]
     try:

@@ -26,7 +26,7 @@ from bayesim.errors import MappingError
 from bayesim.machine import realised as realised_mod
 from bayesim.machine.chip import AnalogLayer, Chip
 from bayesim.machine.config import HardwareConfig
-from bayesim.machine.lowering import row_mean_squares
+from bayesim.machine.lowering import calibration_rows
 from bayesim.machine.read import ReadLoop, read_seed_of
 from bayesim.machine.report import device_states, feasibility, hardware_report
 from bayesim.quant.strategies import model_memory, quantization_of
@@ -56,14 +56,14 @@ class BayesianMachine:
         self.quant = quantization_of(model)
         self.counters = {"mvms": 0, "device_reads": 0, "random_draws": 0, "device_writes": 0,
                          "programming_events": 0}
-        row_ms = None
-        if mapping_of is not None:
-            row_ms = mapping_of.chip.row_mean_square
-        elif calibration is not None:
-            row_ms = row_mean_squares(self.model, calibration)
+        rows = None
+        if mapping_of is None and calibration is not None:
+            rows = calibration_rows(self.model, calibration)
         self.calibration_inputs = 0 if calibration is None else int(calibration.shape[0])
+        if mapping_of is not None:
+            self.calibration_inputs = mapping_of.calibration_inputs
         self.chip = Chip(bayesian_layers(model), hw, self.counters,
-                         None if mapping_of is None else mapping_of.chip, row_ms)
+                         None if mapping_of is None else mapping_of.chip, rows)
         self._loop = ReadLoop(self.model, self.chip)
         self._realised: dict[str, Any] | None = None
         self._posteriors: dict[int, realised_mod.Realised] = {}
@@ -76,7 +76,7 @@ class BayesianMachine:
                 calibration: torch.Tensor | None = None) -> "BayesianMachine":
         """Map and program ``model`` (fp32 or quantized) on the chip described by ``hw``.
         ``calibration``: a batch of inputs whose rows' statistics tell the α choice how much the
-        periphery's output noise weighs against each layer's weights (lowering.row_mean_squares;
+        periphery's output noise weighs against each layer's weights (Chip.periphery_referred;
         without it a mean square of 0.1 is assumed)."""
         return cls(model, hw, calibration=calibration)
 

@@ -221,9 +221,15 @@ def layer_report(chip: Chip, layer: AnalogLayer, realised: Realised) -> dict[str
             np.broadcast_to(np.asarray(layer.pairs.alpha, dtype=np.float64), layer.shape)
         report["periphery_referred_over_sigma_median"] = float(np.median(
             referred / np.maximum(layer.sigma, 1e-300)))
-        report["periphery_referred_note"] = (
-            "proxy: the periphery's output noise and ADC step per read referred to the "
-            "weights with the rows' mean square (Chip.periphery_referred); not in m, s or W₂")
+        widened = np.sqrt(np.square(realised.std) + np.square(referred))
+        wide = distance_summary(layer.mu, layer.sigma, realised.mean, widened)
+        report["with_periphery"] = {
+            "note": "proxy: s widened by the periphery's output noise and ADC step per read "
+                    "referred to the weights with the calibration rows' mean square "
+                    "(Chip.periphery_referred), the frame the 'distance' α minimises; the "
+                    "numbers above are the devices' alone",
+            **{k: wide[k] for k in ("w2_median", "std_ratio_median", "fraction_sigma_within",
+                                    "verdict")}}
     report["why"] = _why(chip, layer, realised, report)
     return report
 
@@ -274,6 +280,9 @@ def chip_report(chip: Chip, realised: list[Realised]) -> dict[str, Any]:
             "how": realised[0].how,
             "worst_layer": worst["layer"], "verdict": worst["verdict"],
             "w2_median_worst": worst["w2_median"],
+            "w2_median_worst_with_periphery": max(
+                (r["with_periphery"]["w2_median"] for r in layers if "with_periphery" in r),
+                default=None),
             "fraction_sigma_within_worst": min(r["fraction_sigma_within"] for r in layers),
             "layers": layers,
             "pooled": {"note": "all weights of the chip together (weighted by weight count: a "

@@ -22,8 +22,9 @@ M4   every read of n devices per side,     σ_read of the n devices at t        
 
 "At the inference time" means the card's laws after drift to ``drift_time`` and global drift
 compensation, in closed form (DeviceModel.state_variance, read_sigma_at); the laws that combine
-several of the card's are tabulated on 1,025 conductances. Stuck-at faults and clipping to the
-window are in no law: the realised-posterior report measures them from the chip's own states.
+several of the card's are tabulated on 1,025 conductances. The window's clipping is in the laws
+(censored moments; approximate near g_min); stuck-at faults are in none: the realised-posterior
+report measures them from the chip's own states.
 """
 
 import dataclasses

@@ -55,6 +55,7 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         if realised:  # measured on the chip: the worst layer, and all weights pooled
             row["fraction_feasible_pooled"] = realised["pooled"]["fraction_sigma_within"]
             row["w2_median_worst"] = realised["w2_median_worst"]
+            row["w2_median_worst_with_periphery"] = realised.get("w2_median_worst_with_periphery")
             row["bias_median_pooled"] = realised["pooled"]["bias_median"]
             row["std_ratio_median_pooled"] = realised["pooled"]["std_ratio_median"]
         row["n_devices"] = hardware["n_devices"]
