@@ -8,29 +8,21 @@ import numpy as np
 import pytest
 import torch
 
-from bayesim.bnn.layers import attach_generator, bayesian_layers
-from bayesim.bnn.models import MLP, ModelConfig
+from bayesim.bnn.layers import bayesian_layers
+from bayesim.bnn.models import ModelConfig
 from bayesim.machine import BayesianMachine, HardwareConfig, variance_decomposition
 from bayesim.machine.read import read_seed_of
 from bayesim.machine.realised import draws_within
+from tests.test_machine import _model as small_mlp
 
 CARDS = ("pcm_ibm_2020", "rram_lin2023")
 MAPPINGS = ("M0", "M1", "M2", "M3", "M4")
 
 
 def small_model(sigma: float = 0.05, seed: int = 0, hidden: int = 16) -> torch.nn.Module:
-    """An MLP 10 → ``hidden`` → 3 with weights ~3× the default init and σ spread over
-    [0.6, 1.4]·``sigma``."""
-    model = MLP(ModelConfig(arch="mlp", hidden=[hidden]), in_features=10, n_classes=3)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for layer in bayesian_layers(model):
-            layer.reset_parameters(gen)
-            layer.weight_mu.mul_(3.0)
-            spread = torch.rand(layer.weight_rho.shape, generator=gen) * 0.8 + 0.6
-            layer.weight_rho.copy_(torch.log(torch.expm1(sigma * spread)))
-    attach_generator(model, seed)
-    return model.eval()
+    """An MLP 10 → ``hidden`` → 3 (tests/test_machine.py's, with weights ~3× the default init
+    and σ spread over [0.6, 1.4]·``sigma``)."""
+    return small_mlp(hidden=(hidden,), sigma=sigma, seed=seed, inputs=10, classes=3)
 
 
 @pytest.mark.parametrize("card", CARDS)
