@@ -126,5 +126,5 @@ def posterior_facts(model: torch.nn.Module) -> list[dict[str, float]]:
         mu, sigma = (t.detach() for t in layer.distribution("weight"))
         facts.append({"decades": float(np.log10(sigma.max() / sigma.min())),
                       "sigma_above_mu": float((sigma > mu.abs()).double().mean()),
-                      "max_abs_bias": float(layer.bias_mu.abs().max())})
+                      "max_abs_bias": float(layer.bias_mu.detach().abs().max())})
     return facts

@@ -243,8 +243,8 @@ def _why(chip: Chip, layer: AnalogLayer, realised: Realised, report: dict[str, A
     spread = np.abs(realised.std.reshape(-1) - sigma)
     reasons = []
     if np.sum(bias ** 2) > np.sum(spread ** 2):
-        reasons.append(f"{chip.scheme.frozen_error} (median bias "
-                       f"{report['bias_median']:.2g} σ) dominate the distance")
+        reasons.append(f"the distance is dominated by {chip.scheme.frozen_error} (median bias "
+                       f"{report['bias_median']:.2g} σ)")
     else:
         rel = relative_error(sigma, realised.std.reshape(-1))
         excess, deficit = float(np.mean(rel > SIGMA_TOLERANCE)), \
