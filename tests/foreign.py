@@ -22,7 +22,6 @@ Built in seconds and deterministically, on the synthetic bar images of conftest.
 import functools
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -124,7 +123,7 @@ def posterior_facts(model: torch.nn.Module) -> list[dict[str, float]]:
     facts = []
     for layer in bayesian_layers(model):
         mu, sigma = (t.detach() for t in layer.distribution("weight"))
-        facts.append({"decades": float(np.log10(sigma.max() / sigma.min())),
+        facts.append({"decades": float(torch.log10(sigma.max() / sigma.min())),
                       "sigma_above_mu": float((sigma > mu.abs()).double().mean()),
                       "max_abs_bias": float(layer.bias_mu.detach().abs().max())})
     return facts
