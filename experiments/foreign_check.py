@@ -15,7 +15,6 @@ layer. Runs in about a minute on 2 cores.
 import argparse
 import json
 import sys
-import tomllib
 import warnings
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bayesim.config import load_config  # noqa: E402
 from bayesim.evaluate import SoftwarePredictor  # noqa: E402
 from bayesim.machine import BayesianMachine, ChipWarning, HardwareConfig  # noqa: E402
 from bayesim.metrics import auroc, mutual_information  # noqa: E402
@@ -32,8 +32,7 @@ from tests.foreign import posterior_facts, wide_posterior_lenet  # noqa: E402
 
 
 def _shipped(name: str, **overrides) -> HardwareConfig:
-    with open(ROOT / "experiments" / name, "rb") as f:
-        return HardwareConfig(**{**tomllib.load(f)["hardware"], **overrides})
+    return load_config(ROOT / "experiments" / name).hardware.model_copy(update=overrides)
 
 
 def _scores(predictor, x, y, x_ood, samples: int) -> dict[str, float]:

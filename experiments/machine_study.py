@@ -59,14 +59,18 @@ position of a convolution its own) or per sample (software sampling)."""
 EXACT = {"mapping": "M0", "periphery": "ideal"}
 
 
+def table_points() -> list[tuple[str, str, object]]:
+    """Every row of the table: the baselines, every swept value (the baseline's value stands
+    for the baseline's run), EXTRA."""
+    swept = [(card, param, v) for card in CARDS for param, values in SWEEPS.items()
+             for v in ONLY.get((card, param), values)]
+    return [(card, "baseline", None) for card in CARDS] + swept + EXTRA
+
+
 def points() -> list[tuple[str, str, object]]:
-    """Every point to run: the baselines, the swept values other than the baseline's, EXTRA."""
-    todo = [(card, "baseline", None) for card in CARDS]
-    for card in CARDS:
-        for param, values in SWEEPS.items():
-            todo += [(card, param, v) for v in ONLY.get((card, param), values)
-                     if BASELINE.get(param, "none") != v]
-    return todo + EXTRA
+    """Every point to run: the table's, less the swept values that are the baseline's run."""
+    return [(card, param, v) for card, param, v in table_points()
+            if BASELINE.get(param, "none") != v]
 
 
 def entry(done: dict, card: str, param: str, value: object) -> dict | None:
@@ -153,9 +157,7 @@ def write_results(done: dict, args: argparse.Namespace) -> None:
         lines.append(f"| {name} | reference | – | {e['accuracy']:.4f} | {e['ece']:.4f} | "
                      f"{e['nll']:.3f} | {e['auroc_aleatoric']:.3f} | {e['auroc_epistemic']:.3f} "
                      f"| – | – | {e['seconds']:.0f} |")
-    rows = [(card, param, v) for card in CARDS for param, values in SWEEPS.items()
-            for v in ONLY.get((card, param), values)]
-    for card, param, value in [(c, "baseline", None) for c in CARDS] + rows + EXTRA:
+    for card, param, value in table_points():
         e = entry(done, card, param, value)
         if e is None:
             continue

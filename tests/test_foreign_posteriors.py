@@ -4,12 +4,12 @@ within 2 pp of software, and a chip that cannot realise a layer says so before a
 (finding 3 of the trustworthy-chip issue: such a posterior fell to 0.20 on the shipped chip while
 its report called 92 % of σ feasible)."""
 
-import tomllib
 import warnings
 from pathlib import Path
 
 import pytest
 
+from bayesim.config import load_config
 from bayesim.evaluate import SoftwarePredictor
 from bayesim.machine import BayesianMachine, ChipWarning, HardwareConfig
 from tests.foreign import posterior_facts, wide_posterior_lenet
@@ -24,8 +24,7 @@ def _accuracy(predictor, x, y) -> float:
 
 
 def _shipped(name: str) -> HardwareConfig:
-    with open(EXPERIMENTS / name, "rb") as f:
-        return HardwareConfig(**tomllib.load(f)["hardware"])
+    return load_config(EXPERIMENTS / name).hardware
 
 
 pytestmark = pytest.mark.slow

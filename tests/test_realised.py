@@ -383,15 +383,14 @@ def test_the_default_chip_is_not_the_failing_one() -> None:
     """Finding 9: the default HardwareConfig and experiments/machine_pcm.toml (the README's
     example) are a PCM chip that works — programmed copies, α for the smallest distance — and
     the per-read PCM chip is kept as a named example of the failure."""
-    import tomllib
     from pathlib import Path
+
+    from bayesim.config import load_config
 
     experiments = Path(__file__).resolve().parents[1] / "experiments"
     default = HardwareConfig()
-    with open(experiments / "machine_pcm.toml", "rb") as f:
-        shipped = HardwareConfig(**tomllib.load(f)["hardware"])
-    with open(experiments / "machine_pcm_m1.toml", "rb") as f:
-        failing = HardwareConfig(**tomllib.load(f)["hardware"])
+    shipped = load_config(experiments / "machine_pcm.toml").hardware
+    failing = load_config(experiments / "machine_pcm_m1.toml").hardware
     assert default.mapping == shipped.mapping == "M3" and default.alpha_policy == "distance"
     assert failing.mapping == "M1"
     model = small_model(sigma=0.03)

@@ -95,8 +95,8 @@ class Scheme:
         return 0
 
     def fresh_per_sample(self, hw: HardwareConfig) -> bool:
-        """Every sample reads a state of its own (drawn by :meth:`fresh_state`), so the read
-        loop runs over samples outermost."""
+        """Every sample reads a state of its own (seeded by :meth:`fresh_seed`, made by
+        Chip.sample_state), so the read loop runs over samples outermost."""
         return False
 
     def fresh_seed(self, sample: int, read_seed: int, hw: HardwareConfig) -> int:

@@ -1,5 +1,5 @@
-"""Quantization of mean-field BNNs (VPQ / SPQ / JQ) — quantizers and memory accounting so far;
-strategies, PTQ/QAT and the digital predictor are the rest of the quantization issue."""
+"""Quantization of mean-field BNNs (VPQ / SPQ / JQ): quantizers, strategies with PTQ/QAT and the
+digital b-bit predictor, bounded activations, and memory accounting."""
 
 from bayesim.quant.memory import STRATEGIES, memory_report, stored_bits_per_weight
 from bayesim.quant.quantizers import (
