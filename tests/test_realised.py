@@ -105,6 +105,7 @@ def test_calibration_rows_measure_the_dac_scale() -> None:
     """The periphery's weight against a layer's weights uses the calibration rows' mean square
     against the DAC scale of their noise management: abs-max rows of one ±1 entry and zeros
     give 1/n; constant management (scale 1) the rows' plain mean square."""
+    from bayesim.machine.adapters import find_layers
     from bayesim.machine.chip import Chip
 
     hw = HardwareConfig(mapping="M1")
@@ -112,7 +113,7 @@ def test_calibration_rows_measure_the_dac_scale() -> None:
     rows = np.zeros((64, 10), dtype=np.float32)
     rows[np.arange(64), np.arange(64) % 10] = 2.0
     hidden = np.full((64, 16), 0.5, dtype=np.float32)
-    modules = bayesian_layers(model)
+    modules = find_layers(model)
     chip = Chip(modules, hw, {"device_writes": 0, "programming_events": 0}, None,
                 [rows, hidden])
     assert chip.row_mean_square == pytest.approx([0.1, 1.0])

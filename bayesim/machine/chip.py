@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from bayesim.bnn.layers import BayesianLayer
 from bayesim.crossbar.mapping import PairMap, choose_alpha, map_pairs
 from bayesim.crossbar.periphery import Periphery
 from bayesim.crossbar.tile import TiledMatrix, TilingConfig, split_sizes
 from bayesim.devices.model import DeviceModel
 from bayesim.errors import ConfigError, MappingError
+from bayesim.machine.adapters import LayerAdapter
 from bayesim.machine.config import HardwareConfig, device_for, layer_alphas, periphery_config
 from bayesim.machine.lowering import DEFAULT_ROW_MEAN_SQUARE
 from bayesim.machine.schemes import Scheme, scheme_for
@@ -47,7 +47,8 @@ class AnalogLayer:
     """One Bayesian layer on the chip: its targets, its mapping and its programmed state(s)."""
 
     index: int
-    module: BayesianLayer
+    adapter: LayerAdapter
+    """The user's layer this one replaces (its path, type and posterior)."""
     mu: np.ndarray
     """[out, in] weight means (weight units), convolution kernels flattened."""
     sigma: np.ndarray
@@ -64,18 +65,23 @@ class AnalogLayer:
 
     @property
     def kind(self) -> str:
-        return type(self.module).__name__
+        return self.adapter.kind
+
+    @property
+    def path(self) -> str:
+        return self.adapter.path
 
 
-def layer_targets(module: BayesianLayer) -> tuple[np.ndarray, ...]:
-    """(μ[out, in], σ[out, in], μ_b, σ_b) of a Bayesian layer (float64; biases None if absent)."""
-    mu_t, sigma_t = module.distribution("weight")
+def layer_targets(adapter: LayerAdapter) -> tuple[np.ndarray, ...]:
+    """(μ[out, in], σ[out, in], μ_b, σ_b) of a mapped layer (float64; biases None if absent)."""
+    with torch.no_grad():
+        mu_t, sigma_t = adapter.weight()
+        bias = adapter.bias()
     mu = mu_t.detach().double().reshape(mu_t.shape[0], -1).numpy()
     sigma = sigma_t.detach().double().reshape(mu_t.shape[0], -1).numpy()
     bias_mu = bias_sigma = None
-    if module.bias_mu is not None:
-        b_mu, b_sigma = module.distribution("bias")
-        bias_mu, bias_sigma = b_mu.detach().double().numpy(), b_sigma.detach().double().numpy()
+    if bias is not None:
+        bias_mu, bias_sigma = (t.detach().double().numpy() for t in bias)
     return mu, sigma, bias_mu, bias_sigma
 
 
@@ -97,7 +103,7 @@ class Chip:
     ``mapping_of``: another chip whose targets and α to reuse (an ablation of a noise source is
     the same chip with that source off, not a chip mapped anew)."""
 
-    def __init__(self, modules: list[BayesianLayer], hw: HardwareConfig,
+    def __init__(self, modules: list[LayerAdapter], hw: HardwareConfig,
                  counters: dict[str, int], mapping_of: "Chip | None" = None,
                  calibration: list[np.ndarray] | None = None) -> None:
         if not modules:
@@ -276,10 +282,10 @@ class Chip:
         """SPQ/JQ under M2: the re-programmed weight lands on the b-bit levels of the model's
         sample quantizer (a write-verify to the nearest level), as the digital predictor's sample
         does."""
-        transform = layer.module.transform
+        transform = layer.adapter.transform
         if not isinstance(transform, Quantizer) or not transform.quantizes_sample:
             return w
-        mu, sigma = layer.module.distribution("weight")
+        mu, sigma = layer.adapter.weight()
         with torch.no_grad():
             snapped = transform.sample(torch.from_numpy(w).reshape(mu.shape).float(), mu, sigma,
                                        "weight")

@@ -53,7 +53,8 @@ def variance_decomposition(model: nn.Module, hw: HardwareConfig,
                 {k: full.sample_probs(x, n_samples, seed) for k, x in inputs.items()}
         else:
             ablated = BayesianMachine(model, hw.model_copy(update=SOURCES[name]),
-                                      mapping_of=full, warn=False)
+                                      mapping_of=full, warn=False, sigmas=full.sigmas,
+                                      digital=full.digital)
             samples = {k: ablated.sample_probs(x, n_samples, seed) for k, x in inputs.items()}
         stats[name] = {k: predictive_statistics(p) for k, p in samples.items()}
         if on_step:

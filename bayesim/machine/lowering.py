@@ -8,13 +8,14 @@ draw of the weights — what a chip that reads its array once per position does;
 instead shares one weight draw across all positions of a sample (docs/machine.md, "Convolutions").
 """
 
+import dataclasses
+
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from bayesim.bnn.layers import BayesConv2d, BayesianLayer, bayesian_layers, sampling
 from bayesim.crossbar.kernels import im2col
+from bayesim.machine.adapters import LayerAdapter
 
 DEFAULT_ROW_MEAN_SQUARE = 0.1
 """The mean square of a row's inputs against the square of its DAC scale (noise management),
@@ -22,30 +23,52 @@ E[mean_i x_i²]/E[scale²], assumed when no calibration inputs are given: under 
 management the demo's LeNet-5 on dirty-mnist measures 0.58 (the images' patches), 0.10, 0.06,
 0.07 and 0.09 (ReLU features) on 256 training images."""
 
-Geometry = tuple[int, int, int, int]
-"""(batch, output positions, output height, output width) of a convolution's rows."""
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """How a layer's rows stand for its input: ``positions`` rows per input example (output
+    positions of a convolution, tokens of a linear layer on ``[batch, …, in]``), and the shape
+    the outputs take back (``(batch, H_out, W_out)`` of a convolution, the leading dimensions of
+    a linear layer's input)."""
+
+    positions: int
+    shape: tuple[int, ...]
+    conv: bool
 
 
-def layer_rows(module: BayesianLayer, h: torch.Tensor) -> tuple[np.ndarray, Geometry | None]:
-    """The rows ``[rows, in]`` (float32) the tiles of ``module`` read for activations ``h``, and
-    the output geometry of a convolution (None for a linear layer)."""
-    if isinstance(module, BayesConv2d):
-        k, p, s = module.kernel_size, module.padding, module.stride
+def layer_rows(layer: LayerAdapter, h: torch.Tensor) -> tuple[np.ndarray, Geometry]:
+    """The rows ``[rows, in]`` (float32) the tiles of ``layer`` read for activations ``h``, and
+    their geometry."""
+    conv = layer.conv
+    if conv is None:
+        lead = tuple(h.shape[:-1]) if h.dim() > 2 else (h.shape[0],)
+        rows = h.reshape(-1, h.shape[-1]) if h.dim() > 2 else h.reshape(h.shape[0], -1)
+        return rows.contiguous().numpy(), Geometry(int(np.prod(lead[1:], dtype=np.int64)),
+                                                   lead, False)
+    if conv.square:
+        k, p, s = conv.kernel[0], conv.padding[0], conv.stride[0]
         if p:
             h = F.pad(h, (p, p, p, p))
         batch, _, height, width = h.shape
         h_out, w_out = (height - k) // s + 1, (width - k) // s + 1
-        return im2col(h.contiguous().numpy(), k, s), (batch, h_out * w_out, h_out, w_out)
-    return h.reshape(h.shape[0], -1).contiguous().numpy(), None
+        return im2col(h.contiguous().numpy(), k, s), Geometry(h_out * w_out,
+                                                              (batch, h_out, w_out), True)
+    batch, _, height, width = h.shape
+    h_out, w_out = ((size + 2 * p - d * (k - 1) - 1) // s + 1 for size, k, p, s, d in zip(
+        (height, width), conv.kernel, conv.padding, conv.stride, conv.dilation, strict=True))
+    cols = F.unfold(h.float(), conv.kernel, conv.dilation, conv.padding, conv.stride)
+    rows = cols.transpose(1, 2).reshape(batch * h_out * w_out, -1)
+    return np.ascontiguousarray(rows.numpy()), Geometry(h_out * w_out, (batch, h_out, w_out),
+                                                        True)
 
 
-def raise_rows(y: np.ndarray, geometry: Geometry | None) -> torch.Tensor:
+def raise_rows(y: np.ndarray, geometry: Geometry) -> torch.Tensor:
     """The tiles' outputs ``[rows, out]`` back as activations: ``[batch, out, H, W]`` for a
-    convolution (its rows are channels-last), ``[batch, out]`` otherwise."""
+    convolution (its rows are channels-last), ``[*leading, out]`` otherwise."""
     out = torch.from_numpy(y)
-    if geometry is None:
-        return out
-    batch, _, h_out, w_out = geometry
+    if not geometry.conv:
+        return out if len(geometry.shape) == 1 else out.reshape(*geometry.shape, -1)
+    batch, h_out, w_out = geometry.shape
     return out.reshape(batch, h_out, w_out, -1).permute(0, 3, 1, 2)
 
 
@@ -53,24 +76,7 @@ CALIBRATION_ROWS = 20_000
 """Rows per layer kept from the calibration inputs (evenly spaced): enough for a mean square."""
 
 
-@torch.no_grad()
-def calibration_rows(model: nn.Module, x: torch.Tensor,
-                     limit: int = CALIBRATION_ROWS) -> list[np.ndarray]:
-    """Per Bayesian layer of ``model``, up to ``limit`` of the rows its tiles would read for the
-    calibration inputs ``x`` (through the mean network, evenly spaced): what the chip's α choice
-    measures the weight of the periphery's output noise on (Chip.periphery_referred)."""
-    out: list[np.ndarray] = []
-
-    def hook(module: BayesianLayer, args: tuple) -> None:
-        rows, _ = layer_rows(module, args[0])
-        step = max(1, rows.shape[0] // limit)
-        out.append(np.ascontiguousarray(rows[::step][:limit]))
-
-    hooks = [layer.register_forward_pre_hook(hook) for layer in bayesian_layers(model)]
-    try:
-        with sampling(model, "mean"):
-            model(x.float())
-    finally:
-        for handle in hooks:
-            handle.remove()
-    return out
+def keep_rows(rows: np.ndarray, limit: int = CALIBRATION_ROWS) -> np.ndarray:
+    """Up to ``limit`` evenly spaced rows of ``rows`` (calibration)."""
+    step = max(1, rows.shape[0] // limit)
+    return np.ascontiguousarray(rows[::step][:limit])

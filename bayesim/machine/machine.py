@@ -15,19 +15,19 @@ sample is quantized only by the ADC.
 """
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from bayesim.bnn.layers import bayesian_layers
 from bayesim.errors import MappingError
 from bayesim.machine import realised as realised_mod
+from bayesim.machine.adapters import digital_parameters, find_layers
 from bayesim.machine.chip import AnalogLayer, Chip
 from bayesim.machine.config import HardwareConfig
-from bayesim.machine.lowering import calibration_rows
-from bayesim.machine.read import ReadLoop, read_seed_of
+from bayesim.machine.read import ReadLoop, calibration_rows, read_seed_of
 from bayesim.machine.report import device_states, feasibility, hardware_report
 from bayesim.quant.strategies import model_memory, quantization_of
 
@@ -41,30 +41,35 @@ class BayesianMachine:
 
     ``mapping_of``: a machine whose targets and α this one reuses (variance decomposition: the same
     chip with one noise source switched off). ``warn``: emit a :class:`ChipWarning` at compile
-    time for every layer the chip does not realise."""
+    time for every layer the chip does not realise. ``sigmas``, ``digital``: posteriors of plain
+    layers and plain layers kept digital (adapters.find_layers)."""
 
     kind = "analog"
 
     def __init__(self, model: nn.Module, hw: HardwareConfig,
                  mapping_of: "BayesianMachine | None" = None, warn: bool = True,
-                 calibration: torch.Tensor | None = None) -> None:
-        if not isinstance(model, nn.Sequential):
-            raise MappingError("the machine compiles sequential models (bayesim's MLP and "
-                               "LeNet-5); wrap other architectures in nn.Sequential")
+                 calibration: torch.Tensor | None = None,
+                 sigmas: Mapping[str, Any] | None = None,
+                 digital: tuple[str, ...] | list[str] = ()) -> None:
+        if not isinstance(model, nn.Module):
+            raise MappingError(f"the machine compiles a torch nn.Module, got "
+                               f"{type(model).__name__}")
         self.model = model.eval()
+        self.sigmas, self.digital = sigmas, tuple(digital)
+        self.adapters = find_layers(model, sigmas, digital)
         self.hw = hw
         self.quant = quantization_of(model)
         self.counters = {"mvms": 0, "device_reads": 0, "random_draws": 0, "device_writes": 0,
                          "programming_events": 0}
         rows = None
         if mapping_of is None and calibration is not None:
-            rows = calibration_rows(self.model, calibration)
+            rows = calibration_rows(self.model, self.adapters, calibration)
         self.calibration_inputs = 0 if calibration is None else int(calibration.shape[0])
         if mapping_of is not None:
             self.calibration_inputs = mapping_of.calibration_inputs
-        self.chip = Chip(bayesian_layers(model), hw, self.counters,
+        self.chip = Chip(self.adapters, hw, self.counters,
                          None if mapping_of is None else mapping_of.chip, rows)
-        self._loop = ReadLoop(self.model, self.chip)
+        self._loop = ReadLoop(self.model, self.adapters, self.chip)
         self._realised: dict[str, Any] | None = None
         self._posteriors: dict[int, realised_mod.Realised] = {}
         if warn:
@@ -73,12 +78,27 @@ class BayesianMachine:
 
     @classmethod
     def compile(cls, model: nn.Module, hw: HardwareConfig,
-                calibration: torch.Tensor | None = None) -> "BayesianMachine":
-        """Map and program ``model`` (fp32 or quantized) on the chip described by ``hw``.
+                calibration: torch.Tensor | None = None,
+                sigmas: Mapping[str, Any] | None = None,
+                digital: tuple[str, ...] | list[str] = ()) -> "BayesianMachine":
+        """Convert ``model`` — any ``nn.Module`` whose Bayesian layers are bayesim's,
+        bayesian-torch's, or plain ``nn.Linear``/``nn.Conv2d`` given a σ per parameter in
+        ``sigmas`` (by state-dict name) — and map and program its layers (fp32 or quantized) on
+        the chip described by ``hw``; the model's own ``forward`` runs everything else
+        digitally. ``digital``: paths of plain linear/convolution layers that stay digital.
         ``calibration``: a batch of inputs whose rows' statistics tell the α choice how much the
         periphery's output noise weighs against each layer's weights (Chip.periphery_referred;
         without it a mean square of 0.1 is assumed)."""
-        return cls(model, hw, calibration=calibration)
+        return cls(model, hw, calibration=calibration, sigmas=sigmas, digital=digital)
+
+    @property
+    def converted(self) -> nn.Module:
+        """The user's model with each mapped layer replaced by its analog module (modules.py)."""
+        return self._loop.converted
+
+    def digital_parameters(self) -> dict[str, int]:
+        """Tensors that stay digital, per module (adapters.digital_parameters)."""
+        return digital_parameters(self.model, self.adapters)
 
     # ---- the chip ----
     @property

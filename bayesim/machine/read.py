@@ -1,17 +1,19 @@
 """The Monte-Carlo read loop: sample s of the model on the chip, for a batch of inputs.
 
-Every MVM is a fresh noisy read of the tiles (bayesim.crossbar.tile) through DAC, ADC and the
-rest of the periphery; activations, pooling and everything that is not a Bayesian layer run
-digitally. Biases stay digital and are sampled per Monte-Carlo sample, b_s = μ_b + σ_b·ξ_s
+The loop runs the user's own ``forward`` on the converted model (modules.py): every call of an
+analog module is a fresh noisy read of its layer's tiles (bayesim.crossbar.tile) through DAC, ADC
+and the rest of the periphery; activations, pooling, residual adds, BatchNorm and everything that
+is not a mapped layer run digitally. Biases stay digital and are sampled per Monte-Carlo sample, b_s = μ_b + σ_b·ξ_s
 (stream BIAS). Sample s of input i is a pure function of (chip seed, Monte-Carlo seed, s, i), so
 batch sizes and sample chunks never change a result.
 
 Which state a sample reads is the scheme's (schemes.py): one programmed state read again and again
-(M0, M1, M4: the first layer's DAC output, mean and variance are then computed once per input
-batch and reused by every sample), one of R copies (M3), or a fresh programming per sample (M2,
+(M0, M1, M4: the first layer a forward reads then has its DAC output, mean and variance computed
+once per input batch and reused by every sample whose input to it is bit-identical), one of R copies (M3), or a fresh programming per sample (M2,
 and M0 ``per_sample``'s fresh weight draw), which all batches of that sample read.
 """
 
+import dataclasses
 import hashlib
 from typing import Any
 
@@ -19,23 +21,40 @@ import numpy as np
 import torch
 from torch import nn
 
-from bayesim.bnn.layers import BayesianLayer
 from bayesim.crossbar.tile import TiledMatrix
-from bayesim.errors import ConfigError
+from bayesim.errors import ConfigError, MappingError
+from bayesim.machine.adapters import LayerAdapter
 from bayesim.machine.chip import AnalogLayer, Chip
-from bayesim.machine.lowering import Geometry, layer_rows, raise_rows
+from bayesim.machine.lowering import Geometry, keep_rows, layer_rows, raise_rows
+from bayesim.machine.modules import convert
 from bayesim.rng import Stream, draw, stream_key, sub_seed
 
 
-class ReadLoop:
-    """Monte-Carlo inference of ``model`` (an ``nn.Sequential``) on ``chip``."""
+@dataclasses.dataclass
+class _Pass:
+    """One forward of the converted model: Monte-Carlo sample ``sample`` of the inputs from
+    ``row0`` on, reading ``matrices``."""
 
-    def __init__(self, model: nn.Sequential, chip: Chip) -> None:
-        self.model = model
+    sample: int
+    read_seed: int
+    row0: int
+    matrices: list[TiledMatrix]
+    memo: dict | None
+    """Per input batch: the first read layer's input, rows and tile memo (None: no reuse)."""
+    chain: list[dict] | None
+    reads: int = 0
+
+
+class ReadLoop:
+    """Monte-Carlo inference of ``model`` (any ``nn.Module``) on ``chip``, whose layers are
+    ``adapters``' (in the same order)."""
+
+    def __init__(self, model: nn.Module, adapters: list[LayerAdapter], chip: Chip) -> None:
         self.chip = chip
         self.hw = chip.hw
         self.counters = chip.counters
-        self._first = next(i for i, m in enumerate(model) if isinstance(m, BayesianLayer))
+        self.converted = convert(model, adapters, self.read)
+        self._pass: _Pass | None = None
         self._cache: dict[tuple[int, int], list[TiledMatrix]] = {}
         self._chain: dict[str, Any] = {}
         """AR(1) read noise: the inputs, seed and next sample of the chain, and its states."""
@@ -60,8 +79,35 @@ class ReadLoop:
                                 for layer in chip.layers]
         return self._cache[key]
 
+    def read(self, index: int, h: torch.Tensor) -> torch.Tensor:
+        """One read of chip layer ``index`` for activations ``h`` in the current pass (what an
+        analog module's ``forward`` does)."""
+        run = self._pass
+        if run is None:
+            raise MappingError("an analog layer reads the chip only inside the machine's "
+                               "Monte-Carlo loop; call BayesianMachine.sample_probs")
+        layer = self.chip.layers[index]
+        h = h.detach().float()
+        first = run.reads == 0
+        run.reads += 1
+        tile_memo = None
+        if first and run.memo is not None:
+            entry = run.memo.get(index)
+            if entry is not None and entry[0].shape == h.shape and torch.equal(entry[0], h):
+                _, x, geometry, tile_memo = entry
+            else:
+                x, geometry = layer_rows(layer.adapter, h)
+                tile_memo = {}
+                run.memo.clear()
+                run.memo[index] = (h.clone(), x, geometry, tile_memo)
+        else:
+            x, geometry = layer_rows(layer.adapter, h)
+        return self._read_layer(layer, run.matrices[index], x, geometry, run.sample,
+                                run.read_seed, run.row0, tile_memo,
+                                None if run.chain is None else run.chain[index])
+
     def _read_layer(self, layer: AnalogLayer, matrix: TiledMatrix, x: np.ndarray,
-                    geometry: Geometry | None, sample: int, read_seed: int, row0: int,
+                    geometry: Geometry, sample: int, read_seed: int, row0: int,
                     memo: dict | None = None, correlation: dict | None = None) -> torch.Tensor:
         n_out, n_in = layer.shape
         bias = None
@@ -70,8 +116,8 @@ class ReadLoop:
             xi = draw(stream_key(read_seed, Stream.BIAS, layer.index), n_out, sample=sample)
             bias = (layer.bias_mu + layer.bias_sigma * xi).astype(np.float32)
             self.counters["random_draws"] += n_out
-        y = matrix.mvm(x, sample, row0 if geometry is None else row0 * geometry[1], memo,
-                       correlation, self.hw.read_correlation, bias)
+        y = matrix.mvm(x, sample, row0 * geometry.positions, memo, correlation,
+                       self.hw.read_correlation, bias)
         rows = x.shape[0]
         n = self.chip.n
         self.counters["mvms"] += rows * matrix.n_tiles
@@ -81,26 +127,25 @@ class ReadLoop:
         self.counters["random_draws"] += rows * per_read
         return raise_rows(y, geometry)
 
-    def _forward(self, first: tuple[np.ndarray, Geometry | None], memo: dict | None,
-                 sample: int, read_seed: int, row0: int, matrices: list[TiledMatrix],
-                 chain: list[dict] | None = None) -> torch.Tensor:
-        """Logits of one sample; ``first`` is the first Bayesian layer's input rows (the same for
-        every sample, so computed once per batch), ``memo`` what its tiles may reuse between
-        samples (Tile.mvm), ``chain`` the AR(1) read-noise states of every layer."""
-        h: torch.Tensor | None = None
-        k = 0
-        for module in list(self.model)[self._first:]:
-            if isinstance(module, BayesianLayer):
-                layer = self.chip.layers[k]
-                x, geometry = first if k == 0 else layer_rows(layer.module, h)
-                h = self._read_layer(layer, matrices[k], x, geometry, sample, read_seed, row0,
-                                     memo if k == 0 else None,
-                                     None if chain is None else chain[k])
-                k += 1
-            else:
-                h = module(h)
-        assert h is not None
-        return h
+    def _forward(self, x: torch.Tensor, run: _Pass) -> torch.Tensor:
+        """Logits of one sample for the batch ``x``: the user's forward on the converted
+        model."""
+        self._pass = run
+        try:
+            out = self.converted(x)
+        finally:
+            self._pass = None
+        logits = out[0] if isinstance(out, tuple | list) and out else out
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 2 \
+                or logits.shape[0] != x.shape[0]:
+            raise MappingError(f"the model's forward must return logits [batch, classes] (or a "
+                               f"tuple whose first element they are), got "
+                               f"{type(out).__name__}"
+                               f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else ''}")
+        if run.reads == 0:
+            raise MappingError("the model's forward read no mapped layer; nothing ran on the "
+                               "chip")
+        return logits
 
     @torch.no_grad()
     def sample_probs(self, x: torch.Tensor, n_samples: int, seed: int, *,
@@ -111,13 +156,8 @@ class ReadLoop:
         read_seed = read_seed_of(seed)
         chains = self._chains(x, seed, sample_offset) if self.hw.read_correlation > 0 else None
         samples = range(sample_offset, sample_offset + n_samples)
-        starts = range(0, x.shape[0], self.hw.batch_size)
-
-        def first_input(a: int) -> tuple:
-            h = x[a:a + self.hw.batch_size].float()
-            for module in list(self.model)[:self._first]:
-                h = module(h)
-            return layer_rows(self.chip.layers[0].module, h)
+        size = self.hw.batch_size
+        starts = range(0, x.shape[0], size)
 
         def chain(a: int) -> list[dict] | None:
             return None if chains is None else chains.setdefault(
@@ -127,17 +167,21 @@ class ReadLoop:
             logits = []
             for s in samples:
                 matrices = self.matrices(s, read_seed)
-                logits.append(torch.cat([self._forward(first_input(a), None, s, read_seed, a,
-                                                       matrices, chain(a)) for a in starts]))
+                logits.append(torch.cat([
+                    self._forward(x[a:a + size].float(),
+                                  _Pass(s, read_seed, a, matrices, None, chain(a)))
+                    for a in starts]))
             probs = torch.softmax(torch.stack(logits), dim=-1)
         else:
             out = []
             memoise = self.chip.scheme.memoises_first_layer(self.hw)
             for a in starts:
-                memo = {} if memoise else None
-                first = first_input(a)
-                logits = [self._forward(first, memo, s, read_seed, a,
-                                        self.matrices(s, read_seed), chain(a)) for s in samples]
+                memo: dict | None = {} if memoise else None
+                batch = x[a:a + size].float()
+                logits = [self._forward(batch, _Pass(s, read_seed, a,
+                                                     self.matrices(s, read_seed), memo,
+                                                     chain(a)))
+                          for s in samples]
                 out.append(torch.softmax(torch.stack(logits), dim=-1))
             probs = torch.cat(out, dim=1)
         if chains is not None:
@@ -163,3 +207,22 @@ class ReadLoop:
 def read_seed_of(seed: int) -> int:
     """The seed of the per-read streams of Monte-Carlo seed ``seed``."""
     return sub_seed(seed, Stream.MC_READ)
+
+
+@torch.no_grad()
+def calibration_rows(model: nn.Module, adapters: list[LayerAdapter],
+                     x: torch.Tensor) -> list[np.ndarray]:
+    """Per mapped layer, up to ``lowering.CALIBRATION_ROWS`` of the rows its tiles would read for
+    the calibration inputs ``x`` through the mean network (every layer at its posterior means,
+    digitally; evenly spaced): what the chip's α choice measures the weight of the periphery's
+    output noise on (Chip.periphery_referred). A layer the forward never reads gets no rows."""
+    rows: list[list[np.ndarray]] = [[] for _ in adapters]
+
+    def record(index: int, h: torch.Tensor) -> torch.Tensor:
+        r, _ = layer_rows(adapters[index], h.detach().float())
+        rows[index].append(keep_rows(r))
+        return adapters[index].mean_forward(h)
+
+    convert(model, adapters, record)(x.float())
+    return [keep_rows(np.concatenate(r)) if r else np.zeros((0, 0), dtype=np.float32)
+            for r in rows]

@@ -203,7 +203,7 @@ def exact_draws_summary(layer: AnalogLayer, n_draws: int, seed: int) -> dict[str
 def layer_report(chip: Chip, layer: AnalogLayer, realised: Realised) -> dict[str, Any]:
     """The realised posterior ``realised`` of one layer against its target, with its α and why
     it falls short where it does."""
-    report: dict[str, Any] = {"layer": layer.index, "kind": layer.kind,
+    report: dict[str, Any] = {"layer": layer.index, "path": layer.path, "kind": layer.kind,
                               "shape": list(layer.shape), "how": realised.how}
     if layer.pairs is not None:
         report.update(alpha_summary(layer.pairs.alpha))
@@ -287,6 +287,6 @@ def chip_report(chip: Chip, realised: list[Realised]) -> dict[str, Any]:
             "layers": layers,
             "pooled": {"note": "all weights of the chip together (weighted by weight count: a "
                                "large layer hides a small one)", **pooled},
-            "not_realised": [f"layer {r['layer']} ({r['kind']} {r['shape'][0]}×"
+            "not_realised": [f"layer {r['layer']} {r['path']} ({r['kind']} {r['shape'][0]}×"
                              f"{r['shape'][1]}): median W₂ {r['w2_median']:.2g} σ — {r['why']}"
                              for r in layers if r["verdict"] == "not realised"]}
