@@ -3,14 +3,15 @@
 The loop runs the user's own ``forward`` on the converted model (modules.py): every call of an
 analog module is a fresh noisy read of its layer's tiles (bayesim.crossbar.tile) through DAC, ADC
 and the rest of the periphery; activations, pooling, residual adds, BatchNorm and everything that
-is not a mapped layer run digitally. Biases stay digital and are sampled per Monte-Carlo sample, b_s = μ_b + σ_b·ξ_s
-(stream BIAS). Sample s of input i is a pure function of (chip seed, Monte-Carlo seed, s, i), so
-batch sizes and sample chunks never change a result.
+is not a mapped layer run digitally. Biases stay digital and are sampled per Monte-Carlo sample,
+b_s = μ_b + σ_b·ξ_s (stream BIAS). Sample s of input i is a pure function of (chip seed,
+Monte-Carlo seed, s, i), so batch sizes and sample chunks never change a result.
 
 Which state a sample reads is the scheme's (schemes.py): one programmed state read again and again
 (M0, M1, M4: the first layer a forward reads then has its DAC output, mean and variance computed
-once per input batch and reused by every sample whose input to it is bit-identical), one of R copies (M3), or a fresh programming per sample (M2,
-and M0 ``per_sample``'s fresh weight draw), which all batches of that sample read.
+once per input batch and reused by every sample whose input to it is bit-identical), one of R
+copies (M3), or a fresh programming per sample (M2, and M0 ``per_sample``'s fresh weight draw),
+which all batches of that sample read.
 """
 
 import dataclasses
