@@ -36,6 +36,10 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress ba
 OutOption = Annotated[Path, typer.Option("--out", help="Output directory.")]
 CheckpointOption = Annotated[Path, typer.Option(
     "--checkpoint", help="A model.safetensors file (or shared.safetensors of `bayesim share`).")]
+DataOption = Annotated[Path | None, typer.Option(
+    "--data", help="Your own data: an .npz (x_test, y_test, optional x_ood, x_ambiguous, "
+                   "x_train/y_train) or a directory of IDX test files; see "
+                   "docs/bring_your_own.md. Same as --set data.file=FILE.")]
 
 out_console = Console()
 EXIT_BAD_INPUT = 2
@@ -57,7 +61,8 @@ def _print_report_summary(*report_paths: Path) -> None:
         realised = (hardware or {}).get("realised_posterior")
         distance = f"{realised['w2_median_worst']:.2f}" if realised else "–"
         table.add_row(report["predictor"].get("label", report["predictor"]["kind"]), size,
-                      *(f"{v:.4f}" for v in (ind["accuracy"], ind["nll"], ind["ece"],
+                      *("–" if v is None else f"{v:.4f}" for v in (
+                          ind["accuracy"], ind["nll"], ind["ece"],
                                               unc["auroc_aleatoric"], unc["auroc_epistemic"],
                                               unc["auroc_epistemic_pe"])), distance)
     out_console.print(table)
@@ -81,9 +86,13 @@ def _report_on_checkpoint(command: Callable[..., Path], checkpoint: Path, out: P
     _print_report_summary(report)
 
 
-def _with_samples(overrides: list[str] | None, samples: int | None) -> list[str]:
-    """The --set overrides plus eval.n_samples from --samples (checked)."""
+def _with_samples(overrides: list[str] | None, samples: int | None,
+                  data: Path | None = None) -> list[str]:
+    """The --set overrides plus eval.n_samples from --samples (checked) and data.file from
+    --data."""
     result = list(overrides or [])
+    if data is not None:
+        result.append(f"data.file={json.dumps(str(data))}")
     if samples is not None:
         if samples < 1:
             raise ConfigError(f"--samples must be a positive number of Monte-Carlo samples, "
@@ -139,13 +148,14 @@ def evaluate(
     = None,
     config: ConfigOption = None,
     set_: SetOption = None,
+    data: DataOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Monte-Carlo evaluation of a checkpoint; writes report.json, scores.npz and plots."""
     from bayesim.pipeline import evaluate_checkpoint
 
     _report_on_checkpoint(evaluate_checkpoint, checkpoint, out, config,
-                          _with_samples(set_, samples), quiet)
+                          _with_samples(set_, samples, data), quiet)
 
 
 @app.command()
@@ -217,6 +227,7 @@ def simulate(
     train_constrained: Annotated[int, typer.Option(
         "--train-constrained", help="First fine-tune this many epochs with σ tied to the "
                                     "device law (M1/M4), then compile without re-mapping.")] = 0,
+    data: DataOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Compile a (quantized) BNN onto virtual analog hardware and run Monte-Carlo inference on
@@ -225,12 +236,44 @@ def simulate(
 
     from bayesim.pipeline import simulate_checkpoint
 
-    overrides = _with_samples(set_, samples)
+    overrides = _with_samples(set_, samples, data)
     if train_constrained < 0:
         raise ConfigError(f"--train-constrained must be a number of epochs ≥ 0, got "
                           f"{train_constrained}")
     _report_on_checkpoint(partial(simulate_checkpoint, constrained_epochs=train_constrained),
                           checkpoint, out, config, overrides, quiet)
+
+
+@app.command("import")
+def import_(
+    source: Annotated[Path, typer.Argument(help="The file to import.")],
+    from_: Annotated[str, typer.Option(
+        "--from", help="pyro (a param store of an AutoNormal-family guide), bayesian-torch (a "
+                       "state dict) or tensors (safetensors of μ and σ or ρ).")],
+    arch: Annotated[str, typer.Option("--arch", help="bayesim architecture: mlp, lenet5, "
+                                                     "resnet.")],
+    out: Annotated[Path, typer.Option("--out", help="The checkpoint to write (.safetensors).")],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Architecture settings, e.g. --set model.hidden=[256,256].")] = None,
+    map_: Annotated[list[str] | None, typer.Option(
+        "--map", help="SOURCE=TARGET: put source module SOURCE on the architecture's layer "
+                      "TARGET (module path or Bayesian-layer index), where order and shape do "
+                      "not decide (repeatable).")] = None,
+    guide: Annotated[str | None, typer.Option(
+        "--guide", help="Pyro: the guide to import when the store holds several.")] = None,
+) -> None:
+    """Import a BNN posterior trained elsewhere into a signed bayesim checkpoint (see
+    docs/bring_your_own.md); `evaluate`/`simulate --checkpoint` then run it."""
+    from bayesim.pipeline import import_checkpoint
+
+    mapping = {}
+    for item in map_ or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ConfigError(f"--map {item!r} is not SOURCE=TARGET")
+        mapping[key] = value
+    path = import_checkpoint(from_, source, arch, list(set_ or []), out, mapping, guide)
+    out_console.print(f"checkpoint: {path}")
 
 
 @app.command()

@@ -166,7 +166,8 @@ def evaluate(predictor: Predictor, benchmark: Benchmark, config: EvalConfig, see
     started = time.perf_counter()
     if config.mc_seed is not None:
         seed = config.mc_seed
-    total = config.n_samples * len(SUBSETS)
+    present = [name for name in SUBSETS if name in benchmark.test]
+    total = config.n_samples * len(present)
     done = 0
 
     def advance(count: int) -> None:
@@ -178,7 +179,7 @@ def evaluate(predictor: Predictor, benchmark: Benchmark, config: EvalConfig, see
     summaries = {
         name: summarize(predictor, benchmark.test[name].x, config.n_samples, seed,
                         config.sample_chunk, advance)
-        for name in SUBSETS
+        for name in present
     }
     clean = summaries["clean"]
     labels = benchmark.test["clean"].y
@@ -194,15 +195,20 @@ def evaluate(predictor: Predictor, benchmark: Benchmark, config: EvalConfig, see
     }
     scores = {name: {"pe": s.pe, "ee": s.ee, "mi": s.mi} for name, s in summaries.items()}
     dirty = {k: torch.cat([scores["clean"][k], scores["ambiguous"][k]]) for k in ("pe", "mi")}
+
+    def against_ood(metric: Callable, negative: torch.Tensor, key: str) -> float | None:
+        """A score of clean (or dirty) vs OOD; None where the data has no OOD subset."""
+        return metric(negative, scores["ood"][key]) if "ood" in scores else None
+
     uncertainty = {
         "subsets": {name: {k: float(v.mean()) for k, v in s.items()} | {"n": len(s["pe"])}
                     for name, s in scores.items()},
         "auroc_aleatoric": metrics.auroc(scores["clean"]["ee"], scores["ambiguous"]["ee"]),
-        "auroc_epistemic": metrics.auroc(scores["clean"]["mi"], scores["ood"]["mi"]),
-        "auroc_epistemic_pe": metrics.auroc(scores["clean"]["pe"], scores["ood"]["pe"]),
-        "auroc_epistemic_dirty": metrics.auroc(dirty["mi"], scores["ood"]["mi"]),
-        "auroc_epistemic_dirty_pe": metrics.auroc(dirty["pe"], scores["ood"]["pe"]),
-        "aupr_epistemic": metrics.aupr(scores["clean"]["mi"], scores["ood"]["mi"]),
+        "auroc_epistemic": against_ood(metrics.auroc, scores["clean"]["mi"], "mi"),
+        "auroc_epistemic_pe": against_ood(metrics.auroc, scores["clean"]["pe"], "pe"),
+        "auroc_epistemic_dirty": against_ood(metrics.auroc, dirty["mi"], "mi"),
+        "auroc_epistemic_dirty_pe": against_ood(metrics.auroc, dirty["pe"], "pe"),
+        "aupr_epistemic": against_ood(metrics.aupr, scores["clean"]["mi"], "mi"),
         "conventions": {
             "auroc_aleatoric": "EE, clean test (negative) vs ambiguous test (positive)",
             "auroc_epistemic": "MI, clean test (negative) vs OOD test (positive)",

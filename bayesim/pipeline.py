@@ -147,7 +147,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
     benchmark = build_benchmark(config.data, config.seed)
     trained_on = metadata.get("data_info", {}).get("in_distribution")
     same_data = trained_on == benchmark.info["in_distribution"]
-    if not same_data:
+    if not same_data and config.data.file is None:
         warnings.warn(f"the checkpoint was trained on '{trained_on}' but the in-distribution data "
                       f"found now is '{benchmark.info['in_distribution']}': the test split may "
                       f"overlap its training data", stacklevel=2)
@@ -268,8 +268,8 @@ def simulate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentCon
         result = evaluate(machine, benchmark, config.eval, config.seed, on_progress=update)
     hardware = machine.hardware_report(config.eval.n_samples)
     if hw.decomposition_inputs > 0:
-        inputs = {name: benchmark.test[name].x[:hw.decomposition_inputs] for name in ("clean",
-                                                                                   "ood")}
+        inputs = {name: benchmark.test[name].x[:hw.decomposition_inputs]
+                  for name in ("clean", "ood") if name in benchmark.test}
         with progress_bar("variance decomposition", progress) as update:
             steps = 1 + len(SOURCES)
             done = [0]
@@ -431,3 +431,23 @@ def run_sharing(config: ExperimentConfig, out_dir: str | os.PathLike[str],
     result = evaluate_shared(shared.net, shared.benchmark, config, progress=progress)
     return write_evaluation(result, out_dir, {"checkpoint": str(shared.checkpoint),
                                               "sharing": shared.log.as_json()})
+
+
+def import_checkpoint(kind: str, source: str | os.PathLike[str], arch: str,
+                      overrides: list[str], out: str | os.PathLike[str],
+                      mapping: dict[str, str] | None = None, guide: str | None = None) -> Path:
+    """Import a posterior trained elsewhere (bayesim.importers) onto architecture ``arch``
+    (``--set model.*`` overrides) and write the signed checkpoint ``out``."""
+    from bayesim.importers import read_posterior, to_checkpoint
+
+    bad = [o for o in overrides if not o.startswith("model.")]
+    if bad:
+        raise ConfigError(f"import takes only model.* overrides (the architecture), not {bad[0]}")
+    experiment = validate(ExperimentConfig, apply_overrides({"model": {"arch": arch}},
+                                                            overrides), "the architecture")
+    if Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a directory; give the checkpoint's file name, e.g. "
+                          f"{Path(out) / 'model.safetensors'}")
+    posterior = read_posterior(kind, source, guide)
+    return to_checkpoint(posterior, experiment.model, out, mapping,
+                         experiment.model_dump(mode="json"))

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from bayesim.data.own import own_subsets
 from bayesim.data.sources import DATASETS, ImageSet, load_split, locate
 from bayesim.errors import DataError
 from bayesim.schema import StrictModel
@@ -63,6 +64,14 @@ class DataConfig(StrictModel):
     """Use at most this many clean test images; default: all."""
     ood_limit: int | None = Field(default=None, ge=10)
     """Use at most this many OOD test images; default: all."""
+    file: Path | None = None
+    """Your own data instead of the benchmark: an .npz or a directory of IDX test files
+    (bayesim.data.own; ``--data FILE``)."""
+    file_mean: float = 0.0
+    """Own data: inputs are used as (x − file_mean)/file_std (default: as given)."""
+    file_std: float = Field(default=1.0, gt=0)
+    n_classes: int = Field(default=N_CLASSES, ge=2)
+    """Own data: labels must lie in [0, n_classes)."""
 
 
 @dataclass
@@ -165,6 +174,8 @@ def _flatten(images01: np.ndarray, sampled: np.ndarray) -> tuple[np.ndarray, np.
 
 def build_benchmark(config: DataConfig, seed: int) -> Benchmark:
     """Assemble the benchmark described by ``config``; deterministic given ``seed``."""
+    if config.file is not None:
+        return own_benchmark(config, seed)
     id_name, ood_name = BENCHMARKS[config.benchmark]
     dirs = {"mnist": config.mnist_dir, "fashion-mnist": config.fashion_dir}
     id_loc = locate(id_name, dirs[id_name])
@@ -223,3 +234,13 @@ def build_benchmark(config: DataConfig, seed: int) -> Benchmark:
         },
     }
     return Benchmark(config.benchmark, Subset(train_x, train_y), subsets, info)
+
+
+def own_benchmark(config: DataConfig, seed: int) -> Benchmark:
+    """The benchmark of ``config.file`` (bayesim.data.own)."""
+    assert config.file is not None
+    subsets, train, info = own_subsets(Path(config.file), config.n_classes, config.file_mean,
+                                       config.file_std, config.ambiguous_test_images,
+                                       np.random.default_rng(derive_seed(seed, "data", "own")))
+    return Benchmark("own data", Subset(*train),
+                     {k: Subset(*v) for k, v in subsets.items()}, info, config.n_classes)
