@@ -24,13 +24,16 @@ lint: setup
 setup: $(STAMP)
 
 # torch==2.13.0 goes in first and stays pinned (constraints.txt) so that no later step pulls a
-# CUDA build; aihwkit is installed without its declared dependencies for the same reason.
+# CUDA build; aihwkit and bayesian-torch (test peers) are installed without their declared
+# dependencies for the same reason (both declare torchvision; bayesian-torch's layers never
+# import it).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
 	$(PIP) install -q --no-deps aihwkit==1.1.0
+	$(PIP) install -q --no-deps bayesian-torch==0.5.0
 	touch $(STAMP)
 
 # Fashion-MNIST: $$BAYESIM_DATA/fashion-mnist if the user set it, else Debian's

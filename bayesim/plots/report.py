@@ -57,14 +57,16 @@ def plot_uncertainty_histograms(scores: dict[str, np.ndarray], report: dict[str,
         (axes[0], "ee", "expected entropy EE (nats)", unc["auroc_aleatoric"]),
         (axes[1], "mi", "mutual information MI (nats)", unc["auroc_epistemic"]),
     ):
-        values = [scores[f"{name}_{key}"] for name in SUBSET_COLOURS]
+        names = [name for name in SUBSET_COLOURS if f"{name}_{key}" in scores]  # OOD optional
+        values = [scores[f"{name}_{key}"] for name in names]
         top = max(float(np.max(v)) for v in values) or 1e-6
         bins = np.linspace(0, top, 41)
-        for name, v in zip(SUBSET_COLOURS, values, strict=True):
+        for name, v in zip(names, values, strict=True):
             ax.hist(v, bins=bins, density=True, histtype="step", lw=1.6,
                     color=SUBSET_COLOURS[name], label=f"{name} (mean {v.mean():.3f})")
         kind = "aleatoric: clean vs ambiguous" if key == "ee" else "epistemic: clean vs OOD"
-        ax.set_title(f"{kind}, AUROC = {auc:.3f}", fontsize=10)
+        ax.set_title(f"{kind}, AUROC = " + ("– (no OOD data)" if auc is None else f"{auc:.3f}"),
+                     fontsize=10)
         ax.set_xlabel(label)
         ax.set_ylabel("density (1/nat)")
         ax.set_yscale("log")
