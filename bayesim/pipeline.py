@@ -17,13 +17,13 @@ from torch import nn
 
 from bayesim.atomic import write_bytes, write_json
 from bayesim.bnn.checkpoint import load_checkpoint, save_checkpoint
-from bayesim.bnn.layers import bayesian_layers
+from bayesim.bnn.layers import bayesian_layers, sampling
 from bayesim.bnn.models import build_model
 from bayesim.bnn.train import EpochStats, TrainConfig, fit
 from bayesim.config import ExperimentConfig, apply_overrides, read_toml, validate
 from bayesim.constrained import constrain_model, constraint_report, export_constrained
 from bayesim.data.dirty import Benchmark, build_benchmark
-from bayesim.errors import ConfigError
+from bayesim.errors import ConfigError, DataError
 from bayesim.evaluate import EvaluationResult, SoftwarePredictor, evaluate
 from bayesim.machine import (
     SOURCES,
@@ -65,6 +65,9 @@ def train_experiment(config: ExperimentConfig, out_dir: str | os.PathLike[str],
                      progress: bool = True) -> TrainedModel:
     """Build the benchmark, train the BNN of ``config`` and save ``out_dir/model.safetensors``."""
     benchmark = build_benchmark(config.data, config.seed)
+    if config.data.file is not None and benchmark.info.get("train") is None:
+        raise DataError(f"{config.data.file} has no x_train/y_train: training needs them (on "
+                        f"x_test the evaluation would see its own training data)")
     model = build_model(config.model, config.seed)
     with progress_bar(f"training {config.model.arch} on {config.data.benchmark}",
                       progress) as update:
@@ -147,6 +150,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
     benchmark = build_benchmark(config.data, config.seed)
     trained_on = metadata.get("data_info", {}).get("in_distribution")
     same_data = trained_on == benchmark.info["in_distribution"]
+    check_own_data(model, benchmark, config, metadata)
     if not same_data and config.data.file is None:
         warnings.warn(f"the checkpoint was trained on '{trained_on}' but the in-distribution data "
                       f"found now is '{benchmark.info['in_distribution']}': the test split may "
@@ -154,6 +158,32 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
     result = evaluate_model(model, benchmark, config, progress)
     return write_evaluation(result, out_dir, {"checkpoint": str(Path(checkpoint)),
                                               "same_data_as_training": same_data})
+
+
+def check_own_data(model: nn.Module, benchmark: Benchmark, config: ExperimentConfig,
+                   metadata: dict[str, Any]) -> None:
+    """With ``data.file``: a DataError unless the model takes the data's inputs and has its
+    number of classes, and a warning when the checkpoint was trained on normalised inputs but the
+    file's are used as given."""
+    if config.data.file is None:
+        return
+    x = benchmark.test["clean"].x[:2]
+    try:
+        with torch.no_grad(), sampling(model, "mean"):
+            out = model(x)
+    except RuntimeError as exc:
+        raise DataError(f"{config.data.file}: the model cannot take inputs of shape "
+                        f"{tuple(x.shape[1:])} ({str(exc).splitlines()[0]})") from None
+    logits = out[0] if isinstance(out, tuple | list) else out
+    if logits.shape[-1] != benchmark.n_classes:
+        raise DataError(f"{config.data.file}: the model has {logits.shape[-1]} classes, the data "
+                        f"data.n_classes = {benchmark.n_classes}; set data.n_classes")
+    norm = metadata.get("data_info", {}).get("normalisation")
+    if norm and (config.data.file_mean, config.data.file_std) == (0.0, 1.0):
+        warnings.warn(f"the checkpoint was trained on inputs normalised by mean {norm['mean']}, "
+                      f"std {norm['std']} ({norm.get('from')}); {config.data.file} is used as "
+                      f"given — set data.file_mean/data.file_std if it is not normalised",
+                      stacklevel=2)
 
 
 def quantize_trained(model: nn.Module, benchmark: Benchmark, config: ExperimentConfig,
@@ -343,6 +373,7 @@ def simulate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
     config = evaluation_config(metadata.get("experiment", {}), config_path, overrides or [],
                                SIMULATE_SECTIONS, "simulate")
     benchmark = build_benchmark(config.data, config.seed)
+    check_own_data(model, benchmark, config, metadata)
     if constrained_epochs > 0:
         model, config, path = train_constrained(model, benchmark, config, constrained_epochs,
                                                 out_dir, str(checkpoint), progress)

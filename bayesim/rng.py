@@ -60,6 +60,7 @@ class Stream(IntEnum):
     COPY_ORDER = 15    # M3: which copy sample s reads (a permutation per block of R samples)
     WEIGHT_DRAW = 16   # M0 'per_sample': the weight draw shared by all reads of sample s
     REALISED = 17      # the chip's own draws behind a realised-posterior report
+    REPEAT_READ = 18   # the reads of a layer the model's forward calls again in the same sample
 
 
 def _splitmix64(x: int) -> int:

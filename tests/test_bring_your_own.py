@@ -5,6 +5,7 @@ dev extras: the Makefile installs them; bayesim itself never imports them)."""
 
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -54,9 +55,14 @@ def assert_bad_input(code: int, err: str, pattern: str, *absent: Path) -> None:
 
 def within_mc_error(a: torch.Tensor, b: torch.Tensor, z: float = 4.0) -> float:
     """Fraction of outputs whose mean probabilities of the two ``[S, B, C]`` sample sets agree
-    within ``z`` standard errors of their difference."""
+    within ``z`` standard errors of their difference. Also asserts that the mean squared z-score
+    is below 2 (it is 1 in expectation when both estimate the same mean; a shift of 1.5 SE on
+    every output gives 3.25), so that a small shift of all outputs cannot hide under the
+    per-output bound."""
     se = torch.sqrt(a.var(0) / a.shape[0] + b.var(0) / b.shape[0]).clamp_min(1e-7)
-    return float(((a.mean(0) - b.mean(0)).abs() <= z * se).float().mean())
+    scores = (a.mean(0) - b.mean(0)) / se
+    assert float((scores ** 2).mean()) < 2.0, float((scores ** 2).mean())
+    return float((scores.abs() <= z).float().mean())
 
 
 # ---- Pyro ----
@@ -153,7 +159,21 @@ def test_pyro_store_errors(tmp_path: Path) -> None:
         read_posterior("pyro", store)
     with open(store, "wb") as f:
         pickle.dump([1, 2], f)
-    with pytest.raises(CheckpointError, match="not a"):
+    with pytest.raises(CheckpointError, match="is not a readable Pyro param store"):
+        read_posterior("pyro", store)
+    torch.save({"params": {"G.locs.fc.weight": torch.zeros(2), "G.scales.fc.weight":
+                           torch.zeros(2)},
+                "constraints": {"G.locs.fc.weight": constraints.real,
+                                "G.scales.fc.weight": constraints.interval(0.0, 1.0)}}, store)
+    good = read_posterior("pyro", store)  # interval: lower + width · sigmoid(0) = 0.5
+    assert torch.allclose(good.layers[0].weight[1], torch.full((2,), 0.5))
+    broken = constraints.interval(0.0, 1.0)
+    del broken.__dict__["upper_bound"]
+    torch.save({"params": {"G.locs.fc.weight": torch.zeros(2), "G.scales.fc.weight":
+                           torch.zeros(2)},
+                "constraints": {"G.locs.fc.weight": constraints.real,
+                                "G.scales.fc.weight": broken}}, store)
+    with pytest.raises(CheckpointError, match="constraint of G.scales.fc.weight .* malformed"):
         read_posterior("pyro", store)
 
 
@@ -270,6 +290,8 @@ def test_plain_layers_with_sigma_and_unmappable_modules() -> None:
     sigmas = {"1.weight": torch.full((8, 784), 0.05), "3.weight": torch.full((10, 8), 0.2),
               "3.bias": torch.full((10,), 0.1)}
     machine = BayesianMachine.compile(net, EXACT, sigmas=sigmas)
+    assert np.all(machine.layers[1].bias_sigma == pytest.approx(0.1))
+    assert np.all(machine.layers[0].bias_sigma == 0.0)  # a bias without σ: a point mass
     draws = machine.weight_draws(1, 3000, seed=0)
     assert draws.std(0).mean() == pytest.approx(0.2, rel=0.03)
     assert draws.mean(0) == pytest.approx(net[3].weight.detach().numpy(), abs=0.02)
@@ -280,6 +302,16 @@ def test_plain_layers_with_sigma_and_unmappable_modules() -> None:
     assert [layer.path for layer in only_last.layers] == ["3"]
     with pytest.raises(MappingError, match=r"σ of 1.weight has shape"):
         BayesianMachine.compile(net, EXACT, sigmas={"1.weight": torch.ones(3)})
+    zero = {"1.weight": torch.zeros(8, 784), "3.weight": torch.zeros(10, 8)}
+    with warnings.catch_warnings():  # σ ≡ 0: point masses the chip reports, not a crash
+        warnings.simplefilter("ignore")
+        point = BayesianMachine.compile(net, HardwareConfig(mapping="M1"), sigmas=zero)
+    assert point.realised()["layers"][0]["kind"] == "Linear"
+    conv1d = nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 782, 10))
+    with pytest.raises(MappingError, match=r"^0 \(Conv1d\): the machine maps 2D"):
+        BayesianMachine.compile(conv1d, EXACT, sigmas={"2.weight": torch.ones(10, 1564)})
+    BayesianMachine.compile(conv1d, EXACT, sigmas={"2.weight": torch.ones(10, 1564)},
+                            digital=["0"])
     odd = nn.Sequential(Conv1dReparameterization(1, 2, 3), nn.Flatten())
     with pytest.raises(MappingError, match=r"^0 \(Conv1dReparameterization\): the machine "
                                            r"cannot map"):
@@ -313,6 +345,8 @@ def write_tensors(path: Path, hidden: int = 8, **edit) -> None:
     ({}, ["--arch", "lenet5"], "the lenet5 architecture 5"),
     ({}, ["--map", "nope=1"], "--map names 'nope'"),
     ({}, ["--set", "train.epochs=3"], "only model.* overrides"),
+    ({}, ["--map", "fc1=3", "--map", "out=3"], "several source modules on '3'"),
+    ({}, ["--map", "out=#7"], "Bayesian layers #0–#1"),
 ])
 def test_bad_imports_exit_2_and_write_nothing(edit, args, pattern, tmp_path: Path,
                                               capsys) -> None:
@@ -372,6 +406,8 @@ def test_own_data_evaluates_and_bad_files_exit_2(tmp_path: Path, capsys) -> None
         ({**good, "x_test": good["x_test"].astype(np.int32)}, "must be float or uint8"),
         ({**good, "y_test": good["y_test"][:10]}, "one label per input"),
         ({"y_test": good["y_test"]}, "has no x_test"),
+        ({**good, "x_test": good["x_test"][:, :20, :20], "x_ood": good["x_ood"][:, :20, :20]},
+         "the model cannot take inputs of shape (1, 20, 20)"),
     ]:
         np.savez(data, **bad)
         out = tmp_path / "bad"
@@ -402,3 +438,120 @@ def test_the_residual_architecture_trains_and_simulates(data_root: Path, tmp_pat
     report = json.loads((tmp_path / "sim" / "report.json").read_text())
     paths = [layer["path"] for layer in report["hardware"]["realised_posterior"]["layers"]]
     assert paths[0] == "stem" and paths[-1] == "fc" and "blocks.1.shortcut.0" in paths
+
+
+# ---- the read loop on user-written forwards ----
+
+class Twice(nn.Module):
+    """A user forward that calls one Bayesian layer twice (weight tying) and adds a residual."""
+
+    def __init__(self, jitter: bool = False) -> None:
+        super().__init__()
+        self.jitter = jitter
+        """Add noise of the user's own before the first layer: its input then changes from
+        sample to sample, and the memo must not reuse it."""
+        self.inp = BayesLinear(784, 16, rho_init=-3.0)
+        self.tied = BayesLinear(16, 16, rho_init=-3.0)
+        self.out = BayesLinear(16, 10, rho_init=-3.0)
+
+    def forward(self, x):
+        if self.jitter:
+            x = x + 1e-2 * torch.randn_like(x)
+        h = torch.relu(self.inp(x.flatten(1)))
+        h = h + torch.relu(self.tied(h))
+        h = h + torch.relu(self.tied(h))
+        return self.out(h)
+
+
+@pytest.mark.parametrize("jitter", [False, True])
+def test_memoisation_on_a_user_forward_is_bit_identical(jitter: bool, monkeypatch) -> None:
+    """M1 memoises the first read layer of every batch; with the memo switched off the
+    probabilities are the same bits (a residual, a layer called twice, two batches), also when
+    the user's forward changes the first layer's input from sample to sample."""
+    torch.manual_seed(0)
+    net, x = Twice(jitter), torch.rand(30, 1, 28, 28)
+    hw = HardwareConfig(mapping="M1", batch_size=16)
+    machine = BayesianMachine(net, hw, warn=False)
+    assert machine.chip.scheme.memoises_first_layer(hw)
+    torch.manual_seed(1)
+    memoised = machine.sample_probs(x, 5, seed=4)
+    from bayesim.machine import schemes
+
+    monkeypatch.setattr(schemes.Scheme, "memoises_first_layer", lambda self, hw: False)
+    for cls in vars(schemes).values():
+        if isinstance(cls, type) and "memoises_first_layer" in vars(cls):
+            monkeypatch.setattr(cls, "memoises_first_layer", lambda self, hw: False)
+    machine = BayesianMachine(net, hw, warn=False)
+    assert not machine.chip.scheme.memoises_first_layer(hw)
+    torch.manual_seed(1)
+    plain = machine.sample_probs(x, 5, seed=4)
+    assert torch.equal(memoised, plain)
+
+
+def test_a_layer_called_twice_reads_fresh_noise_each_time() -> None:
+    """Both calls of the tied layer are reads of the same state with independent read noise:
+    on the exact per-read chip their outputs for the same input differ, with the variance of one
+    read each."""
+    torch.manual_seed(0)
+    layer = BayesLinear(16, 4, rho_init=-2.0)
+
+    class Same(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = layer
+
+        def forward(self, x):
+            return torch.cat([self.layer(x), self.layer(x)], 1)[:, :8].reshape(-1, 8)
+
+    machine = BayesianMachine.compile(Same(), HardwareConfig(mapping="M0"))
+    x = torch.ones(1, 16)
+    logits = []
+    for s in range(400):  # logits through the chip's own loop: read outputs before softmax
+        run = machine._loop
+        from bayesim.machine.read import _Pass, read_seed_of
+
+        seed = read_seed_of(1)
+        logits.append(run._forward(x, _Pass(s, seed, 0, run.matrices(s, seed), None, None)))
+    y = torch.cat(logits)
+    first, second = y[:, :4], y[:, 4:]
+    assert not torch.equal(first, second)
+    corr = np.corrcoef(first[:, 0].numpy(), second[:, 0].numpy())[0, 1]
+    assert abs(corr) < 4 / np.sqrt(400)  # independent reads (the bias is shared: σ_b small)
+    expected = float(layer.weight_sigma[0].detach().square().sum()
+                     + layer.bias_sigma[0].detach() ** 2)
+    assert float(first[:, 0].var()) == pytest.approx(expected, rel=0.25)
+
+
+def test_general_convolutions_lower_like_torch() -> None:
+    """A non-square, strided, padded, dilated nn.Conv2d (F.unfold path) reads on the exact chip
+    with σ → 0 as F.conv2d computes it."""
+    conv = nn.Conv2d(2, 3, (3, 5), stride=(2, 1), padding=(1, 2), dilation=(2, 1))
+    net = nn.Sequential(conv, nn.Flatten())
+    x = torch.rand(2, 2, 9, 11)
+    sigmas = {"0.weight": torch.full_like(conv.weight, 1e-12)}
+    machine = BayesianMachine.compile(net, EXACT, sigmas=sigmas)
+    from bayesim.machine.read import _Pass, read_seed_of
+
+    seed = read_seed_of(0)
+    run = machine._loop
+    got = run._forward(x, _Pass(0, seed, 0, run.matrices(0, seed), None, None))
+    assert torch.allclose(got, net(x).detach(), atol=1e-5)
+
+
+def test_own_data_must_fit_the_model_and_train_needs_x_train(tmp_path: Path, capsys) -> None:
+    source, ck = tmp_path / "post.safetensors", tmp_path / "ck.safetensors"
+    write_tensors(source)
+    assert run(["import", source, "--from", "tensors", "--arch", "mlp", "--set",
+                "model.hidden=[8]", "--out", ck], capsys)[0] == 0
+    rng = np.random.default_rng(0)
+    data = tmp_path / "mine.npz"
+    np.savez(data, x_test=rng.random((20, 784), dtype=np.float32),
+             y_test=rng.integers(0, 10, 20))
+    out = tmp_path / "eval"
+    code, _, err = run(["evaluate", "--checkpoint", ck, "--out", out, "--data", data,
+                        "--set", "data.n_classes=12", "--samples", "2", "-q"], capsys)
+    assert_bad_input(code, err, "the model has 10 classes", out)
+    code, _, err = run(["train", "--config", "experiments/dirty_mnist_lenet.toml", "--out", out,
+                        "--set", f"data.file='{data}'", "--set", "model.arch='mlp'", "-q"],
+                       capsys)
+    assert_bad_input(code, err, "has no x_train/y_train", out)

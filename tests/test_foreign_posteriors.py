@@ -53,7 +53,7 @@ def test_a_chip_that_cannot_realise_a_layer_says_so_before_inference() -> None:
     on this posterior; compiling it warns, naming the layers and why."""
     model, x, y = wide_posterior_lenet()
     hw = HardwareConfig(mapping="M1", alpha_policy="feasibility")
-    with pytest.warns(ChipWarning, match=r"layer 0 \(BayesConv2d.*frozen programming error"):
+    with pytest.warns(ChipWarning, match=r"layer 0 \(0: BayesConv2d.*frozen programming error"):
         machine = BayesianMachine.compile(model, hw)
     assert machine.realised()["verdict"] == "not realised"
     assert _accuracy(machine, x, y) < 0.5  # and it does collapse

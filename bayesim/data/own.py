@@ -150,6 +150,7 @@ def own_subsets(path: Path, n_classes: int, mean: float, std: float, n_ambiguous
         "ambiguous": ambiguous,
         "normalisation": {"mean": mean, "std": std, "from": "data.file_mean/file_std on the "
                           "inputs as given (uint8 scaled by 1/255 first)"},
+        "train": f"x_train of {path}" if "x_train" in arrays else None,
         "calibration_inputs": "x_train" if "x_train" in arrays else "x_test (no x_train given)",
         "sizes": {f"test_{k}": int(v[0].shape[0]) for k, v in subsets.items()},
     }

@@ -130,6 +130,22 @@ def read_param_store(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Sto
     return dict(params), dict(constraints)
 
 
+def _constrained(constraint: StoredConstraint, value: torch.Tensor, key: str,
+                 path: Path) -> torch.Tensor:
+    """``value`` through the transform of its stored ``constraint``; a constraint whose stored
+    attributes do not make a transform (an interval without bounds, …) is a CheckpointError."""
+    try:
+        with torch.no_grad():
+            out = constraint(value.detach().float())
+    except Exception as exc:  # malformed attributes of an allowlisted class
+        raise CheckpointError(f"{path}: the stored constraint of {key} "
+                              f"({type(constraint).__name__}) is malformed ({exc})") from None
+    if not isinstance(out, torch.Tensor) or out.shape != value.shape:
+        raise CheckpointError(f"{path}: the stored constraint of {key} does not give a tensor "
+                              f"of its shape")
+    return out
+
+
 def _split_site(site: str) -> tuple[str, str]:
     path, _, param = site.rpartition(".")
     if param not in ("weight", "bias") or not path:
@@ -173,9 +189,8 @@ def read_pyro(path: str | Path, guide: str | None = None) -> SourcePosterior:
                                   f"{name}.{missing.pop()}.{site}")
         module, param = _split_site(site)
         loc_c, scale_c = constraints[roles["locs"]], constraints[roles["scales"]]
-        with torch.no_grad():
-            mu = loc_c(params[roles["locs"]].detach().float())
-            sigma = scale_c(params[roles["scales"]].detach().float())
+        mu = _constrained(loc_c, params[roles["locs"]], roles["locs"], path)
+        sigma = _constrained(scale_c, params[roles["scales"]], roles["scales"], path)
         modules.setdefault(module, {})[param] = (mu, sigma)
         keys.setdefault(module, []).append(roles["scales"])
         parameterisation[site] = f"loc {loc_c.describe()}, scale {scale_c.describe()}"
@@ -186,8 +201,7 @@ def read_pyro(path: str | Path, guide: str | None = None) -> SourcePosterior:
             raise CheckpointError(f"{path}: param {key} belongs to no sample site of guide "
                                   f"{name}; bayesim imports the guide's sites and point-mass "
                                   f"parameters of the same modules")
-        with torch.no_grad():
-            value = constraints[key](params[key].detach().float())
+        value = _constrained(constraints[key], params[key], key, path)
         point = float(F.softplus(torch.tensor(POINT_MASS_RHO)))
         modules[module][param] = (value, torch.full_like(value, point))
         point_masses.append(key)

@@ -4,7 +4,8 @@ Every importer (pyro.py, bayesian_torch.py, tensors.py) reads its file into a
 :class:`SourcePosterior`: per Bayesian module, in the file's order, the weight and bias posteriors
 N(μ, σ²) with σ already through the source's own transform, plus the deterministic state of
 BatchNorm modules. :func:`to_checkpoint` maps the source modules onto an architecture's layers —
-by order, or by an explicit ``mapping`` where the order does not fit — verifies every shape, turns
+by name where the source uses the architecture's own module paths, else by order, or by an
+explicit ``mapping`` where the order does not decide — verifies every shape, turns
 σ into bayesim's ρ (σ = softplus ρ) and writes a signed checkpoint whose metadata records where it
 came from (file, SHA-256, format, guide, parameterisation, mapping).
 """
@@ -102,6 +103,12 @@ def _pair_up(sources: list[str], targets: list[str], mapping: dict[str, str], wh
         raise CheckpointError(f"{origin} has {len(sources)} {what}s ({', '.join(sources)}), "
                               f"the {arch} architecture {len(targets)} "
                               f"({', '.join(targets)}); choose --arch/--set model.* to match")
+    repeated = sorted({t for t in mapping.values() if list(mapping.values()).count(t) > 1})
+    if repeated:
+        raise CheckpointError(f"--map puts several source modules on {repeated[0]!r}; every "
+                              f"target takes one")
+    if not mapping and set(sources) == set(targets):
+        return {s: s for s in sources}  # the same module paths: matched by name
     rest = iter([t for t in targets if t not in mapping.values()])
     return {s: mapping[s] if s in mapping else next(rest) for s in sources}
 
@@ -115,8 +122,12 @@ def to_checkpoint(source: SourcePosterior, model_config: ModelConfig,
     model = build_model(model_config, seed=0)
     bayes, norms = _targets(model)
     origin = source.provenance.get("file", source.format)
-    # a target given by Bayesian-layer index (--map fc1=0) is that layer's module path
-    named = {str(i): p for i, (p, _) in enumerate(bayes)}
+    # a target given by Bayesian-layer index (--map fc1=#0) is that layer's module path
+    named = {f"#{i}": p for i, (p, _) in enumerate(bayes)}
+    for target in (mapping or {}).values():
+        if target.startswith("#") and target not in named:
+            raise CheckpointError(f"--map target {target!r}: the {model_config.arch} "
+                                  f"architecture has Bayesian layers #0–#{len(bayes) - 1}")
     explicit = {s: named.get(t, t) for s, t in (mapping or {}).items()}
     by_path = dict(bayes)
     layer_sources = [s.path for s in source.layers]

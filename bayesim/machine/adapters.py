@@ -252,7 +252,7 @@ def find_layers(model: nn.Module, sigmas: Mapping[str, Any] | None = None,
             adapters.append(BayesimAdapter(path, module))
         elif type(module).__name__ in BAYESIAN_TORCH_LAYERS:
             adapters.append(BayesianTorchAdapter(path, module))
-        elif type(module) in (nn.Linear, nn.Conv2d):
+        elif isinstance(module, nn.Linear | nn.Conv2d):
             key = f"{path}.weight" if path else "weight"
             if key in sigmas:
                 bias_key = f"{path}.bias" if path else "bias"
@@ -265,6 +265,13 @@ def find_layers(model: nn.Module, sigmas: Mapping[str, Any] | None = None,
                 raise MappingError(f"{label} ({type(module).__name__}) has no posterior: give "
                                    f"σ of {key} in sigmas=, or name {path!r} in digital= to run "
                                    f"it digitally")
+        elif isinstance(module, nn.modules.conv._ConvNd):
+            if path in digital:
+                used.add(path)
+                continue
+            raise MappingError(f"{label} ({type(module).__name__}): the machine maps 2D "
+                               f"convolutions only; name {path!r} in digital= to run it "
+                               f"digitally")
         elif _looks_bayesian(module):
             raise MappingError(f"{label} ({type(module).__name__}): the machine cannot map this "
                                f"layer type (it maps bayesim's, bayesian-torch's Linear/Conv2d "

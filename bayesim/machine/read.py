@@ -16,6 +16,7 @@ which all batches of that sample read.
 
 import dataclasses
 import hashlib
+import warnings
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,8 @@ class _Pass:
     """Per input batch: the first read layer's input, rows and tile memo (None: no reuse)."""
     chain: list[dict] | None
     reads: int = 0
+    calls: dict[int, int] = dataclasses.field(default_factory=dict)
+    """Reads so far of each layer in this pass (a forward may call a layer more than once)."""
 
 
 class ReadLoop:
@@ -56,6 +59,7 @@ class ReadLoop:
         self.counters = chip.counters
         self.converted = convert(model, adapters, self.read)
         self._pass: _Pass | None = None
+        self._checked_reads = False
         self._cache: dict[tuple[int, int], list[TiledMatrix]] = {}
         self._chain: dict[str, Any] = {}
         """AR(1) read noise: the inputs, seed and next sample of the chain, and its states."""
@@ -91,6 +95,12 @@ class ReadLoop:
         h = h.detach().float()
         first = run.reads == 0
         run.reads += 1
+        call = run.calls.get(index, 0)
+        run.calls[index] = call + 1
+        if call > 0:  # the same layer again in this sample: the same state, fresh reads
+            x, geometry = layer_rows(layer.adapter, h)
+            return self._read_layer(layer, self._repeat_matrix(layer, run, call), x, geometry,
+                                    run.sample, run.read_seed, run.row0)
         tile_memo = None
         if first and run.memo is not None:
             entry = run.memo.get(index)
@@ -106,6 +116,17 @@ class ReadLoop:
         return self._read_layer(layer, run.matrices[index], x, geometry, run.sample,
                                 run.read_seed, run.row0, tile_memo,
                                 None if run.chain is None else run.chain[index])
+
+    def _repeat_matrix(self, layer: AnalogLayer, run: _Pass, call: int) -> TiledMatrix:
+        """The tiles of ``layer`` for its read number ``call`` ≥ 1 in sample ``run.sample``: the
+        state the sample reads, with read streams of their own (Stream.REPEAT_READ), white
+        (an AR(1) chain follows the first read only)."""
+        chip = self.chip
+        if self.fresh_per_sample:
+            state = chip.sample_state(layer, run.sample, run.read_seed, count=False)
+        else:
+            state = layer.states[chip.scheme.state_of(run.sample, run.read_seed, self.hw)]
+        return chip.matrix(layer, state, sub_seed(run.read_seed, Stream.REPEAT_READ, call))
 
     def _read_layer(self, layer: AnalogLayer, matrix: TiledMatrix, x: np.ndarray,
                     geometry: Geometry, sample: int, read_seed: int, row0: int,
@@ -146,6 +167,13 @@ class ReadLoop:
         if run.reads == 0:
             raise MappingError("the model's forward read no mapped layer; nothing ran on the "
                                "chip")
+        if not self._checked_reads:
+            self._checked_reads = True
+            unread = [layer.path for layer in self.chip.layers if layer.index not in run.calls]
+            if unread:
+                warnings.warn(f"the model's forward did not call the mapped layer(s) "
+                              f"{', '.join(unread)}; they are programmed and reported but no "
+                              f"sample reads them", stacklevel=4)
         return logits
 
     @torch.no_grad()

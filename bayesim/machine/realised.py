@@ -243,8 +243,9 @@ def _why(chip: Chip, layer: AnalogLayer, realised: Realised, report: dict[str, A
     spread = np.abs(realised.std.reshape(-1) - sigma)
     reasons = []
     if np.sum(bias ** 2) > np.sum(spread ** 2):
-        reasons.append(f"the distance is dominated by {chip.scheme.frozen_error} (median bias "
-                       f"{report['bias_median']:.2g} σ)")
+        median = report["bias_median"]
+        reasons.append(f"the distance is dominated by {chip.scheme.frozen_error}" + (
+            "" if median is None else f" (median bias {median:.2g} σ)"))
     else:
         rel = relative_error(sigma, realised.std.reshape(-1))
         excess, deficit = float(np.mean(rel > SIGMA_TOLERANCE)), \
@@ -287,6 +288,6 @@ def chip_report(chip: Chip, realised: list[Realised]) -> dict[str, Any]:
             "layers": layers,
             "pooled": {"note": "all weights of the chip together (weighted by weight count: a "
                                "large layer hides a small one)", **pooled},
-            "not_realised": [f"layer {r['layer']} {r['path']} ({r['kind']} {r['shape'][0]}×"
+            "not_realised": [f"layer {r['layer']} ({r['path']}: {r['kind']} {r['shape'][0]}×"
                              f"{r['shape'][1]}): median W₂ {r['w2_median']:.2g} σ — {r['why']}"
                              for r in layers if r["verdict"] == "not realised"]}

@@ -78,8 +78,8 @@ def _row(report: dict, **keys: Any) -> dict[str, Any]:
     row.update({k: ind[k] for k in ("accuracy", "nll", "ece")})
     row.update({k: unc[k] for k in ("auroc_aleatoric", "auroc_epistemic", "auroc_epistemic_pe")})
     for name in ("clean", "ambiguous", "ood"):
-        row[f"mean_ee_{name}"] = subsets[name]["ee"]
-        row[f"mean_mi_{name}"] = subsets[name]["mi"]
+        row[f"mean_ee_{name}"] = subsets.get(name, {}).get("ee")  # own data: OOD optional
+        row[f"mean_mi_{name}"] = subsets.get(name, {}).get("mi")
     row["bits_per_weight"] = report["memory"]["bits_per_weight"]
     row["compression_vs_fp32"] = report["memory"]["compression_vs_fp32"]
     return row
