@@ -374,11 +374,17 @@ def test_tensors_import_round_trips_sigma(tmp_path: Path, capsys) -> None:
 
 # ---- your own data ----
 
-def test_own_data_evaluates_and_bad_files_exit_2(tmp_path: Path, capsys) -> None:
+def imported_mlp(tmp_path: Path, capsys) -> Path:
+    """A checkpoint of bayesim's 784-8-10 MLP imported from μ/σ tensors."""
     source, ck = tmp_path / "post.safetensors", tmp_path / "ck.safetensors"
     write_tensors(source)
     assert run(["import", source, "--from", "tensors", "--arch", "mlp", "--set",
                 "model.hidden=[8]", "--out", ck], capsys)[0] == 0
+    return ck
+
+
+def test_own_data_evaluates_and_bad_files_exit_2(tmp_path: Path, capsys) -> None:
+    ck = imported_mlp(tmp_path, capsys)
     rng = np.random.default_rng(0)
     good = {"x_test": rng.random((40, 28, 28), dtype=np.float32),
             "y_test": rng.integers(0, 10, 40), "x_ood": rng.random((30, 28, 28)).astype(
@@ -539,10 +545,7 @@ def test_general_convolutions_lower_like_torch() -> None:
 
 
 def test_own_data_must_fit_the_model_and_train_needs_x_train(tmp_path: Path, capsys) -> None:
-    source, ck = tmp_path / "post.safetensors", tmp_path / "ck.safetensors"
-    write_tensors(source)
-    assert run(["import", source, "--from", "tensors", "--arch", "mlp", "--set",
-                "model.hidden=[8]", "--out", ck], capsys)[0] == 0
+    ck = imported_mlp(tmp_path, capsys)
     rng = np.random.default_rng(0)
     data = tmp_path / "mine.npz"
     np.savez(data, x_test=rng.random((20, 784), dtype=np.float32),

@@ -143,7 +143,7 @@ class ResNet(nn.Module):
     """A CIFAR-style residual BNN for 28×28 inputs (He et al. 2016, §4.2): conv 3×3 → BN → act,
     then ``len(channels)`` stages of ``blocks`` basic blocks (stride 2 from the second stage on:
     28 → 14 → 7), global average pooling and a Bayesian linear classifier. ``channels`` 16, 32,
-    64 with 1 block per stage is ResNet-8 (78 k weights), with 3 ResNet-20."""
+    64 with 1 block per stage is ResNet-8 (77,072 weights), with 3 ResNet-20 (270,608)."""
 
     def __init__(self, config: "ModelConfig", n_classes: int = N_CLASSES) -> None:
         super().__init__()

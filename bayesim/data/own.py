@@ -12,7 +12,6 @@ DESIGN.md: blends of two test inputs of different labels, α ~ U(0.3, 0.7); with
 report has no OOD subset and its epistemic AUROCs are null.
 """
 
-import hashlib
 import zipfile
 from pathlib import Path
 
@@ -20,15 +19,11 @@ import numpy as np
 import torch
 
 from bayesim.data.idx import read_images, read_labels
-from bayesim.data.sources import _idx_file
+from bayesim.data.sources import _idx_file, file_digest
 from bayesim.errors import DataError
 
 KEYS = ("x_test", "y_test", "x_ood", "x_ambiguous", "x_train", "y_train")
 BLEND_ALPHA_RANGE = (0.3, 0.7)  # DESIGN.md, "Data" (the built-in proxy's range)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _inputs(name: str, x: np.ndarray, path: Path, example: tuple[int, ...] | None
@@ -144,7 +139,7 @@ def own_subsets(path: Path, n_classes: int, mean: float, std: float, n_ambiguous
     info = {
         "benchmark": "own data",
         "file": str(path),
-        "sha256": _sha256(path) if path.is_file() else None,
+        "sha256": file_digest(path) if path.is_file() else None,
         "in_distribution": f"x_test of {path}",
         "ood": f"x_ood of {path}" if "x_ood" in arrays else None,
         "ambiguous": ambiguous,

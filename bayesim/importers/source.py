@@ -11,7 +11,6 @@ came from (file, SHA-256, format, guide, parameterisation, mapping).
 """
 
 import dataclasses
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from torch import nn
 from bayesim.bnn.checkpoint import save_checkpoint
 from bayesim.bnn.layers import BayesianLayer
 from bayesim.bnn.models import ModelConfig, build_model
+from bayesim.data.sources import file_digest
 from bayesim.errors import CheckpointError
 
 BATCHNORM_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -52,11 +52,7 @@ class SourcePosterior:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def check_posterior(key: str, mu: torch.Tensor, sigma: torch.Tensor) -> None:
