@@ -558,3 +558,27 @@ def test_own_data_must_fit_the_model_and_train_needs_x_train(tmp_path: Path, cap
                         "--set", f"data.file='{data}'", "--set", "model.arch='mlp'", "-q"],
                        capsys)
     assert_bad_input(code, err, "has no x_train/y_train", out)
+
+
+def test_own_data_from_an_idx_directory(tmp_path: Path, capsys) -> None:
+    from bayesim.data.idx import write_idx
+
+    ck = imported_mlp(tmp_path, capsys)
+    rng = np.random.default_rng(1)
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    write_idx(idx / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (25, 28, 28),
+                                                              dtype=np.uint8))
+    write_idx(idx / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, 25, dtype=np.uint8))
+    out = tmp_path / "eval"
+    code, _, err = run(["evaluate", "--checkpoint", ck, "--out", out, "--data", idx,
+                        "--samples", "3", "-q"], capsys)
+    assert code == 0, err
+    import json
+    report = json.loads((out / "report.json").read_text())
+    assert report["in_distribution"]["n"] == 25 and report["data"]["sha256"] is None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(["evaluate", "--checkpoint", ck, "--out", tmp_path / "e2", "--data",
+                        empty, "--samples", "3", "-q"], capsys)
+    assert_bad_input(code, err, "has no t10k-images-idx3-ubyte", tmp_path / "e2")
