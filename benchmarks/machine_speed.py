@@ -3,8 +3,8 @@ measured side by side in one run (issue 7; docs/performance.md).
 
     python benchmarks/machine_speed.py [--out runs/bench] [--samples 10 100] [--quick]
 
-On an MLP 784-512-512-10 and LeNet-5 (mean-field, freshly initialised: timings do not depend on
-training), batch 256, for each S:
+On an MLP 784-512-512-10 and LeNet-5 (and the ResNet-8 with --models resnet; mean-field, freshly
+initialised: timings do not depend on training), batch 256, for each S:
 
   (a) floor: the noise-free fp32 forward (torch, μ weights) repeated S times;
   (b) software: fp32 BNN sampling (SoftwarePredictor, S fresh weight samples);
@@ -26,6 +26,7 @@ Timings are never asserted in tests; run this on the machine you want numbers fo
 """
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -43,7 +44,9 @@ from bayesim.bnn.models import ModelConfig, build_model
 from bayesim.evaluate import SoftwarePredictor
 from bayesim.machine import BayesianMachine, HardwareConfig
 
-MODELS = {"mlp": {"arch": "mlp", "hidden": [512, 512]}, "lenet5": {"arch": "lenet5"}}
+MODELS = {"mlp": {"arch": "mlp", "hidden": [512, 512]}, "lenet5": {"arch": "lenet5"},
+          "resnet": {"arch": "resnet"}}
+"""The residual network (ResNet-8, 16-32-64 channels) is not in the default run (--models)."""
 
 
 MAPPING: dict[str, str] = {}
@@ -63,24 +66,26 @@ def machine_config(read_path: str = "fast", tile: int = 512, batch: int = 256) -
                           **MAPPING)
 
 
-def plain_copy(model: nn.Module) -> nn.Sequential:
-    """The model with each Bayesian layer replaced by its torch layer holding μ."""
-    layers: list[nn.Module] = []
-    for module in model:
+def plain_copy(model: nn.Module) -> nn.Module:
+    """A copy of the model (its own forward kept) with each Bayesian layer replaced by its torch
+    layer holding μ."""
+    memo: dict[int, nn.Module] = {}
+    for module in model.modules():
         if isinstance(module, BayesConv2d):
             out_c, in_c, k, _ = module.weight_mu.shape
-            plain = nn.Conv2d(in_c, out_c, k, stride=module.stride, padding=module.padding)
+            plain: nn.Module = nn.Conv2d(in_c, out_c, k, stride=module.stride,
+                                         padding=module.padding, bias=module.bias_mu is not None)
         elif isinstance(module, BayesLinear):
             out_f, in_f = module.weight_mu.shape
-            plain = nn.Linear(in_f, out_f)
+            plain = nn.Linear(in_f, out_f, bias=module.bias_mu is not None)
         else:
-            layers.append(module)
             continue
         with torch.no_grad():
             plain.weight.copy_(module.weight_mu)
-            plain.bias.copy_(module.bias_mu)
-        layers.append(plain)
-    return nn.Sequential(*layers).eval()
+            if module.bias_mu is not None:
+                plain.bias.copy_(module.bias_mu)
+        memo[id(module)] = plain
+    return copy.deepcopy(model, memo).eval()
 
 
 def aihwkit_sampler(model: nn.Module, tile: int):
@@ -240,7 +245,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench")
     parser.add_argument("--samples", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=["mlp", "lenet5"], choices=list(MODELS))
     parser.add_argument("--no-aihwkit", action="store_true")
     parser.add_argument("--no-explicit", action="store_true", help="skip (d), the slow path")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling plot")
