@@ -2,9 +2,11 @@
 
 - ``config``: HardwareConfig and what it builds before mapping (device card, periphery, α);
 - ``schemes``: the mappings M0–M4 — sampling clock, noise laws, devices and states;
+- ``adapters``: the layers the machine maps (bayesim's, bayesian-torch's, plain ones with σ);
 - ``chip``: mapping and programming of a chip instance;
+- ``modules``: conversion — the model with each mapped layer replaced by an analog module;
 - ``lowering``: the rows a layer's tiles read (im2col for convolutions);
-- ``read``: the Monte-Carlo read loop;
+- ``read``: the Monte-Carlo read loop over the user's own forward;
 - ``realised``: what the chip realises, measured from its own states and draws;
 - ``report``: the report's ``hardware`` section;
 - ``decomposition``: the share of each noise source, on the same chip;

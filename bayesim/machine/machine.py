@@ -1,8 +1,10 @@
 """The Bayesian machine: a mean-field BNN compiled onto virtual analog hardware whose device noise
 draws the posterior samples (reference/hardware.md §5; DESIGN.md, "Three clocks of randomness").
 
-:meth:`BayesianMachine.compile` maps every weight N(μ, σ²) of a (possibly quantized) model to
-conductances and programs a chip instance (chip.py, keyed by ``chip_seed``), then measures what
+:meth:`BayesianMachine.compile` converts any ``nn.Module`` (modules.py: the layers adapters.py
+maps become analog modules, the model's own forward runs the rest), maps every weight N(μ, σ²) of
+its (possibly quantized) layers to conductances and programs a chip instance (chip.py, keyed by
+``chip_seed``), then measures what
 that chip realises (realised.py) and warns, before any inference, about every layer whose realised
 posterior is not the target's. :meth:`BayesianMachine.sample_probs` runs Monte-Carlo inference on
 that chip (read.py); :meth:`BayesianMachine.weight_draws` returns the weight samples the chip
