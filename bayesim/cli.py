@@ -51,7 +51,7 @@ def _print_report_summary(*report_paths: Path) -> None:
     table = Table(title=f"S = {reports[0]['n_samples']}, seed {reports[0]['seed']}; AUROC EE: "
                         f"aleatoric (clean vs ambiguous), MI and PE: epistemic (clean vs OOD)")
     for column in ("predictor", "bits/w or devices/w", "acc", "NLL", "ECE", "AUROC EE", "AUROC MI",
-                   "AUROC PE", "W₂/σ worst layer"):
+                   "AUROC PE", "W₂/σ worst layer", "µJ/inference"):
         table.add_column(column, justify="right")
     for report in reports:
         ind, unc = report["in_distribution"], report["uncertainty"]
@@ -62,12 +62,18 @@ def _print_report_summary(*report_paths: Path) -> None:
         distance = f"{realised['w2_median_worst']:.2f}" if realised else "–"
         table.add_row(report["predictor"].get("label", report["predictor"]["kind"]), size,
                       *("–" if v is None else f"{v:.4f}" for v in (
-                          ind["accuracy"], ind["nll"], ind["ece"],
-                                              unc["auroc_aleatoric"], unc["auroc_epistemic"],
-                                              unc["auroc_epistemic_pe"])), distance)
+                          ind["accuracy"], ind["nll"], ind["ece"], unc["auroc_aleatoric"],
+                          unc["auroc_epistemic"], unc["auroc_epistemic_pe"])), distance,
+                      _energy(report))
     out_console.print(table)
     for path in report_paths:
         out_console.print(f"report: {path}")
+
+
+def _energy(report: dict) -> str:
+    """Energy per inference (S samples of one input) of a report's cost section, in µJ."""
+    energy = report.get("cost", {}).get("energy_per_inference_J")
+    return "–" if energy is None else f"{energy * 1e6:.3g}"
 
 
 def _render_plots(out_dir: Path) -> None:

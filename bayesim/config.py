@@ -17,6 +17,7 @@ from pydantic import Field
 
 from bayesim.bnn.models import ModelConfig
 from bayesim.bnn.train import TrainConfig
+from bayesim.cost import CostConfig
 from bayesim.data.dirty import DataConfig
 from bayesim.errors import ConfigError
 from bayesim.evaluate import EvalConfig
@@ -45,6 +46,8 @@ class ExperimentConfig(StrictModel):
     """The virtual chip of `bayesim simulate` (bayesim.machine); other commands ignore it."""
     sharing: SharingConfig = Field(default_factory=SharingConfig)
     """Stochastic weight sharing (`bayesim share`, bayesim.sharing); other commands ignore it."""
+    cost: CostConfig = Field(default_factory=CostConfig)
+    """The cost cards that price evaluate/simulate reports (bayesim.cost, docs/cost.md)."""
 
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -22,17 +22,21 @@ from bayesim.bnn.models import build_model
 from bayesim.bnn.train import EpochStats, TrainConfig, fit
 from bayesim.config import ExperimentConfig, apply_overrides, read_toml, validate
 from bayesim.constrained import constrain_model, constraint_report, export_constrained
+from bayesim.cost import check_cards, digital_cost, machine_cost
 from bayesim.data.dirty import Benchmark, build_benchmark
+from bayesim.devices.presets import read_card
 from bayesim.errors import ConfigError, DataError
 from bayesim.evaluate import EvaluationResult, SoftwarePredictor, evaluate
 from bayesim.machine import (
     SOURCES,
     BayesianMachine,
+    HardwareConfig,
     sampling_report,
     variance_decomposition,
 )
+from bayesim.machine.schemes import scheme_for
 from bayesim.progress import progress_bar
-from bayesim.quant.strategies import QuantConfig, quantize_model
+from bayesim.quant.strategies import QuantConfig, quantization_of, quantize_model
 from bayesim.seeding import derive_seed
 from bayesim.sharing.codebook import check_config_for
 from bayesim.sharing.model import SharedNet, flat_posterior
@@ -49,8 +53,8 @@ CHECKPOINT_NAME = "model.safetensors"
 DIGITAL_DEMO_DIR = "digital"
 REPORT_NAME = "report.json"
 SCORES_NAME = "scores.npz"
-EVALUATE_SECTIONS = ("data", "eval")
-SIMULATE_SECTIONS = ("data", "eval", "hardware")
+EVALUATE_SECTIONS = ("data", "eval", "cost")
+SIMULATE_SECTIONS = ("data", "eval", "hardware", "cost")
 
 
 @dataclass
@@ -88,7 +92,12 @@ def evaluate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentCon
     predictor = SoftwarePredictor(model, config.eval.batch_size,
                                   {"model": config.model.model_dump(mode="json")})
     with progress_bar(f"evaluating, S = {config.eval.n_samples}", progress) as update:
-        return evaluate(predictor, benchmark, config.eval, config.seed, on_progress=update)
+        result = evaluate(predictor, benchmark, config.eval, config.seed, on_progress=update)
+    quant = quantization_of(model)
+    bits = None if quant is None or quant.strategy == "fp" else quant.bits
+    result.report["cost"] = digital_cost(model, bits, config.eval.n_samples, config.cost,
+                                         benchmark.test["clean"].x)
+    return result
 
 
 def write_evaluation(result: EvaluationResult, out_dir: str | os.PathLike[str],
@@ -147,6 +156,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
         return write_evaluation(result, out_dir, {"checkpoint": str(Path(checkpoint))})
     model, metadata = load_model(checkpoint)
     config = evaluation_config(metadata.get("experiment", {}), config_path, overrides or [])
+    check_cards(config.cost, None)
     benchmark = build_benchmark(config.data, config.seed)
     trained_on = metadata.get("data_info", {}).get("in_distribution")
     same_data = trained_on == benchmark.info["in_distribution"]
@@ -158,6 +168,13 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
     result = evaluate_model(model, benchmark, config, progress)
     return write_evaluation(result, out_dir, {"checkpoint": str(Path(checkpoint)),
                                               "same_data_as_training": same_data})
+
+
+def device_technology(hw: HardwareConfig) -> str | None:
+    """The technology of the device card a chip of ``hw`` uses (None for M0, which has none)."""
+    if not scheme_for(hw).has_devices:
+        return None
+    return str(read_card(hw.device).get("technology", ""))
 
 
 def check_own_data(model: nn.Module, benchmark: Benchmark, config: ExperimentConfig,
@@ -316,6 +333,8 @@ def simulate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentCon
         if config.eval.n_samples >= 4:
             hardware["sampling"] = sampling_report(reference["clean"], hw.read_correlation)
     result.report["hardware"] = hardware
+    result.report["cost"] = machine_cost(machine, config.eval.n_samples, config.cost,
+                                         benchmark.test["clean"].x)
     target, realised = machine.sigma_pairs()
     result.scores["sigma_target"] = target.astype(np.float32)
     result.scores["sigma_realised"] = realised.astype(np.float32)
@@ -372,6 +391,7 @@ def simulate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
     model, metadata = load_model(checkpoint)
     config = evaluation_config(metadata.get("experiment", {}), config_path, overrides or [],
                                SIMULATE_SECTIONS, "simulate")
+    check_cards(config.cost, device_technology(config.hardware))
     benchmark = build_benchmark(config.data, config.seed)
     check_own_data(model, benchmark, config, metadata)
     if constrained_epochs > 0:

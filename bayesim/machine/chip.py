@@ -146,6 +146,9 @@ class Chip:
             pairs = self._map(targets)
         self.layers = [AnalogLayer(i, m, *t, p)
                        for i, (m, t, p) in enumerate(zip(modules, targets, pairs, strict=True))]
+        self.rows_read = [0] * len(self.layers)
+        """Rows each layer's tiles have read (one input vector each; bound-management re-reads
+        not included): what the cost model counts per sample."""
         for layer in self.layers:
             layer.states = [self.state(layer, k) for k in range(self.scheme.n_states(hw))]
 

@@ -62,7 +62,7 @@ class BayesianMachine:
         self.hw = hw
         self.quant = quantization_of(model)
         self.counters = {"mvms": 0, "device_reads": 0, "random_draws": 0, "device_writes": 0,
-                         "programming_events": 0}
+                         "programming_events": 0, "adc_conversions": 0, "dac_conversions": 0}
         rows = None
         if mapping_of is None and calibration is not None:
             rows = calibration_rows(self.model, self.adapters, calibration)

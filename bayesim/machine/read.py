@@ -142,6 +142,9 @@ class ReadLoop:
                        self.hw.read_correlation, bias)
         rows = x.shape[0]
         n = self.chip.n
+        self.chip.rows_read[layer.index] += rows
+        self.counters["adc_conversions"] += rows * n_out * len(matrix.in_sizes)
+        self.counters["dac_conversions"] += rows * n_in * len(matrix.out_sizes)
         self.counters["mvms"] += rows * matrix.n_tiles
         self.counters["device_reads"] += rows * n_out * n_in * 2 * n
         per_read = n_out * (n_in * 2 * n if self.hw.read_path == "explicit"

@@ -94,7 +94,9 @@ def hardware_report(chip: Chip, realised: dict[str, Any], n_samples: int,
         "counters": dict(chip.counters),
         "counters_note": "mvms: one input vector on one tile; device_reads: devices read "
                          "(every device of every weight); random_draws: normals drawn per read "
-                         "and for biases; re-reads of bound management not counted",
+                         "and for biases; adc_conversions: one output column of one tile per "
+                         "input vector; dac_conversions: one input of one tile per input "
+                         "vector; re-reads of bound management not counted",
     }
 
 

@@ -44,6 +44,9 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     row.update({k: unc[k] for k in ("auroc_aleatoric", "auroc_epistemic", "auroc_epistemic_pe")})
     for name, means in unc["subsets"].items():
         row.update({f"mean_{k}_{name}": means[k] for k in ("pe", "ee", "mi")})
+    cost = report.get("cost", {})
+    row["energy_per_inference_J"] = cost.get("energy_per_inference_J")
+    row["latency_per_inference_s"] = cost.get("latency_per_inference_s")
     memory = report["memory"]
     row["bits_per_weight"] = memory["bits_per_weight"]
     row["stored_bytes"] = memory.get("total_bytes")

@@ -1,0 +1,248 @@
+"""Energy, latency and size per posterior sample and per inference, from a predictor's counters and
+the cost cards (cards.py; docs/cost.md).
+
+**Analog machine.** One posterior sample of one input is probed on the chip itself: its counters
+(rows each layer read, ADC and DAC conversions, random draws, device writes) for that sample,
+times the card constants:
+
+- array: every row read drives all devices of its layer at the read voltage for the read time,
+  E = V²·t·ΣG over the layer's programmed conductances (G⁺ and G⁻ of every device): an upper
+  bound that takes every input at full scale;
+- ADC: conversions × FoM·2^bits (Walden law; Schreier: ×4 per bit), DAC likewise;
+- digital: one add per converted partial sum, one fp32 multiply per output (the rescale), and
+  per bias one Gaussian sample and one fp32 add;
+- re-programming (M2): device writes × pulses × pulse energy per sample; the one-time programming
+  of the chip (M1, M3, M4) is reported apart.
+
+Latency of one sample: layers in sequence; within a layer the tiles read in parallel and the
+rows (positions of a convolution) in sequence, each row a read pulse, a DAC and an ADC
+conversion; M2 adds its re-programming (row by row, tiles in parallel, pulses × pulse time per
+row). An inference is S samples in sequence.
+
+**Digital baselines** (fp32, digital b-bit): per input and sample, every multiply-accumulate of
+the forward at the predictor's precision (b-bit from the card's int8 figures: multiply ∝ b²,
+add ∝ b, a stated first-order rule), and per weight and sample (shared by ``cost.batch`` inputs)
+the SRAM read of μ and σ (b bits each), one Gaussian sample and one multiply-add (w = μ + σ·ε).
+Latency from the accelerator's operation and sample rates.
+
+Every number comes with its breakdown by component and the card constants behind it; constants
+whose source is ``assumed`` are listed, so a report never passes an assumption off as a
+measurement.
+"""
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from bayesim.bnn.layers import BayesianLayer, bayesian_layers, sampling
+from bayesim.cost.cards import CostCard, load_cost_card
+from bayesim.errors import ConfigError
+from bayesim.schema import StrictModel
+
+
+class CostConfig(StrictModel):
+    """Which cost cards price a run (cost_models/*.toml)."""
+
+    array: str | None = None
+    """Analog array card; default by the device card's technology: array_pcm, array_rram."""
+    periphery: str = "periphery_sar"
+    digital: str = "digital_45nm"
+    node_nm: float | None = Field(default=None, gt=0)
+    """Scale every energy and time to this node (E ∝ node); None: each at its card's node."""
+    batch: int = Field(default=1, ge=1)
+    """Digital baselines: inputs that share one weight sample (its memory reads and Gaussian
+    draws are divided among them); 1 is one input per inference."""
+
+
+ARRAY_BY_TECHNOLOGY = {"pcm": "array_pcm", "rram": "array_rram"}
+
+
+def converter_energy(card: CostCard, part: Literal["adc", "dac"], bits: int | None,
+                     node: float | None) -> float:
+    """J per conversion of a ``bits``-bit converter by the card's law (0 for none/ideal)."""
+    if not bits:
+        return 0.0
+    fom = card.get(f"{part}.fom", node)
+    law = card.laws.get(f"{part}.law", "walden")
+    if law == "walden":
+        return fom * 2.0 ** bits
+    if law == "schreier":
+        return fom * 4.0 ** bits
+    raise ConfigError(f"cost card {card.name}: {part}.law must be 'walden' or 'schreier', "
+                      f"got {law!r}")
+
+
+def _breakdown(parts: dict[str, float], n_samples: int) -> dict[str, Any]:
+    per_sample = float(sum(parts.values()))
+    return {"energy_per_sample_J": per_sample, "energy_per_inference_J": per_sample * n_samples,
+            "energy_per_sample_by_component_J": {k: float(v) for k, v in parts.items()}}
+
+
+def _assumed(*cards: CostCard) -> list[str]:
+    return [f"{card.name}: {key}" for card in cards for key, c in card.constants.items()
+            if c.source == "assumed"]
+
+
+def array_card(config: CostConfig, technology: str) -> CostCard:
+    """The array card of ``config`` or, by default, of the device card's ``technology``."""
+    name = config.array or ARRAY_BY_TECHNOLOGY.get(technology.lower())
+    if name is None:
+        raise ConfigError(f"no cost card for the device technology {technology!r}; set "
+                          f"cost.array to a card of kind 'array'")
+    return load_cost_card(name, "array")
+
+
+def check_cards(config: CostConfig, technology: str | None) -> None:
+    """Load every card ``config`` names (the array card only for a ``technology``), so that a bad
+    card stops a command before any work."""
+    load_cost_card(config.periphery, "periphery")
+    load_cost_card(config.digital, "digital")
+    if technology is not None:
+        array_card(config, technology)
+
+
+def machine_cost(machine: Any, n_samples: int, config: CostConfig, x: torch.Tensor
+                 ) -> dict[str, Any]:
+    """The ``cost`` section of an analog machine's report (module docstring); ``x``: inputs of
+    which the first is probed for one sample (the chip's counters are left as they were)."""
+    chip, hw = machine.chip, machine.hw
+    if machine.device is None:
+        return {"note": f"{hw.mapping} has no devices: the exact sampler is not priced as a chip"}
+    array = array_card(config, str(machine.device.card.get("technology", "")))
+    periphery = load_cost_card(config.periphery, "periphery")
+    digital = load_cost_card(config.digital, "digital")
+    node = config.node_nm
+    probe = probe_sample(machine, x[:1])
+    v, t_read = array.get("read.voltage"), array.get("read.pulse_time", node)
+    pulse_e, pulses = array.get("program.pulse_energy", node), array.get("program.pulses")
+    g_sum = [0.0 if layer.pairs is None else float(
+        (np.sum(layer.pairs.g_plus) + np.sum(layer.pairs.g_minus)) * chip.n * 1e-6)
+        for layer in chip.layers]  # S: every device of G⁺ and G⁻
+    rows = probe["rows"]
+    bias_draws = sum(layer.shape[0] for layer in chip.layers if layer.bias_mu is not None)
+    parts = {
+        "array_read": sum(r * v * v * t_read * g for r, g in zip(rows, g_sum, strict=True)),
+        "adc": probe["adc_conversions"] * converter_energy(periphery, "adc", hw.adc_bits, node),
+        "dac": probe["dac_conversions"] * converter_energy(periphery, "dac", hw.dac_bits, node),
+        "digital_accumulate": probe["adc_conversions"] * digital.get("energy.int32_add", node),
+        "digital_rescale": sum(r * layer.shape[0] for r, layer in zip(rows, chip.layers,
+                                                                      strict=True))
+        * digital.get("energy.fp32_mult", node),
+        "digital_bias_sample": bias_draws * (digital.get("energy.gaussian_sample", node)
+                                             + digital.get("energy.fp32_add", node)),
+        "reprogramming": probe["device_writes"] * pulses * pulse_e,
+    }
+    t_row = t_read + (periphery.get("dac.conversion_time", node) if hw.dac_bits else 0.0) + \
+        (periphery.get("adc.conversion_time", node) if hw.adc_bits else 0.0)
+    t_prog = 0.0
+    if probe["device_writes"]:
+        t_pulse = array.get("program.pulse_time", node)
+        t_prog = sum(min(layer.shape[1] * chip.n, hw.max_in) for layer in chip.layers) * \
+            pulses * t_pulse
+    latency = sum(rows) * t_row + t_prog
+    n_states = max(1, chip.scheme.n_states(hw)) if not probe["device_writes"] else 0
+    devices = int(sum(2 * chip.n * layer.mu.size for layer in chip.layers))
+    tiles = int(sum(m.n_tiles for m in machine.matrices(0, 0)))
+    report = _breakdown(parts, n_samples)
+    report.update({
+        "latency_per_sample_s": latency, "latency_per_inference_s": latency * n_samples,
+        "latency_note": "layers in sequence; tiles of a layer in parallel; rows in sequence, "
+                        "each a read pulse + DAC + ADC conversion; M2 adds row-by-row "
+                        "re-programming",
+        "programming_once_J": devices * n_states * pulses * pulse_e,
+        "programming_once_note": f"{n_states} programmed state(s) of {devices} devices, "
+                                 f"{pulses:g} pulses each (0 for M2, which pays per sample)",
+        "probe": {k: probe[k] for k in ("rows", "adc_conversions", "dac_conversions",
+                                        "device_writes")},
+        "size": {"devices": devices, "tiles": tiles, "adcs": tiles * hw.max_out,
+                 "dacs": tiles * hw.max_in,
+                 "note": "first-order size as counts: one ADC per tile column, one DAC per tile "
+                         "row (no area per cell: the cards carry none)"},
+        "array_read_note": "upper bound: every input at full scale (V_read on every row)",
+        "cards": {"array": array.describe(), "periphery": periphery.describe(),
+                  "digital": digital.describe()},
+        "assumed_constants": _assumed(array, periphery, digital),
+        "node_nm": node,
+    })
+    return report
+
+
+def probe_sample(machine: Any, x: torch.Tensor) -> dict[str, Any]:
+    """The counters of one Monte-Carlo sample of the single input ``x`` on the chip; the chip's
+    counters and row tallies are restored afterwards."""
+    chip = machine.chip
+    counters, rows = dict(machine.counters), list(chip.rows_read)
+    try:
+        machine.sample_probs(x, 1, seed=0)
+        out = {k: machine.counters[k] - counters[k] for k in counters}
+        out["rows"] = [a - b for a, b in zip(chip.rows_read, rows, strict=True)]
+    finally:
+        machine.counters.clear()
+        machine.counters.update(counters)
+        chip.rows_read[:] = rows
+    return out
+
+
+def _macs(model: nn.Module, x: torch.Tensor) -> list[int]:
+    """Multiply-accumulates of each Bayesian layer for one input ``x[:1]`` (mean forward)."""
+    layers = bayesian_layers(model)
+    counts = [0] * len(layers)
+
+    def hook(index: int):
+        def count(module: BayesianLayer, args: tuple, output: torch.Tensor) -> None:
+            per_output = module.weight_mu[0].numel()
+            counts[index] += int(output.numel() * per_output)
+        return count
+
+    handles = [layer.register_forward_hook(hook(i)) for i, layer in enumerate(layers)]
+    try:
+        with torch.no_grad(), sampling(model, "mean"):
+            model(x[:1].float())
+    finally:
+        for handle in handles:
+            handle.remove()
+    return counts
+
+
+def digital_cost(model: nn.Module, bits: int | None, n_samples: int, config: CostConfig,
+                 x: torch.Tensor) -> dict[str, Any]:
+    """The ``cost`` section of a software predictor: fp32 (``bits`` None) or digital b-bit
+    sampling of ``model`` (module docstring)."""
+    card = load_cost_card(config.digital, "digital")
+    node = config.node_nm
+    macs = sum(_macs(model, x))
+    layers = bayesian_layers(model)
+    n_params = sum(layer.weight_mu.numel() + (0 if layer.bias_mu is None else
+                                              layer.bias_mu.numel()) for layer in layers)
+    if bits is None:
+        mult, add, width = card.get("energy.fp32_mult", node), card.get("energy.fp32_add", node), 32
+    else:
+        mult = card.get("energy.int8_mult", node) * (bits / 8) ** 2
+        add = card.get("energy.int8_add", node) * bits / 8
+        width = bits
+    share = 1.0 / config.batch
+    parts = {
+        "mac": macs * (mult + add),
+        "weight_memory": n_params * 2 * width * card.get("energy.sram_read_bit", node) * share,
+        "gaussian_samples": n_params * card.get("energy.gaussian_sample", node) * share,
+        "weight_sample_arithmetic": n_params * (mult + add) * share,
+    }
+    ops_rate = card.get("throughput.operations")
+    rng_rate = card.get("throughput.gaussian_samples")
+    latency = 2 * macs / ops_rate + n_params * share / rng_rate
+    report = _breakdown(parts, n_samples)
+    report.update({
+        "latency_per_sample_s": latency, "latency_per_inference_s": latency * n_samples,
+        "latency_note": "2 operations per MAC at the accelerator's operation rate, plus the "
+                        "weight samples at its Gaussian-sample rate (not overlapped)",
+        "macs_per_sample": macs, "parameters_sampled": n_params, "batch": config.batch,
+        "precision": "fp32" if bits is None else f"{bits}-bit (int8 figures: multiply ∝ b², "
+                                                 f"add ∝ b)",
+        "cards": {"digital": card.describe()}, "assumed_constants": _assumed(card),
+        "node_nm": node,
+    })
+    return report
+
