@@ -227,7 +227,7 @@ def simulate(
         "--samples", help="Monte-Carlo samples S (default: the config's eval.n_samples).")]
     = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", help="TOML with [hardware] (and optionally [eval], [data]); see "
+        "--config", help="TOML with [hardware] (and optionally [eval], [data], [cost]); see "
                          "experiments/machine_pcm.toml.")] = None,
     set_: SetOption = None,
     train_constrained: Annotated[int, typer.Option(

@@ -34,7 +34,7 @@ def test_overrides_are_typed_and_nested(tmp_path: Path) -> None:
     ("overrides", "message"),
     [
         (["data.foo=1"], "unknown key 'data.foo'.*allowed keys here: ambiguous_dir"),
-        (["bogus=1"], "unknown key 'bogus'.*allowed keys here: data, eval, hardware, model"),
+        (["bogus=1"], "unknown key 'bogus'.*allowed keys here: cost, data, eval, hardware, model"),
         (["train.epochs='many'"], "invalid value for 'train.epochs'.*'many'.*valid integer"),
         (["model.prior_std=-1"], "invalid value for 'model.prior_std'.*-1.*greater than 0"),
         (["eval.n_samples=0"], "invalid value for 'eval.n_samples'.*greater than or equal to 1"),
