@@ -57,7 +57,7 @@ def test_analog_energy_is_counters_times_card_constants() -> None:
         3 * constant("digital_45nm", "energy", "int32_add"))
     assert parts["digital_rescale"] == pytest.approx(
         3 * constant("digital_45nm", "energy", "fp32_mult"))
-    assert parts["digital_bias_sample"] == pytest.approx(3 * (
+    assert parts["digital_bias"] == pytest.approx(3 * (
         constant("digital_45nm", "energy", "gaussian_sample")
         + constant("digital_45nm", "energy", "fp32_add")))
     assert parts["reprogramming"] == 0.0
@@ -114,12 +114,13 @@ def test_converter_energy_follows_the_cards_law(tmp_path: Path) -> None:
     assert converter_energy(card, "adc", 8, None) / converter_energy(card, "adc", 6, None) == \
         pytest.approx(4.0)  # Walden: ×2 per bit
     text = (CARD_DIR / "periphery_sar.toml").read_text().replace(
-        'law = "walden"                # E', 'law = "schreier"                # E', 1)
-    path = tmp_path / "schreier.toml"
+        'law = "walden"                # E', 'law = "thermal"                # E', 1)
+    path = tmp_path / "thermal.toml"
     path.write_text(text)
-    schreier = load_cost_card(str(path), "periphery")
-    assert converter_energy(schreier, "adc", 8, None) / converter_energy(
-        schreier, "adc", 6, None) == pytest.approx(16.0)  # ×4 per bit
+    thermal = load_cost_card(str(path), "periphery")
+    assert converter_energy(thermal, "adc", 10, None) / converter_energy(
+        thermal, "adc", 8, None) == pytest.approx(16.0)  # ×4 per bit
+    assert converter_energy(thermal, "adc", 8, None) == converter_energy(card, "adc", 8, None)
     assert converter_energy(card, "adc", None, None) == 0.0
 
 
@@ -128,15 +129,16 @@ def test_digital_energy_by_hand() -> None:
     net = tiny()
     x = torch.rand(1, 4)
     e = {k: constant("digital_45nm", "energy", k) for k in (
-        "fp32_mult", "fp32_add", "int8_mult", "int8_add", "sram_read_bit", "gaussian_sample")}
+        "fp32_mult", "fp32_add", "int8_mult", "int8_add", "sram_8kb_read_bit",
+        "gaussian_sample")}
     fp = digital_cost(net, None, 3, CostConfig(), x)["energy_per_sample_by_component_J"]
     assert fp["mac"] == pytest.approx(12 * (e["fp32_mult"] + e["fp32_add"]))
-    assert fp["weight_memory"] == pytest.approx(15 * 2 * 32 * e["sram_read_bit"])
+    assert fp["weight_memory"] == pytest.approx(15 * 2 * 32 * e["sram_8kb_read_bit"])
     assert fp["gaussian_samples"] == pytest.approx(15 * e["gaussian_sample"])
     four = digital_cost(net, 4, 3, CostConfig(batch=5), x)["energy_per_sample_by_component_J"]
     mult4, add4 = e["int8_mult"] / 4, e["int8_add"] / 2
     assert four["mac"] == pytest.approx(12 * (mult4 + add4))
-    assert four["weight_memory"] == pytest.approx(15 * 2 * 4 * e["sram_read_bit"] / 5)
+    assert four["weight_memory"] == pytest.approx(15 * 2 * 4 * e["sram_8kb_read_bit"] / 5)
     assert four["weight_sample_arithmetic"] == pytest.approx(15 * (mult4 + add4) / 5)
 
 
@@ -151,10 +153,12 @@ def test_node_scaling_and_its_limit() -> None:
     (lambda s: s.replace('unit = "pJ", node_nm = 45, source = "horowitz2014" }\nfp32_add',
                          'node_nm = 45, source = "horowitz2014" }\nfp32_add', 1),
      "energy.fp32_mult has no unit"),
-    (lambda s: s.replace("value = 0.9,", "value = -0.9,", 1), "must be a number ≥ 0"),
+    (lambda s: s.replace("value = 0.9,", "value = -0.9,", 1), "must be a finite number ≥ 0"),
     (lambda s: s.replace('unit = "pJ"', 'unit = "kWh"', 1), "has unit 'kWh'"),
     (lambda s: s.replace('source = "enciso2025" }', 'source = "nobody" }', 1),
      "cites 'nobody'"),
+    (lambda s: s.replace('int32_add = { value = 0.1, unit = "pJ", node_nm = 45, source = '
+                         '"horowitz2014" }', 'int32_add = "0.1 pJ"', 1), "is a string"),
 ])
 def test_bad_cards_are_refused(edit, pattern, tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
@@ -165,6 +169,23 @@ def test_bad_cards_are_refused(edit, pattern, tmp_path: Path) -> None:
         load_cost_card("no_such_card", "digital")
     with pytest.raises(ConfigError, match="kind 'digital'; cost.array needs"):
         load_cost_card("digital_45nm", "array")
+
+
+def test_a_card_without_a_needed_constant_or_with_the_wrong_quantity_is_refused(
+        tmp_path: Path) -> None:
+    from bayesim.cost.model import load_checked
+
+    text = (CARD_DIR / "array_pcm.toml").read_text()
+    path = tmp_path / "a.toml"
+    path.write_text(text.replace("pulses = {", "pulse_count = {"))
+    with pytest.raises(ConfigError, match="has no program.pulses"):
+        load_checked(str(path), "array", None)
+    path.write_text(text.replace('voltage = { value = 0.2, unit = "V"',
+                                 'voltage = { value = 0.2, unit = "ns"'))
+    with pytest.raises(ConfigError, match="read.voltage must be a voltage"):
+        load_checked(str(path), "array", None)
+    with pytest.raises(ConfigError, match="extrapolates"):
+        load_checked("digital_45nm", "digital", 5.0)
 
 
 def test_bad_cost_cards_on_the_command_line_exit_2(tmp_path: Path, capsys) -> None:
@@ -178,7 +199,7 @@ def test_bad_cost_cards_on_the_command_line_exit_2(tmp_path: Path, capsys) -> No
     bad = tmp_path / "bad.toml"
     bad.write_text((CARD_DIR / "array_pcm.toml").read_text().replace("value = 0.2,",
                                                                      "value = -0.2,"))
-    for setting, pattern in [(f"cost.array='{bad}'", "must be a number ≥ 0"),
+    for setting, pattern in [(f"cost.array='{bad}'", "must be a finite number ≥ 0"),
                              ("cost.periphery='nope'", "cost card 'nope' not found")]:
         out = tmp_path / "sim"
         code, _, err = run(["simulate", "--checkpoint", ck, "--out", out, "--data", data,
@@ -192,4 +213,67 @@ def test_bad_cost_cards_on_the_command_line_exit_2(tmp_path: Path, capsys) -> No
     assert code == 0, err
     import json
     report = json.loads((out / "report.json").read_text())
-    assert report["cost"]["energy_per_inference_J"] > 0
+    cost = report["cost"]
+    assert cost["energy_per_inference_J"] == pytest.approx(2 * cost["energy_per_sample_J"])
+    assert cost["probe"]["rows"] == [1, 1] and cost["size"]["devices"] == report["hardware"][
+        "n_devices"]
+    digital = tmp_path / "eval"
+    assert run(["evaluate", "--checkpoint", ck, "--out", digital, "--data", data,
+                "--samples", "2", "-q"], capsys)[0] == 0
+    soft = json.loads((digital / "report.json").read_text())["cost"]
+    assert soft["macs_per_sample"] == 784 * 8 + 8 * 10
+
+
+def test_two_layers_a_convolution_and_the_copies_of_m3() -> None:
+    """Array energy and latency sum over layers (rows × V²·t·ΣG, 36 positions of the
+    convolution); M3's size counts its R copies; M2's costing leaves the chip's counters
+    alone."""
+    torch.manual_seed(0)
+    net = nn.Sequential(BayesConv2d(1, 2, 3, padding=1), nn.Flatten(),
+                        BayesLinear(2 * 36, 3)).eval()
+    x = torch.rand(1, 1, 6, 6)
+    m1 = compile_quietly(net, HardwareConfig(mapping="M1"))
+    cost = machine_cost(m1, 4, CostConfig(), x)
+    v, t = constant("array_pcm", "read", "voltage"), constant("array_pcm", "read", "pulse_time")
+    g = [(layer.pairs.g_plus.sum() + layer.pairs.g_minus.sum()) * m1.n_devices * 1e-6
+         for layer in m1.layers]
+    assert cost["energy_per_sample_by_component_J"]["array_read"] == pytest.approx(
+        v * v * t * (36 * g[0] + 1 * g[1]), rel=1e-12)
+    t_row = t + constant("periphery_sar", "dac", "conversion_time") + constant(
+        "periphery_sar", "adc", "conversion_time")
+    assert cost["latency_per_sample_s"] == pytest.approx(37 * t_row)
+    assert cost["latency_per_inference_s"] == pytest.approx(4 * 37 * t_row)
+    bias_adds = 36 * 2 + 3  # a convolution adds its bias at every output position
+    assert cost["energy_per_sample_by_component_J"]["digital_bias"] == pytest.approx(
+        5 * constant("digital_45nm", "energy", "gaussian_sample")
+        + bias_adds * constant("digital_45nm", "energy", "fp32_add"))
+    m3 = compile_quietly(net, HardwareConfig(mapping="M3", copies=4))
+    size = machine_cost(m3, 4, CostConfig(), x)["size"]
+    assert size["copies"] == 4 and size["devices"] == 4 * 2 * m3.n_devices * (18 + 216)
+    assert size["adcs"] == 4 * (2 + 3)  # one tile each: 2 and 3 used columns
+    m2 = compile_quietly(net, HardwareConfig(mapping="M2"))
+    before = dict(m2.counters)
+    shared = machine_cost(m2, 4, CostConfig(batch=4), x)
+    assert m2.counters == before
+    alone = machine_cost(m2, 4, CostConfig(), x)
+    assert shared["energy_per_sample_by_component_J"]["reprogramming"] == pytest.approx(
+        alone["energy_per_sample_by_component_J"]["reprogramming"] / 4)
+
+
+def test_digital_macs_of_a_convolution_and_the_memory_level() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(BayesConv2d(1, 2, 3, padding=1), nn.Flatten(),
+                        BayesLinear(2 * 36, 3)).eval()
+    cost = digital_cost(net, None, 2, CostConfig(), torch.rand(1, 1, 6, 6))
+    assert cost["macs_per_sample"] == 36 * 2 * 9 + 3 * 72
+    params = 2 * 9 + 2 + 3 * 72 + 3
+    assert cost["weight_store"] == {"bits": params * 64, "read_from": "SRAM 8 kB"}
+    rate = constant("digital_45nm", "throughput", "operations")
+    samples = constant("digital_45nm", "throughput", "gaussian_samples")
+    assert cost["latency_per_sample_s"] == pytest.approx(2 * cost["macs_per_sample"] / rate
+                                                         + params / samples)
+    big = nn.Sequential(BayesLinear(784, 512), nn.ReLU(), BayesLinear(512, 512)).eval()
+    assert digital_cost(big, None, 1, CostConfig(), torch.rand(1, 784))["weight_store"][
+        "read_from"] == "DRAM"
+    assert digital_cost(big, 4, 1, CostConfig(), torch.rand(1, 784))["weight_store"][
+        "read_from"] == "SRAM 1 MB"

@@ -74,6 +74,16 @@ class CostCard:
                               f"of that node")
         return c.value * ratio
 
+    def require(self, needed: dict[str, str]) -> None:
+        """ConfigError unless the card has every key of ``needed`` with its quantity."""
+        for key, quantity in needed.items():
+            if key not in self.constants:
+                raise ConfigError(f"cost card {self.path.name} has no {key} ({quantity})")
+            if self.constants[key].quantity != quantity:
+                raise ConfigError(f"cost card {self.path.name}: {key} must be a {quantity}, "
+                                  f"its unit {self.constants[key].unit!r} is a "
+                                  f"{self.constants[key].quantity}")
+
     def describe(self) -> dict[str, Any]:
         """The card as a report shows it: name, summary, each constant with unit and source."""
         return {"name": self.name, "summary": self.summary,
@@ -121,6 +131,9 @@ def load_cost_card(name: str, kind: str) -> CostCard:
         for key, entry in table.items():
             dotted = f"{section}.{key}"
             if isinstance(entry, str):
+                if key != "law":
+                    raise ConfigError(f"{where}: {dotted} is a string; only a 'law' may be "
+                                      f"one, a number is {{ value, unit, node_nm, source }}")
                 laws[dotted] = entry
                 continue
             constants[dotted] = _constant(entry, dotted, where, sources)
@@ -138,8 +151,9 @@ def _constant(entry: Any, key: str, where: str, sources: dict) -> Constant:
     if unit not in UNITS:
         raise ConfigError(f"{where}: {key} has unit {unit!r}; use one of {', '.join(UNITS)}")
     value, node = entry["value"], entry["node_nm"]
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-        raise ConfigError(f"{where}: {key} must be a number ≥ 0, got {value!r}")
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0 \
+            or value == float("inf"):
+        raise ConfigError(f"{where}: {key} must be a finite number ≥ 0, got {value!r}")
     if not isinstance(node, int | float) or node <= 0:
         raise ConfigError(f"{where}: {key} needs node_nm > 0, got {node!r}")
     if entry["source"] not in sources:

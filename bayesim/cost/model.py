@@ -39,6 +39,7 @@ from torch import nn
 
 from bayesim.bnn.layers import BayesianLayer, bayesian_layers, sampling
 from bayesim.cost.cards import CostCard, load_cost_card
+from bayesim.crossbar.tile import split_sizes
 from bayesim.errors import ConfigError
 from bayesim.schema import StrictModel
 
@@ -62,17 +63,47 @@ ARRAY_BY_TECHNOLOGY = {"pcm": "array_pcm", "rram": "array_rram"}
 
 def converter_energy(card: CostCard, part: Literal["adc", "dac"], bits: int | None,
                      node: float | None) -> float:
-    """J per conversion of a ``bits``-bit converter by the card's law (0 for none/ideal)."""
+    """J per conversion of a ``bits``-bit converter by the card's law (0 for none/ideal):
+    ``walden`` E = FoM·2^b (×2 per bit); ``thermal`` E = FoM·2^8·4^(b − 8), the thermal-noise
+    limit's ×4 per bit, equal to Walden at 8 bits (a scaling law, not a Schreier FoM)."""
     if not bits:
         return 0.0
     fom = card.get(f"{part}.fom", node)
     law = card.laws.get(f"{part}.law", "walden")
     if law == "walden":
         return fom * 2.0 ** bits
-    if law == "schreier":
-        return fom * 4.0 ** bits
-    raise ConfigError(f"cost card {card.name}: {part}.law must be 'walden' or 'schreier', "
+    if law == "thermal":
+        return fom * 2.0 ** 8 * 4.0 ** (bits - 8)
+    raise ConfigError(f"cost card {card.name}: {part}.law must be 'walden' or 'thermal', "
                       f"got {law!r}")
+
+
+NEEDS = {
+    "array": {"read.voltage": "voltage", "read.pulse_time": "time",
+              "program.pulse_energy": "energy", "program.pulse_time": "time",
+              "program.pulses": "count"},
+    "periphery": {"adc.fom": "energy", "adc.conversion_time": "time", "dac.fom": "energy",
+                  "dac.conversion_time": "time"},
+    "digital": {"energy.fp32_mult": "energy", "energy.fp32_add": "energy",
+                "energy.int8_mult": "energy", "energy.int8_add": "energy",
+                "energy.int32_add": "energy", "energy.sram_8kb_read_bit": "energy",
+                "energy.sram_1mb_read_bit": "energy", "energy.dram_read_bit": "energy",
+                "energy.gaussian_sample": "energy", "throughput.operations": "rate",
+                "throughput.gaussian_samples": "rate"},
+}
+"""The constants each kind of card must have, with their quantity."""
+
+
+def load_checked(name: str, kind: str, node: float | None) -> CostCard:
+    """A card of ``kind`` with every constant the model needs, each resolvable at ``node``
+    (array constants are device physics and never node-scaled)."""
+    card = load_cost_card(name, kind)
+    card.require(NEEDS[kind])
+    for key in NEEDS[kind]:
+        card.get(key, None if kind == "array" else node)
+    for part in ("adc", "dac") if kind == "periphery" else ():
+        converter_energy(card, part, 8, node)
+    return card
 
 
 def _breakdown(parts: dict[str, float], n_samples: int) -> dict[str, Any]:
@@ -92,14 +123,14 @@ def array_card(config: CostConfig, technology: str) -> CostCard:
     if name is None:
         raise ConfigError(f"no cost card for the device technology {technology!r}; set "
                           f"cost.array to a card of kind 'array'")
-    return load_cost_card(name, "array")
+    return load_checked(name, "array", config.node_nm)
 
 
 def check_cards(config: CostConfig, technology: str | None) -> None:
     """Load every card ``config`` names (the array card only for a ``technology``), so that a bad
     card stops a command before any work."""
-    load_cost_card(config.periphery, "periphery")
-    load_cost_card(config.digital, "digital")
+    load_checked(config.periphery, "periphery", config.node_nm)
+    load_checked(config.digital, "digital", config.node_nm)
     if technology is not None:
         array_card(config, technology)
 
@@ -112,12 +143,12 @@ def machine_cost(machine: Any, n_samples: int, config: CostConfig, x: torch.Tens
     if machine.device is None:
         return {"note": f"{hw.mapping} has no devices: the exact sampler is not priced as a chip"}
     array = array_card(config, str(machine.device.card.get("technology", "")))
-    periphery = load_cost_card(config.periphery, "periphery")
-    digital = load_cost_card(config.digital, "digital")
     node = config.node_nm
+    periphery = load_checked(config.periphery, "periphery", node)
+    digital = load_checked(config.digital, "digital", node)
     probe = probe_sample(machine, x[:1])
-    v, t_read = array.get("read.voltage"), array.get("read.pulse_time", node)
-    pulse_e, pulses = array.get("program.pulse_energy", node), array.get("program.pulses")
+    v, t_read = array.get("read.voltage"), array.get("read.pulse_time")
+    pulse_e, pulses = array.get("program.pulse_energy"), array.get("program.pulses")
     g_sum = [0.0 if layer.pairs is None else float(
         (np.sum(layer.pairs.g_plus) + np.sum(layer.pairs.g_minus)) * chip.n * 1e-6)
         for layer in chip.layers]  # S: every device of G⁺ and G⁻
@@ -131,21 +162,28 @@ def machine_cost(machine: Any, n_samples: int, config: CostConfig, x: torch.Tens
         "digital_rescale": sum(r * layer.shape[0] for r, layer in zip(rows, chip.layers,
                                                                       strict=True))
         * digital.get("energy.fp32_mult", node),
-        "digital_bias_sample": bias_draws * (digital.get("energy.gaussian_sample", node)
-                                             + digital.get("energy.fp32_add", node)),
-        "reprogramming": probe["device_writes"] * pulses * pulse_e,
+        "digital_bias": bias_draws * digital.get("energy.gaussian_sample", node)
+        + sum(r * layer.shape[0] for r, layer in zip(rows, chip.layers, strict=True)
+              if layer.bias_mu is not None) * digital.get("energy.fp32_add", node),
+        # one programming per sample serves the cost.batch inputs of that sample
+        "reprogramming": probe["device_writes"] * pulses * pulse_e / config.batch,
     }
     t_row = t_read + (periphery.get("dac.conversion_time", node) if hw.dac_bits else 0.0) + \
         (periphery.get("adc.conversion_time", node) if hw.adc_bits else 0.0)
     t_prog = 0.0
     if probe["device_writes"]:
-        t_pulse = array.get("program.pulse_time", node)
+        t_pulse = array.get("program.pulse_time")
         t_prog = sum(min(layer.shape[1] * chip.n, hw.max_in) for layer in chip.layers) * \
             pulses * t_pulse
     latency = sum(rows) * t_row + t_prog
     n_states = max(1, chip.scheme.n_states(hw)) if not probe["device_writes"] else 0
+    arrays = chip.scheme.arrays(hw)  # M3: R copies on devices of their own
     devices = int(sum(2 * chip.n * layer.mu.size for layer in chip.layers))
-    tiles = int(sum(m.n_tiles for m in machine.matrices(0, 0)))
+    ins = [split_sizes(layer.shape[1], chip.tiling.max_in) for layer in chip.layers]
+    outs = [split_sizes(layer.shape[0], chip.tiling.max_out) for layer in chip.layers]
+    tiles = sum(len(i) * len(o) for i, o in zip(ins, outs, strict=True))
+    adcs = sum(len(i) * sum(o) for i, o in zip(ins, outs, strict=True))
+    dacs = sum(sum(i) * chip.n * len(o) for i, o in zip(ins, outs, strict=True))
     report = _breakdown(parts, n_samples)
     report.update({
         "latency_per_sample_s": latency, "latency_per_inference_s": latency * n_samples,
@@ -154,14 +192,20 @@ def machine_cost(machine: Any, n_samples: int, config: CostConfig, x: torch.Tens
                         "re-programming",
         "programming_once_J": devices * n_states * pulses * pulse_e,
         "programming_once_note": f"{n_states} programmed state(s) of {devices} devices, "
-                                 f"{pulses:g} pulses each (0 for M2, which pays per sample)",
+                                 f"{pulses:g} pulses each (0 for M2, which pays per sample, "
+                                 f"shared by cost.batch = {config.batch} inputs)",
         "probe": {k: probe[k] for k in ("rows", "adc_conversions", "dac_conversions",
                                         "device_writes")},
-        "size": {"devices": devices, "tiles": tiles, "adcs": tiles * hw.max_out,
-                 "dacs": tiles * hw.max_in,
-                 "note": "first-order size as counts: one ADC per tile column, one DAC per tile "
-                         "row (no area per cell: the cards carry none)"},
-        "array_read_note": "upper bound: every input at full scale (V_read on every row)",
+        "size": {"devices": devices * arrays, "tiles": tiles * arrays,
+                 "adcs": adcs * arrays, "dacs": dacs * arrays, "copies": arrays,
+                 "note": "first-order size as counts: one ADC per used tile column, one DAC per "
+                         "used tile row (device rows), × the copies of M3; no area per cell "
+                         "(the cards carry none)"},
+        "array_read_note": "upper bound: every input at full scale (V_read on every row), over "
+                           "the mapping's target conductances",
+        "rules": ["array constants are device physics: never node-scaled",
+                  "periphery and digital constants scaled by E ∝ t ∝ node when cost.node_nm "
+                  "is set"],
         "cards": {"array": array.describe(), "periphery": periphery.describe(),
                   "digital": digital.describe()},
         "assumed_constants": _assumed(array, periphery, digital),
@@ -207,12 +251,21 @@ def _macs(model: nn.Module, x: torch.Tensor) -> list[int]:
     return counts
 
 
+def memory_level(card: CostCard, bits: int, node: float | None) -> tuple[str, float]:
+    """(level, J per bit read) of the smallest memory a ``bits``-bit weight store fits in."""
+    if bits <= 8 * 1024 * 8:
+        return "SRAM 8 kB", card.get("energy.sram_8kb_read_bit", node)
+    if bits <= 8 * 1024 * 1024:
+        return "SRAM 1 MB", card.get("energy.sram_1mb_read_bit", node)
+    return "DRAM", card.get("energy.dram_read_bit", node)
+
+
 def digital_cost(model: nn.Module, bits: int | None, n_samples: int, config: CostConfig,
                  x: torch.Tensor) -> dict[str, Any]:
     """The ``cost`` section of a software predictor: fp32 (``bits`` None) or digital b-bit
     sampling of ``model`` (module docstring)."""
-    card = load_cost_card(config.digital, "digital")
     node = config.node_nm
+    card = load_checked(config.digital, "digital", node)
     macs = sum(_macs(model, x))
     layers = bayesian_layers(model)
     n_params = sum(layer.weight_mu.numel() + (0 if layer.bias_mu is None else
@@ -224,9 +277,11 @@ def digital_cost(model: nn.Module, bits: int | None, n_samples: int, config: Cos
         add = card.get("energy.int8_add", node) * bits / 8
         width = bits
     share = 1.0 / config.batch
+    store_bits = n_params * 2 * width
+    level, per_bit = memory_level(card, store_bits, node)
     parts = {
         "mac": macs * (mult + add),
-        "weight_memory": n_params * 2 * width * card.get("energy.sram_read_bit", node) * share,
+        "weight_memory": store_bits * per_bit * share,
         "gaussian_samples": n_params * card.get("energy.gaussian_sample", node) * share,
         "weight_sample_arithmetic": n_params * (mult + add) * share,
     }
@@ -239,8 +294,15 @@ def digital_cost(model: nn.Module, bits: int | None, n_samples: int, config: Cos
         "latency_note": "2 operations per MAC at the accelerator's operation rate, plus the "
                         "weight samples at its Gaussian-sample rate (not overlapped)",
         "macs_per_sample": macs, "parameters_sampled": n_params, "batch": config.batch,
-        "precision": "fp32" if bits is None else f"{bits}-bit (int8 figures: multiply ∝ b², "
-                                                 f"add ∝ b)",
+        "weight_store": {"bits": store_bits, "read_from": level},
+        "precision": "fp32" if bits is None else f"{bits}-bit",
+        "rules": ["b-bit MAC energies from the int8 figures: multiply ∝ b², add ∝ b, "
+                  "activations taken at b bits too (optimistic for a model that keeps fp32 "
+                  "activations)",
+                  "μ and σ are read from the smallest memory level the store fits (8 kB, 1 MB "
+                  "SRAM, else DRAM) once per sample",
+                  "latency at the operation and sample rates of Enciso 2025's SRAM "
+                  "compute-in-memory accelerator, a stand-in for any digital sampler"],
         "cards": {"digital": card.describe()}, "assumed_constants": _assumed(card),
         "node_nm": node,
     })
