@@ -64,7 +64,9 @@ def _metrics(config: dict) -> dict:
         auroc = 0.95
     return {"auroc_epistemic": auroc + 0.001 * hw["chip_seed"], "accuracy": auroc,
             "bits_per_weight": 64.0 if config["run"] == "fp32" else 2.0 * config["quant"]["bits"],
-            "fraction_feasible": 1.0 / (1.0 + (hw["alpha"] or 10.0) / 10.0)}
+            "fraction_feasible": 1.0 / (1.0 + (hw["alpha"] or 10.0) / 10.0),
+            "energy_per_inference_J": 1e-3 if config["run"] == "fp32" else
+            1e-6 * 2.0 ** hw["adc_bits"]}
 
 
 def _sweep(tmp_path: Path) -> Path:
@@ -148,3 +150,14 @@ def test_bad_plot_requests_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[
     (out / "spec.json").unlink()
     assert main(["plot", str(out)]) == 2
     assert "lists no [[plots]]" in capsys.readouterr().err
+
+
+def test_the_energy_preset_plots_auroc_against_energy(tmp_path: Path) -> None:
+    """`--kind energy` is the Pareto plot with the cost model's energy per inference on a log
+    axis; the fp32 reference (1 mJ here) is drawn as a star."""
+    from bayesim.plots.sweep import plot
+
+    out = _sweep(tmp_path)
+    paths = plot(out, "energy", over=["hardware.adc_bits"])
+    assert paths and all(p.stat().st_size > 1000 for p in paths)
+    assert any("energy_per_inference_J" in p.name for p in paths)

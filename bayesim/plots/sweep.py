@@ -51,17 +51,21 @@ UNITS = {
     "hardware.alpha": "α (µS per unit weight)", "hardware.copies": "programmed copies R",
     "hardware.devices_per_weight": "devices per side n", "quant.bits": "bits (μ and σ)",
     "quant.strategy": "strategy", "eval.n_samples": "Monte-Carlo samples S",
+    "energy_per_inference_J": "energy per inference (J; S samples, one input; cost model)",
+    "latency_per_inference_s": "latency per inference (s; cost model)",
 }
 LOWER_IS_BETTER = {"ece", "mce", "nll", "brier", "bits_per_weight", "devices_per_weight",
-                   "n_devices"}
+                   "n_devices", "energy_per_inference_J", "latency_per_inference_s"}
 PRESETS: dict[str, dict[str, str]] = {
     "bits": {"x": "quant.bits", "by": "quant.strategy"},
     "drift": {"x": "hardware.drift_time"},
     "samples": {"x": "eval.n_samples"},
     "feasibility": {"x": "hardware.alpha", "metric": "fraction_feasible"},
     "pareto": {"x": "bits_per_weight"},
+    "energy": {"x": "energy_per_inference_J"},
 }
 KINDS = ("heatmap", "lines", *PRESETS)
+COST_COLUMNS = ("energy_per_inference_J", "latency_per_inference_s")
 DEFAULT_METRIC = "auroc_epistemic"
 
 
@@ -404,14 +408,15 @@ def pareto(out_dir: str | os.PathLike[str], x: str = "bits_per_weight",
             ax.scatter(*point, marker="*", s=120, color="black", zorder=3)
             ax.annotate(label, point, fontsize=7, xytext=(4, -9), textcoords="offset points")
     if len({p[0] for p in points}) > 1 and max(p[0] for p in points) / max(
-            min(p[0] for p in points), 1e-12) >= 8:
-        ax.set_xscale("log", base=2)
+            min(p[0] for p in points), 1e-300) >= 8:
+        ax.set_xscale("log", base=10 if x in COST_COLUMNS else 2)
     ax.set_xlabel(_label(x))
     ax.set_ylabel(_label(metric))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     better = "lower" if metric in LOWER_IS_BETTER else "higher"
-    _title(ax, f"{_label(metric)} vs memory: fewer {_label(x)}, {better} {metric} is better",
+    axis = "cost" if x in COST_COLUMNS else "memory"
+    _title(ax, f"{_label(metric)} vs {axis}: less {_label(x)}, {better} {metric} is better",
            "")
     return _save(fig, _stem(results, "pareto", metric, x, f"by_{by}" if by else None))
 
@@ -432,7 +437,7 @@ def plot(out_dir: str | os.PathLike[str], kind: str, x: str | None = None,
         if y is None:
             raise ConfigError("--kind heatmap needs --y, the second swept parameter")
         return heatmap(out_dir, x, y, metric, where)
-    if kind == "pareto":
+    if kind in ("pareto", "energy"):
         return pareto(out_dir, x, metric, by, where, over)
     return lines(out_dir, x, metric, by, where, kind)
 

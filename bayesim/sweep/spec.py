@@ -94,7 +94,8 @@ Reference = Literal["fp32", "digital", "analog", "shared"]
 class PlotSpec(StrictModel):
     """One figure of a sweep (arguments of bayesim.plots.sweep.plot)."""
 
-    kind: Literal["heatmap", "lines", "bits", "pareto", "drift", "samples", "feasibility"]
+    kind: Literal["heatmap", "lines", "bits", "pareto", "drift", "samples", "feasibility",
+                  "energy"]
     x: str | None = None
     y: str | None = None
     by: str | None = None
