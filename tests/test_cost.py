@@ -222,6 +222,8 @@ def test_bad_cost_cards_on_the_command_line_exit_2(tmp_path: Path, capsys) -> No
                 "--samples", "2", "-q"], capsys)[0] == 0
     soft = json.loads((digital / "report.json").read_text())["cost"]
     assert soft["macs_per_sample"] == 784 * 8 + 8 * 10
+    for run_dir in (out, digital):  # the energy-breakdown figure beside each report
+        assert (run_dir / "cost_breakdown.png").stat().st_size > 1000
 
 
 def test_two_layers_a_convolution_and_the_copies_of_m3() -> None:

@@ -16,6 +16,7 @@ SUBSET_COLOURS = {"clean": "tab:blue", "ambiguous": "tab:orange", "ood": "tab:re
 RELIABILITY_NAME = "reliability.png"
 HISTOGRAM_NAME = "uncertainty_hist.png"
 SIGMA_NAME = "sigma_realised.png"
+COST_NAME = "cost_breakdown.png"
 
 
 def plot_reliability(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -107,6 +108,26 @@ def plot_sigma_realised(target: np.ndarray, realised: np.ndarray, report: dict[s
     return Path(path)
 
 
+def plot_cost_breakdown(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Energy of one posterior sample by component (the report's ``cost`` section; log axis);
+    the title gives the energy per inference and how many card constants are assumed."""
+    cost = report["cost"]
+    parts = {k: v for k, v in cost["energy_per_sample_by_component_J"].items() if v > 0}
+    names = sorted(parts, key=parts.get)
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(names) + 1.4))
+    ax.barh(names, [parts[n] * 1e9 for n in names], color="tab:blue")
+    ax.set_xscale("log")
+    ax.set_xlabel("energy per posterior sample (nJ; one input)")
+    label = report.get("predictor", {}).get("label", report.get("predictor", {}).get("kind", ""))
+    total = cost["energy_per_inference_J"] * 1e6
+    assumed = len(cost.get("assumed_constants", []))
+    ax.set_title(f"{label}: {total:.3g} µJ per inference (S = {report.get('n_samples')}); "
+                 f"{assumed} assumed card constant(s)", fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+    save_figure(fig, Path(path))
+    return Path(path)
+
+
 def render_report_plots(out_dir: str | os.PathLike[str]) -> list[Path]:
     """Draw the figures of ``out_dir/report.json`` and ``out_dir/scores.npz`` next to them."""
     out = Path(out_dir)
@@ -121,4 +142,6 @@ def render_report_plots(out_dir: str | os.PathLike[str]) -> list[Path]:
     if "sigma_target" in scores and "sigma_realised" in scores:
         paths.append(plot_sigma_realised(scores["sigma_target"], scores["sigma_realised"], report,
                                          out / SIGMA_NAME))
+    if report.get("cost", {}).get("energy_per_sample_by_component_J"):
+        paths.append(plot_cost_breakdown(report, out / COST_NAME))
     return paths
