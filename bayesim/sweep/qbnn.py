@@ -40,7 +40,8 @@ from bayesim.schema import StrictModel
 
 METRICS = ("accuracy", "nll", "ece", "auroc_aleatoric", "auroc_epistemic", "auroc_epistemic_pe",
            "mean_ee_clean", "mean_ee_ambiguous", "mean_ee_ood", "mean_mi_clean",
-           "mean_mi_ambiguous", "mean_mi_ood", "bits_per_weight", "compression_vs_fp32")
+           "mean_mi_ambiguous", "mean_mi_ood", "bits_per_weight", "compression_vs_fp32",
+           "energy_per_inference_J")
 
 
 Bits = Annotated[int, Field(ge=1, le=16)]
@@ -82,6 +83,7 @@ def _row(report: dict, **keys: Any) -> dict[str, Any]:
         row[f"mean_mi_{name}"] = subsets.get(name, {}).get("mi")
     row["bits_per_weight"] = report["memory"]["bits_per_weight"]
     row["compression_vs_fp32"] = report["memory"]["compression_vs_fp32"]
+    row["energy_per_inference_J"] = report.get("cost", {}).get("energy_per_inference_J")
     return row
 
 
