@@ -160,6 +160,8 @@ def test_references_chip_seeds_and_several_grids(data_root: Path, tmp_path: Path
     assert float(by_run["fp32"][0]["metric.bits_per_weight"]) == 64.0
     assert float(by_run["digital"][0]["metric.bits_per_weight"]) < 64.0
     assert "metric.fraction_feasible" in rows[-1] and rows[0]["metric.fraction_feasible"] == ""
+    energy = {r["config.run"]: float(r["metric.energy_per_inference_J"]) for r in rows}
+    assert energy["fp32"] > energy["digital"] > 0 and energy["analog"] > 0  # cost columns
     assert len(list((out / "cache" / "models").glob("*/model.safetensors"))) == 1
     assert json.loads((out / "spec.json").read_text())["references"] == ["fp32", "digital"]
     # another sweep given this cache reuses its trained model (not retrained, not rewritten) and
