@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bayesim.plots.sweep import read_spec
+from bayesim.config import ExperimentConfig, validate
+from bayesim.plots.sweep import parse_cell, read_spec
 
 
 def main() -> None:
@@ -30,15 +31,16 @@ def main() -> None:
     for r in rows:
         groups[(r["config.run"], *(r[f"config.{k}"] for k in swept))].append(r)
 
+    resolved = validate(ExperimentConfig, base, "the spec's base").model_dump(mode="json")
+
     def label(key: tuple) -> str:
         if key[0] != "analog":
             return f"{key[0]} (reference)"
         changed = []
         for k, v in zip(swept, key[1:], strict=True):
             section, name = k.split(".", 1)
-            default = base.get(section, {}).get(name) if isinstance(base.get(section), dict) \
-                else None
-            if v not in ("", str(default), "None" if default is None else str(default)):
+            default = resolved[section][name]
+            if parse_cell(v) != parse_cell("" if default is None else str(default)):
                 changed.append(f"{name}={v}")
         return ", ".join(changed) or "base"
 
