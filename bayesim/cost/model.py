@@ -153,18 +153,18 @@ def machine_cost(machine: Any, n_samples: int, config: CostConfig, x: torch.Tens
         (np.sum(layer.pairs.g_plus) + np.sum(layer.pairs.g_minus)) * chip.n * 1e-6)
         for layer in chip.layers]  # S: every device of G⁺ and G⁻
     rows = probe["rows"]
+    outputs = [r * layer.shape[0] for r, layer in zip(rows, chip.layers, strict=True)]
     bias_draws = sum(layer.shape[0] for layer in chip.layers if layer.bias_mu is not None)
+    bias_adds = sum(o for o, layer in zip(outputs, chip.layers, strict=True)
+                    if layer.bias_mu is not None)
     parts = {
         "array_read": sum(r * v * v * t_read * g for r, g in zip(rows, g_sum, strict=True)),
         "adc": probe["adc_conversions"] * converter_energy(periphery, "adc", hw.adc_bits, node),
         "dac": probe["dac_conversions"] * converter_energy(periphery, "dac", hw.dac_bits, node),
         "digital_accumulate": probe["adc_conversions"] * digital.get("energy.int32_add", node),
-        "digital_rescale": sum(r * layer.shape[0] for r, layer in zip(rows, chip.layers,
-                                                                      strict=True))
-        * digital.get("energy.fp32_mult", node),
+        "digital_rescale": sum(outputs) * digital.get("energy.fp32_mult", node),
         "digital_bias": bias_draws * digital.get("energy.gaussian_sample", node)
-        + sum(r * layer.shape[0] for r, layer in zip(rows, chip.layers, strict=True)
-              if layer.bias_mu is not None) * digital.get("energy.fp32_add", node),
+        + bias_adds * digital.get("energy.fp32_add", node),
         # one programming per sample serves the cost.batch inputs of that sample
         "reprogramming": probe["device_writes"] * pulses * pulse_e / config.batch,
     }

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from bayesim.data.own import own_subsets
+from bayesim.data.own import BLEND_ALPHA_RANGE, own_subsets
 from bayesim.data.sources import DATASETS, ImageSet, load_split, locate
 from bayesim.errors import DataError
 from bayesim.schema import StrictModel
@@ -35,7 +35,6 @@ from bayesim.seeding import derive_seed
 
 N_CLASSES = 10
 LABELS_PER_AMBIGUOUS_IMAGE = 10
-BLEND_ALPHA_RANGE = (0.3, 0.7)  # DESIGN.md, "Data"
 
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "dirty-mnist": ("mnist", "fashion-mnist"),

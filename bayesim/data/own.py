@@ -23,7 +23,7 @@ from bayesim.data.sources import _idx_file, file_digest
 from bayesim.errors import DataError
 
 KEYS = ("x_test", "y_test", "x_ood", "x_ambiguous", "x_train", "y_train")
-BLEND_ALPHA_RANGE = (0.3, 0.7)  # DESIGN.md, "Data" (the built-in proxy's range)
+BLEND_ALPHA_RANGE = (0.3, 0.7)  # DESIGN.md, "Data": the blend proxy's α range (dirty.py too)
 
 
 def _inputs(name: str, x: np.ndarray, path: Path, example: tuple[int, ...] | None

@@ -1,6 +1,7 @@
 """Input lowering: the rows a layer's tiles read.
 
-A linear layer's tiles read the flattened activations, one row per input. A convolution runs on
+A linear layer's tiles read the flattened activations, one row per input (per token of an input
+``[batch, …, features]``). A convolution runs on
 the same tiles as an im2col matrix: one row per output position, holding the channel-major k × k
 window (the order of a ``[out, C, k, k]`` kernel flattened). Each row is its own read, so on a
 per-read sampler (M0 ``per_read``, M1, M4) every output position of a convolution sees its own

@@ -26,7 +26,7 @@ from torch import nn
 from bayesim.crossbar.tile import TiledMatrix
 from bayesim.errors import ConfigError, MappingError
 from bayesim.machine.adapters import LayerAdapter
-from bayesim.machine.chip import AnalogLayer, Chip
+from bayesim.machine.chip import AnalogLayer, Chip, State
 from bayesim.machine.lowering import Geometry, keep_rows, layer_rows, raise_rows
 from bayesim.machine.modules import convert
 from bayesim.rng import Stream, draw, stream_key, sub_seed
@@ -44,9 +44,11 @@ class _Pass:
     memo: dict | None
     """Per input batch: the first read layer's input, rows and tile memo (None: no reuse)."""
     chain: list[dict] | None
-    reads: int = 0
     calls: dict[int, int] = dataclasses.field(default_factory=dict)
-    """Reads so far of each layer in this pass (a forward may call a layer more than once)."""
+    """Reads so far of each layer in this pass (a forward may call a layer more than once);
+    empty until the forward reads its first layer."""
+    repeat_states: dict[int, State] = dataclasses.field(default_factory=dict)
+    """The state a layer called again in this pass reads, looked up once per layer."""
 
 
 class ReadLoop:
@@ -93,8 +95,7 @@ class ReadLoop:
                                "Monte-Carlo loop; call BayesianMachine.sample_probs")
         layer = self.chip.layers[index]
         h = h.detach().float()
-        first = run.reads == 0
-        run.reads += 1
+        first = not run.calls
         call = run.calls.get(index, 0)
         run.calls[index] = call + 1
         if call > 0:  # the same layer again in this sample: the same state, fresh reads
@@ -122,10 +123,12 @@ class ReadLoop:
         state the sample reads, with read streams of their own (Stream.REPEAT_READ), white
         (an AR(1) chain follows the first read only)."""
         chip = self.chip
-        if self.fresh_per_sample:
-            state = chip.sample_state(layer, run.sample, run.read_seed, count=False)
-        else:
-            state = layer.states[chip.scheme.state_of(run.sample, run.read_seed, self.hw)]
+        state = run.repeat_states.get(layer.index)
+        if state is None:
+            state = run.repeat_states[layer.index] = (
+                chip.sample_state(layer, run.sample, run.read_seed, count=False)
+                if self.fresh_per_sample else
+                layer.states[chip.scheme.state_of(run.sample, run.read_seed, self.hw)])
         return chip.matrix(layer, state, sub_seed(run.read_seed, Stream.REPEAT_READ, call))
 
     def _read_layer(self, layer: AnalogLayer, matrix: TiledMatrix, x: np.ndarray,
@@ -167,7 +170,7 @@ class ReadLoop:
                                f"tuple whose first element they are), got "
                                f"{type(out).__name__}"
                                f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else ''}")
-        if run.reads == 0:
+        if not run.calls:
             raise MappingError("the model's forward read no mapped layer; nothing ran on the "
                                "chip")
         if not self._checked_reads:
