@@ -22,7 +22,7 @@ from bayesim.bnn.models import build_model
 from bayesim.bnn.train import EpochStats, TrainConfig, fit
 from bayesim.config import ExperimentConfig, apply_overrides, read_toml, validate
 from bayesim.constrained import constrain_model, constraint_report, export_constrained
-from bayesim.cost import check_cards, digital_cost, machine_cost
+from bayesim.cost import check_cards, digital_cost, machine_cost, shared_digital_cost
 from bayesim.data.dirty import Benchmark, build_benchmark
 from bayesim.devices.presets import read_card
 from bayesim.errors import ConfigError, DataError
@@ -151,6 +151,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
         shared = load_shared(checkpoint)
         config = evaluation_config(shared.metadata.get("experiment", {}), config_path,
                                    overrides or [])
+        check_cards(config.cost, None)
         benchmark = build_benchmark(config.data, config.seed)
         result = evaluate_shared(shared.net, benchmark, config, progress=progress)
         return write_evaluation(result, out_dir, {"checkpoint": str(Path(checkpoint))})
@@ -459,7 +460,12 @@ def evaluate_shared(net: SharedNet, benchmark: Benchmark, config: ExperimentConf
     predictor = shared_predictor(net, config, quantized)
     with progress_bar(f"evaluating {predictor.describe()['label']}, S = "
                       f"{config.eval.n_samples}", progress) as update:
-        return evaluate(predictor, benchmark, config.eval, config.seed, on_progress=update)
+        result = evaluate(predictor, benchmark, config.eval, config.seed, on_progress=update)
+    quant = predictor.quant
+    bits = None if quant is None or quant.strategy == "fp" else quant.bits
+    result.report["cost"] = shared_digital_cost(predictor.net, bits, config.eval.n_samples,
+                                                config.cost, benchmark.test["clean"].x)
+    return result
 
 
 def simulate_shared(net: SharedNet, benchmark: Benchmark, config: ExperimentConfig,
@@ -478,6 +484,7 @@ def run_sharing(config: ExperimentConfig, out_dir: str | os.PathLike[str],
                          progress: bool = True) -> Path:
     """`bayesim share`: run the pipeline, evaluate the shared model, write its report (with the
     training log) next to the checkpoint."""
+    check_cards(config.cost, None)
     shared = share_experiment(config, out_dir, progress)
     result = evaluate_shared(shared.net, shared.benchmark, config, progress=progress)
     return write_evaluation(result, out_dir, {"checkpoint": str(shared.checkpoint),

@@ -279,3 +279,42 @@ def test_digital_macs_of_a_convolution_and_the_memory_level() -> None:
         "read_from"] == "DRAM"
     assert digital_cost(big, 4, 1, CostConfig(), torch.rand(1, 784))["weight_store"][
         "read_from"] == "SRAM 1 MB"
+
+
+def test_shared_gaussian_digital_energy_by_hand() -> None:
+    """A shared-Gaussian MLP: one draw and one multiply-add per codebook entry and outlier (not
+    per weight), the checkpoint's inference tensors read once per sample, the architecture's
+    MACs; priced against the card constants read independently."""
+    from bayesim.bnn.models import ModelConfig, build_model
+    from bayesim.cost import shared_digital_cost
+    from bayesim.sharing.codebook import SharingConfig, build_codebook
+    from bayesim.sharing.model import SharedNet, flat_posterior
+
+    model = build_model(ModelConfig(arch="mlp", hidden=[24]), seed=0)
+    mu, sigma, sizes = flat_posterior(model)
+    importance = torch.rand(mu.numel(), generator=torch.Generator().manual_seed(1))
+    net = SharedNet(model, build_codebook(mu, sigma, importance, sizes,
+                                          SharingConfig(n_clusters=12), seed=0))
+    counts = net.codebook().counts()
+    n, b = net.n_weights, 24 + 10
+    store_bits = 8 * (2 * n + 20 * counts["gaussians"] + 8 * counts["outliers"]
+                      + 8 * counts["ellipse_points"] + 4 * b)
+    draws = counts["gaussians"] + counts["outliers"]
+    assert 0 < draws < n
+    e = {k: constant("digital_45nm", "energy", k) for k in (
+        "fp32_mult", "fp32_add", "sram_1mb_read_bit", "gaussian_sample")}
+    cost = shared_digital_cost(net, None, 4, CostConfig(batch=2), torch.rand(1, 1, 28, 28))
+    parts = cost["energy_per_sample_by_component_J"]
+    macs = 784 * 24 + 24 * 10
+    assert cost["macs_per_sample"] == macs
+    assert parts["mac"] == pytest.approx(macs * (e["fp32_mult"] + e["fp32_add"]))
+    assert cost["weight_store"] == {"bits": store_bits, "read_from": "SRAM 1 MB"}
+    assert parts["weight_memory"] == pytest.approx(store_bits * e["sram_1mb_read_bit"] / 2)
+    assert parts["gaussian_samples"] == pytest.approx(draws * e["gaussian_sample"] / 2)
+    assert parts["weight_sample_arithmetic"] == pytest.approx(
+        draws * (e["fp32_mult"] + e["fp32_add"]) / 2)
+    assert cost["energy_per_inference_J"] == pytest.approx(4 * sum(parts.values()))
+    mean_field = digital_cost(model, None, 4, CostConfig(batch=2), torch.rand(1, 1, 28, 28))
+    assert mean_field["macs_per_sample"] == macs
+    assert parts["gaussian_samples"] < mean_field["energy_per_sample_by_component_J"][
+        "gaussian_samples"]

@@ -8,7 +8,9 @@ from bayesim.cost.model import (
     converter_energy,
     digital_cost,
     machine_cost,
+    shared_digital_cost,
 )
 
 __all__ = ["CostCard", "CostConfig", "check_cards", "converter_energy", "digital_cost",
-           "load_cost_card", "machine_cost", "shipped_cards"]
+           "load_cost_card", "machine_cost", "shared_digital_cost",
+           "shipped_cards"]

@@ -42,6 +42,8 @@ from bayesim.cost.cards import CostCard, load_cost_card
 from bayesim.crossbar.tile import split_sizes
 from bayesim.errors import ConfigError
 from bayesim.schema import StrictModel
+from bayesim.sharing.model import SharedNet
+from bayesim.sharing.storage import storage_report
 
 
 class CostConfig(StrictModel):
@@ -262,49 +264,78 @@ def memory_level(card: CostCard, bits: int, node: float | None) -> tuple[str, fl
 
 def digital_cost(model: nn.Module, bits: int | None, n_samples: int, config: CostConfig,
                  x: torch.Tensor) -> dict[str, Any]:
-    """The ``cost`` section of a software predictor: fp32 (``bits`` None) or digital b-bit
-    sampling of ``model`` (module docstring)."""
-    node = config.node_nm
-    card = load_checked(config.digital, "digital", node)
-    macs = sum(_macs(model, x))
+    """The ``cost`` section of a mean-field software predictor: fp32 (``bits`` None) or digital
+    b-bit sampling of ``model`` (module docstring): per sample one Gaussian draw and one
+    multiply-add per weight and bias, μ and σ read at ``bits`` (fp32: 32) each."""
     layers = bayesian_layers(model)
     n_params = sum(layer.weight_mu.numel() + (0 if layer.bias_mu is None else
                                               layer.bias_mu.numel()) for layer in layers)
+    width = 32 if bits is None else bits
+    return _digital_report(sum(_macs(model, x)), bits, n_samples, config, store_bits=n_params * 2
+                           * width, draws=n_params, rule="μ and σ are read from the smallest "
+                           "memory level the store fits (8 kB, 1 MB SRAM, else DRAM) once per "
+                           "sample; one Gaussian draw and one multiply-add per weight and bias")
+
+
+def shared_digital_cost(net: SharedNet, bits: int | None, n_samples: int, config: CostConfig,
+                        x: torch.Tensor) -> dict[str, Any]:
+    """The ``cost`` section of a shared-Gaussian software predictor (bayesim.sharing): per
+    sample one Gaussian draw and one multiply-add per *source* (K codebook entries + O outliers;
+    every weight of an entry takes its entry's draw), and the checkpoint's inference tensors
+    (labels, codebook, biases; ``storage_report``) read once to assemble the weights. MACs are
+    those of the architecture (the mean-field export of ``net``); ``bits`` as for
+    :func:`digital_cost`."""
+    counts = net.codebook().counts()
+    sources = counts["gaussians"] + counts["outliers"]
+    memory = storage_report(net)
+    return _digital_report(
+        sum(_macs(net.export_mean_field(), x)), bits, n_samples, config,
+        store_bits=int(8 * memory["total_bytes"]), draws=sources,
+        rule="the checkpoint's inference tensors (int16 labels, fp32 codebook and biases, "
+             "storage_report) are read from the smallest memory level they fit once per sample; "
+             "one Gaussian draw and one multiply-add per codebook entry and outlier; the gather "
+             "of each weight's value by its label is not priced beyond the label read",
+        extra={"sources_sampled": sources, "codebook": counts})
+
+
+def _digital_report(macs: int, bits: int | None, n_samples: int, config: CostConfig, *,
+                    store_bits: int, draws: int, rule: str,
+                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Energy and latency of a digital sampler: ``macs`` multiply-accumulates per input and
+    sample at ``bits`` (None: fp32), and per sample (shared by ``config.batch`` inputs) a read of
+    ``store_bits`` bits, ``draws`` Gaussian samples and as many multiply-adds."""
+    node = config.node_nm
+    card = load_checked(config.digital, "digital", node)
     if bits is None:
-        mult, add, width = card.get("energy.fp32_mult", node), card.get("energy.fp32_add", node), 32
+        mult, add = card.get("energy.fp32_mult", node), card.get("energy.fp32_add", node)
     else:
         mult = card.get("energy.int8_mult", node) * (bits / 8) ** 2
         add = card.get("energy.int8_add", node) * bits / 8
-        width = bits
     share = 1.0 / config.batch
-    store_bits = n_params * 2 * width
     level, per_bit = memory_level(card, store_bits, node)
     parts = {
         "mac": macs * (mult + add),
         "weight_memory": store_bits * per_bit * share,
-        "gaussian_samples": n_params * card.get("energy.gaussian_sample", node) * share,
-        "weight_sample_arithmetic": n_params * (mult + add) * share,
+        "gaussian_samples": draws * card.get("energy.gaussian_sample", node) * share,
+        "weight_sample_arithmetic": draws * (mult + add) * share,
     }
     ops_rate = card.get("throughput.operations")
     rng_rate = card.get("throughput.gaussian_samples")
-    latency = 2 * macs / ops_rate + n_params * share / rng_rate
+    latency = 2 * macs / ops_rate + draws * share / rng_rate
     report = _breakdown(parts, n_samples)
     report.update({
         "latency_per_sample_s": latency, "latency_per_inference_s": latency * n_samples,
         "latency_note": "2 operations per MAC at the accelerator's operation rate, plus the "
                         "weight samples at its Gaussian-sample rate (not overlapped)",
-        "macs_per_sample": macs, "parameters_sampled": n_params, "batch": config.batch,
+        "macs_per_sample": macs, "parameters_sampled": draws, "batch": config.batch,
         "weight_store": {"bits": store_bits, "read_from": level},
         "precision": "fp32" if bits is None else f"{bits}-bit",
         "rules": ["b-bit MAC energies from the int8 figures: multiply ∝ b², add ∝ b, "
                   "activations taken at b bits too (optimistic for a model that keeps fp32 "
-                  "activations)",
-                  "μ and σ are read from the smallest memory level the store fits (8 kB, 1 MB "
-                  "SRAM, else DRAM) once per sample",
+                  "activations)", rule,
                   "latency at the operation and sample rates of Enciso 2025's SRAM "
                   "compute-in-memory accelerator, a stand-in for any digital sampler"],
         "cards": {"digital": card.describe()}, "assumed_constants": _assumed(card),
-        "node_nm": node,
+        "node_nm": node, **(extra or {}),
     })
     return report
-
