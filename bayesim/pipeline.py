@@ -464,7 +464,8 @@ def evaluate_shared(net: SharedNet, benchmark: Benchmark, config: ExperimentConf
     quant = predictor.quant
     bits = None if quant is None or quant.strategy == "fp" else quant.bits
     result.report["cost"] = shared_digital_cost(predictor.net, bits, config.eval.n_samples,
-                                                config.cost, benchmark.test["clean"].x)
+                                                config.cost, benchmark.test["clean"].x,
+                                                predictor.memory())
     return result
 
 

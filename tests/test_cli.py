@@ -332,12 +332,23 @@ def test_share_then_evaluate_and_simulate_the_shared_checkpoint(
     assert code == 0, err
     again = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert again["predictor"]["kind"] == "shared"
+    memory = again["memory"]
+    for priced in (report, again):  # one draw per codebook entry and outlier, the store read
+        assert priced["cost"]["sources_sampled"] == memory["n_gaussians"] + memory["n_outliers"]
+        assert priced["cost"]["weight_store"]["bits"] == 8 * memory["total_bytes"]
+    assert again["cost"]["energy_per_inference_J"] == pytest.approx(
+        3 * again["cost"]["energy_per_sample_J"])
+    code, _, err = run(["evaluate", "--checkpoint", out / "shared.safetensors", "--out",
+                        tmp_path / "badcard", "-q", "--set", "cost.periphery=nonexistent"],
+                       capsys)
+    assert_bad_input(code, err, tmp_path / "badcard", "nonexistent")
     code, _, err = run(["simulate", "--checkpoint", out / "shared.safetensors", "--out",
                         tmp_path / "chip", "-q", "--samples", "2", "--set",
                         "hardware.alpha_scope=chip", "--set", "hardware.decomposition_inputs=0"],
                        capsys)
     assert code == 0, err
     chip = json.loads((tmp_path / "chip" / "report.json").read_text())
+    assert chip["cost"]["energy_per_inference_J"] > 0  # priced as the analog machine
     states = chip["hardware"]["device_states"]
     assert states["pairs"] >= chip["sharing"]["codebook"]["gaussians"]
 

@@ -299,7 +299,7 @@ def test_shared_gaussian_digital_energy_by_hand() -> None:
     n, b = net.n_weights, 24 + 10
     store_bits = 8 * (2 * n + 20 * counts["gaussians"] + 8 * counts["outliers"]
                       + 8 * counts["ellipse_points"] + 4 * b)
-    draws = counts["gaussians"] + counts["outliers"]
+    draws = net.sources()[0].numel()  # the values one sample draws (sample_flat)
     assert 0 < draws < n
     e = {k: constant("digital_45nm", "energy", k) for k in (
         "fp32_mult", "fp32_add", "sram_1mb_read_bit", "gaussian_sample")}
@@ -318,3 +318,17 @@ def test_shared_gaussian_digital_energy_by_hand() -> None:
     assert mean_field["macs_per_sample"] == macs
     assert parts["gaussian_samples"] < mean_field["energy_per_sample_by_component_J"][
         "gaussian_samples"]
+
+    # a JQ-4 codebook: the store is the predictor's own memory section (μ + σ bits per source)
+    from bayesim.quant.strategies import QuantConfig
+    from bayesim.sharing.predictor import SharedPredictor, quantize_shared
+
+    predictor = SharedPredictor(quantize_shared(net, QuantConfig(strategy="JQ", bits=4)))
+    four = shared_digital_cost(predictor.net, 4, 4, CostConfig(), torch.rand(1, 1, 28, 28),
+                               predictor.memory())
+    quantized_bits = 8 * predictor.memory()["total_bytes"]
+    assert quantized_bits < store_bits
+    assert four["weight_store"]["bits"] == quantized_bits
+    mult4 = constant("digital_45nm", "energy", "int8_mult") / 4
+    add4 = constant("digital_45nm", "energy", "int8_add") / 2
+    assert four["energy_per_sample_by_component_J"]["mac"] == pytest.approx(macs * (mult4 + add4))

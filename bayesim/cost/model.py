@@ -10,7 +10,7 @@ times the card constants:
   bound that takes every input at full scale;
 - ADC: conversions × FoM·2^bits (Walden law; Schreier: ×4 per bit), DAC likewise;
 - digital: one add per converted partial sum, one fp32 multiply per output (the rescale), and
-  per bias one Gaussian sample and one fp32 add;
+  per bias one Gaussian sample, with one fp32 add per output;
 - re-programming (M2): device writes × pulses × pulse energy per sample; the one-time programming
   of the chip (M1, M3, M4) is reported apart.
 
@@ -22,7 +22,9 @@ row). An inference is S samples in sequence.
 **Digital baselines** (fp32, digital b-bit): per input and sample, every multiply-accumulate of
 the forward at the predictor's precision (b-bit from the card's int8 figures: multiply ∝ b²,
 add ∝ b, a stated first-order rule), and per weight and sample (shared by ``cost.batch`` inputs)
-the SRAM read of μ and σ (b bits each), one Gaussian sample and one multiply-add (w = μ + σ·ε).
+the read of μ and σ (b bits each) from the smallest memory level they fit (SRAM or DRAM), one
+Gaussian sample and one multiply-add (w = μ + σ·ε); the shared-Gaussian model draws per codebook
+entry and outlier instead of per weight.
 Latency from the accelerator's operation and sample rates.
 
 Every number comes with its breakdown by component and the card constants behind it; constants
@@ -56,8 +58,8 @@ class CostConfig(StrictModel):
     node_nm: float | None = Field(default=None, gt=0)
     """Scale every energy and time to this node (E ∝ node); None: each at its card's node."""
     batch: int = Field(default=1, ge=1)
-    """Digital baselines: inputs that share one weight sample (its memory reads and Gaussian
-    draws are divided among them); 1 is one input per inference."""
+    """Inputs that share one weight sample: the digital baselines' memory reads and Gaussian
+    draws, and M2's re-programming, are divided among them; 1 is one input per inference."""
 
 
 ARRAY_BY_TECHNOLOGY = {"pcm": "array_pcm", "rram": "array_rram"}
@@ -278,23 +280,25 @@ def digital_cost(model: nn.Module, bits: int | None, n_samples: int, config: Cos
 
 
 def shared_digital_cost(net: SharedNet, bits: int | None, n_samples: int, config: CostConfig,
-                        x: torch.Tensor) -> dict[str, Any]:
+                        x: torch.Tensor, memory: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``cost`` section of a shared-Gaussian software predictor (bayesim.sharing): per
     sample one Gaussian draw and one multiply-add per *source* (K codebook entries + O outliers;
     every weight of an entry takes its entry's draw), and the checkpoint's inference tensors
     (labels, codebook, biases; ``storage_report``) read once to assemble the weights. MACs are
     those of the architecture (the mean-field export of ``net``); ``bits`` as for
-    :func:`digital_cost`."""
+    :func:`digital_cost`; ``memory``: the predictor's storage report (``SharedPredictor.memory``,
+    which counts a VPQ/JQ-quantized codebook at its bits), by default the fp32 one."""
     counts = net.codebook().counts()
     sources = counts["gaussians"] + counts["outliers"]
-    memory = storage_report(net)
+    memory = memory or storage_report(net)
     return _digital_report(
         sum(_macs(net.export_mean_field(), x)), bits, n_samples, config,
         store_bits=int(8 * memory["total_bytes"]), draws=sources,
-        rule="the checkpoint's inference tensors (int16 labels, fp32 codebook and biases, "
-             "storage_report) are read from the smallest memory level they fit once per sample; "
-             "one Gaussian draw and one multiply-add per codebook entry and outlier; the gather "
-             "of each weight's value by its label is not priced beyond the label read",
+        rule="the checkpoint's inference tensors (int16 labels, codebook, ellipse pairs and "
+             "blends, fp32 biases: the memory section) are read from the smallest memory level "
+             "they fit once per sample; one Gaussian draw and one multiply-add per codebook "
+             "entry and outlier; not priced: the gather of each weight's value beyond the label "
+             "read, the per-weight quantization of SPQ/JQ samples, the ellipse blends",
         extra={"sources_sampled": sources, "codebook": counts})
 
 
