@@ -45,6 +45,23 @@ out_console = Console()
 EXIT_BAD_INPUT = 2
 
 
+def print_table(table: Table) -> None:
+    """Print ``table`` to stdout: at the terminal's width on a terminal; at the table's natural
+    width when stdout is a file or a pipe (a log, CI), where rich would otherwise cut every table to
+    80 columns and its cells to "predic…"."""
+    if out_console.is_terminal:
+        out_console.print(table)
+        return
+    natural = out_console.measure(table, options=out_console.options.update(
+        max_width=10_000)).maximum
+    width = out_console.width
+    out_console.width = max(width, natural)
+    try:
+        out_console.print(table)
+    finally:
+        out_console.width = width
+
+
 def _print_report_summary(*report_paths: Path) -> None:
     """One table row per report (fp32, digital, …)."""
     reports = [json.loads(p.read_text()) for p in report_paths]
@@ -65,7 +82,7 @@ def _print_report_summary(*report_paths: Path) -> None:
                           ind["accuracy"], ind["nll"], ind["ece"], unc["auroc_aleatoric"],
                           unc["auroc_epistemic"], unc["auroc_epistemic_pe"])), distance,
                       _energy(report))
-    out_console.print(table)
+    print_table(table)
     for path in report_paths:
         out_console.print(f"report: {path}")
 
@@ -391,7 +408,7 @@ def data_info() -> None:
         table.add_column(column)
     for row in describe_sources():
         table.add_row(row["dataset"], row["found"], row["kind"], row["path"] or row["origin"])
-    out_console.print(table)
+    print_table(table)
 
 
 @data_app.command("fetch")
@@ -429,7 +446,7 @@ def devices_list() -> None:
                 if "g_min" in rng and "g_max" in rng else "—")
         table.add_row(name, str(card.get("technology", "")), str(card.get("status", "measured")),
                       span)
-    out_console.print(table)
+    print_table(table)
 
 
 @devices_app.command("show")
@@ -459,7 +476,7 @@ def devices_show(name: DeviceArgument) -> None:
             table.add_row(path, str(node), "", "")
 
     walk({k: v for k, v in card.items() if k not in ("name", "summary", "sources")}, "")
-    out_console.print(table)
+    print_table(table)
     for key, citation in card.get("sources", {}).items():
         out_console.print(f"[{key}] {citation}")
 

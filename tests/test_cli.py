@@ -366,3 +366,15 @@ def test_share_bad_input_exits_2(change: list[str], pattern: str, data_root: Pat
     out = tmp_path / "share"
     code, _, err = run(["share", "--out", out, "-q", *sets], capsys)
     assert_bad_input(code, err, out, pattern)
+
+
+def test_tables_keep_their_width_when_stdout_is_not_a_terminal(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Under capsys stdout is not a terminal: rich would cut the table to 80 columns, so the
+    card's parameter names would end in "…" and several would read alike."""
+    code, out, _ = run(["devices", "show", "pcm_ibm_2020"], capsys)
+    assert code == 0
+    assert "…" not in out
+    for name in ("range.calibrated_g", "accumulated.amplitude.law", "drift.nu_std.law"):
+        assert name in out, name
+    assert max(len(line) for line in out.splitlines()) > 80
