@@ -33,7 +33,37 @@ SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a config value, e.g. --set train.epochs=5 (repeatable).")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-OutOption = Annotated[Path, typer.Option("--out", help="Output directory.")]
+
+
+def _writable_under(path: Path) -> None:
+    """Refuse, before any work, a ``path`` that a file already blocks: ``path`` itself or the
+    first of its parents that exists."""
+    for ancestor in path.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise typer.BadParameter(f"{ancestor} is a file, so nothing can be written under "
+                                         f"it; choose another path")
+            return
+
+
+def output_directory(path: Path) -> Path:
+    """``--out`` of a command that writes a directory: it may exist (as a directory) or not."""
+    if path.exists() and not path.is_dir():
+        raise typer.BadParameter(f"{path} is a file; give a directory (it is created if missing)")
+    _writable_under(path)
+    return path
+
+
+def output_file(path: Path) -> Path:
+    """``--out`` of a command that writes one file: not a directory, not under a file."""
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a directory; give the file's name")
+    _writable_under(path)
+    return path
+
+
+OutOption = Annotated[Path, typer.Option("--out", help="Output directory.",
+                                         callback=output_directory)]
 CheckpointOption = Annotated[Path, typer.Option(
     "--checkpoint", help="A model.safetensors file (or shared.safetensors of `bayesim share`).")]
 DataOption = Annotated[Path | None, typer.Option(
@@ -126,7 +156,8 @@ def _with_samples(overrides: list[str] | None, samples: int | None,
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("runs/demo"),
+    out: Annotated[Path, typer.Option("--out", help="Output directory.",
+                                      callback=output_directory)] = Path("runs/demo"),
     config: ConfigOption = None,
     set_: SetOption = None,
     quiet: QuietOption = False,
@@ -302,7 +333,8 @@ def import_(
 @app.command()
 def sweep(
     spec: Annotated[Path, typer.Argument(help="Sweep spec (e.g. experiments/seed_qbnn.toml).")],
-    out: Annotated[Path, typer.Option("--out", help="Output directory (resumed if it exists).")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (resumed if it exists).",
+                                      callback=output_directory)],
     set_: SetOption = None,
     workers: Annotated[int, typer.Option("--workers", help="Worker processes (general specs).")]
     = 1,
@@ -484,7 +516,8 @@ def devices_show(name: DeviceArgument) -> None:
 @devices_app.command("plot")
 def devices_plot(
     name: DeviceArgument,
-    out: Annotated[Path, typer.Option("--out", help="PNG file to write.")] = Path("device.png"),
+    out: Annotated[Path, typer.Option("--out", help="PNG file to write.",
+                                      callback=output_file)] = Path("device.png"),
 ) -> None:
     """σ_prog(G), σ_read(G), accumulated σ(G, t), ν(G) and the drift of G over time as a PNG."""
     from bayesim.devices.presets import load_preset

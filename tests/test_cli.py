@@ -378,3 +378,25 @@ def test_tables_keep_their_width_when_stdout_is_not_a_terminal(
     for name in ("range.calibrated_g", "accumulated.amplitude.law", "drift.nu_std.law"):
         assert name in out, name
     assert max(len(line) for line in out.splitlines()) > 80
+
+
+@pytest.mark.parametrize("argv,pattern", [
+    (["simulate", "--checkpoint", "{missing}", "--config", "experiments/machine_pcm.toml",
+      "--out", "{file}"], "is a file; give a directory"),
+    (["evaluate", "--checkpoint", "{missing}", "--out", "{file}/sub"], "nothing can be written"),
+    (["sweep", "experiments/cost_pareto.toml", "--out", "{file}/sub"], "nothing can be written"),
+    (["devices", "plot", "pcm_ibm_2020", "--out", "{file}/x.png"], "nothing can be written"),
+    (["devices", "plot", "pcm_ibm_2020", "--out", "{dir}"], "is a directory"),
+])
+def test_an_out_path_blocked_by_a_file_is_refused_before_any_work(
+        argv: list[str], pattern: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--out naming an existing file (or a path under one) stops the command at once, with one
+    line and exit code 2, and leaves the file as it was."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("keep me")
+    (tmp_path / "adir.png").mkdir()
+    names = {"missing": tmp_path / "missing.safetensors", "file": blocker,
+             "dir": tmp_path / "adir.png"}
+    code, _, err = run([a.format(**names) for a in argv], capsys)
+    assert_bad_input(code, err, tmp_path / "nothing", pattern)
+    assert blocker.read_text() == "keep me"
