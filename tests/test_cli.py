@@ -400,3 +400,16 @@ def test_an_out_path_blocked_by_a_file_is_refused_before_any_work(
     code, _, err = run([a.format(**names) for a in argv], capsys)
     assert_bad_input(code, err, tmp_path / "nothing", pattern)
     assert blocker.read_text() == "keep me"
+
+
+def test_a_checkpoint_directory_names_the_file_to_give(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--checkpoint DIR (a run directory) says it is a directory and which file to give, not
+    "not found"."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "model.safetensors").write_bytes(b"")
+    code, _, err = run(["evaluate", "--checkpoint", run_dir, "--out", tmp_path / "o"], capsys)
+    expected = (f"is a directory (it holds model.safetensors); give the file, e.g. "
+                f"{run_dir / 'model.safetensors'}")
+    assert_bad_input(code, err, tmp_path / "o", expected)

@@ -84,6 +84,11 @@ def write_signed(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor],
 def read_signed(path: Path, fmt: str, what: str = "checkpoint", hint: str = "") -> SignedFile:
     """Read a file written by :func:`write_signed` and check that it has format ``fmt`` (else a
     CheckpointError, ``hint`` appended); the digest is checked by :func:`check_digest`."""
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.safetensors"))
+        inside = f" (it holds {', '.join(found)})" if found else " (it holds no .safetensors file)"
+        raise CheckpointError(f"{what} {path} is a directory{inside}; give the file, e.g. "
+                              f"{path / (found[0] if found else 'model.safetensors')}")
     if not path.is_file():
         raise CheckpointError(f"{what} {path} not found")
     try:
