@@ -86,6 +86,12 @@ def train_experiment(config: ExperimentConfig, out_dir: str | os.PathLike[str],
     return TrainedModel(model, benchmark, history, path)
 
 
+def _sampling_bits(quant: QuantConfig | None) -> int | None:
+    """The precision a digital sampler of a model quantized by ``quant`` is priced at (None:
+    fp32)."""
+    return None if quant is None or quant.strategy == "fp" else quant.bits
+
+
 def evaluate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentConfig,
                    progress: bool = True) -> EvaluationResult:
     """Monte-Carlo evaluation of the fp32 software predictor of ``model``."""
@@ -93,9 +99,8 @@ def evaluate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentCon
                                   {"model": config.model.model_dump(mode="json")})
     with progress_bar(f"evaluating, S = {config.eval.n_samples}", progress) as update:
         result = evaluate(predictor, benchmark, config.eval, config.seed, on_progress=update)
-    quant = quantization_of(model)
-    bits = None if quant is None or quant.strategy == "fp" else quant.bits
-    result.report["cost"] = digital_cost(model, bits, config.eval.n_samples, config.cost,
+    result.report["cost"] = digital_cost(model, _sampling_bits(quantization_of(model)),
+                                         config.eval.n_samples, config.cost,
                                          benchmark.test["clean"].x)
     return result
 
@@ -461,11 +466,9 @@ def evaluate_shared(net: SharedNet, benchmark: Benchmark, config: ExperimentConf
     with progress_bar(f"evaluating {predictor.describe()['label']}, S = "
                       f"{config.eval.n_samples}", progress) as update:
         result = evaluate(predictor, benchmark, config.eval, config.seed, on_progress=update)
-    quant = predictor.quant
-    bits = None if quant is None or quant.strategy == "fp" else quant.bits
-    result.report["cost"] = shared_digital_cost(predictor.net, bits, config.eval.n_samples,
-                                                config.cost, benchmark.test["clean"].x,
-                                                predictor.memory())
+    result.report["cost"] = shared_digital_cost(
+        predictor.net, _sampling_bits(predictor.quant), config.eval.n_samples, config.cost,
+        benchmark.test["clean"].x, result.report["memory"])
     return result
 
 

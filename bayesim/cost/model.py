@@ -288,8 +288,7 @@ def shared_digital_cost(net: SharedNet, bits: int | None, n_samples: int, config
     those of the architecture (the mean-field export of ``net``); ``bits`` as for
     :func:`digital_cost`; ``memory``: the predictor's storage report (``SharedPredictor.memory``,
     which counts a VPQ/JQ-quantized codebook at its bits), by default the fp32 one."""
-    counts = net.codebook().counts()
-    sources = counts["gaussians"] + counts["outliers"]
+    sources = net.sources()[0].numel()  # the values one sample draws (SharedNet.sample_flat)
     memory = memory or storage_report(net)
     return _digital_report(
         sum(_macs(net.export_mean_field(), x)), bits, n_samples, config,
@@ -299,7 +298,7 @@ def shared_digital_cost(net: SharedNet, bits: int | None, n_samples: int, config
              "they fit once per sample; one Gaussian draw and one multiply-add per codebook "
              "entry and outlier; not priced: the gather of each weight's value beyond the label "
              "read, the per-weight quantization of SPQ/JQ samples, the ellipse blends",
-        extra={"sources_sampled": sources, "codebook": counts})
+        extra={"sources_sampled": sources, "codebook": net.codebook().counts()})
 
 
 def _digital_report(macs: int, bits: int | None, n_samples: int, config: CostConfig, *,
