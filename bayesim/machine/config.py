@@ -7,6 +7,7 @@ Units: µS for conductances, s for times, µS per weight unit for α. Every defa
 import dataclasses
 from typing import Any, Literal
 
+import torch
 from pydantic import Field
 
 from bayesim.crossbar.periphery import PeripheryConfig, periphery_preset, periphery_presets
@@ -108,6 +109,13 @@ class HardwareConfig(StrictModel):
     """Keys every frozen draw: one chip instance per seed."""
     batch_size: int = Field(default=1000, ge=1)
     """Inputs per forward pass on the chip."""
+    backend: Literal["auto", "numba", "torch"] = "auto"
+    """What runs the read path (noise, DAC, ADC, bound management): 'numba', the CPU kernels;
+    'torch', torch kernels on ``torch_device`` (any torch device, a GPU included; the same
+    counter-based draws); 'auto', torch when a CUDA GPU is available, numba otherwise."""
+    torch_device: str = "auto"
+    """The torch backend's device ('cpu', 'cuda', 'cuda:1', …); 'auto': 'cuda' when available,
+    else 'cpu'."""
     decomposition_inputs: int = Field(default=300, ge=0)
     """Inputs per subset (clean, OOD) for the variance decomposition of the report; 0 skips it."""
 
@@ -184,3 +192,29 @@ def device_for(hw: HardwareConfig) -> DeviceModel:
     if hw.p_stuck_max is not None:
         changes["p_stuck_max"] = hw.p_stuck_max
     return dataclasses.replace(device, **changes)
+
+
+def read_backend(hw: HardwareConfig) -> torch.device | None:
+    """The torch device the read path runs on, or None for the numba backend
+    (``hardware.backend``); refuses what only the numba backend reads and a device torch cannot
+    use."""
+    cuda = torch.cuda.is_available()
+    if hw.backend == "numba" or (hw.backend == "auto" and not cuda):
+        return None
+    name = hw.torch_device
+    if name == "auto":
+        name = "cuda" if cuda else "cpu"
+    try:
+        device = torch.device(name)
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"hardware.torch_device = {name!r} cannot be used ({first}); give "
+                          f"'cpu', an available GPU, or hardware.backend = 'numba'") from None
+    if hw.read_path == "explicit":
+        raise ConfigError("hardware.read_path = 'explicit' (one draw per device) runs on the "
+                          "numba backend only; set hardware.backend = 'numba'")
+    if hw.read_correlation > 0:
+        raise ConfigError("hardware.read_correlation > 0 (AR(1) reads) runs on the numba backend "
+                          "only; set hardware.backend = 'numba'")
+    return device

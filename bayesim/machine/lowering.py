@@ -37,16 +37,19 @@ class Geometry:
     conv: bool
 
 
-def layer_rows(layer: LayerAdapter, h: torch.Tensor) -> tuple[np.ndarray, Geometry]:
+def layer_rows(layer: LayerAdapter, h: torch.Tensor,
+               tensor: bool = False) -> tuple[np.ndarray | torch.Tensor, Geometry]:
     """The rows ``[rows, in]`` (float32) the tiles of ``layer`` read for activations ``h``, and
-    their geometry."""
+    their geometry: a numpy array for the numba backend, or (``tensor``) a tensor on ``h``'s
+    device for the torch backend (the same rows, by ``F.unfold``)."""
     conv = layer.conv
     if conv is None:
         lead = tuple(h.shape[:-1]) if h.dim() > 2 else (h.shape[0],)
         rows = h.reshape(-1, h.shape[-1]) if h.dim() > 2 else h.reshape(h.shape[0], -1)
-        return rows.contiguous().numpy(), Geometry(int(np.prod(lead[1:], dtype=np.int64)),
-                                                   lead, False)
-    if conv.square:
+        rows = rows.contiguous()
+        return rows if tensor else rows.numpy(), Geometry(
+            int(np.prod(lead[1:], dtype=np.int64)), lead, False)
+    if conv.square and not tensor:
         k, p, s = conv.kernel[0], conv.padding[0], conv.stride[0]
         if p:
             h = F.pad(h, (p, p, p, p))
@@ -58,15 +61,15 @@ def layer_rows(layer: LayerAdapter, h: torch.Tensor) -> tuple[np.ndarray, Geomet
     h_out, w_out = ((size + 2 * p - d * (k - 1) - 1) // s + 1 for size, k, p, s, d in zip(
         (height, width), conv.kernel, conv.padding, conv.stride, conv.dilation, strict=True))
     cols = F.unfold(h.float(), conv.kernel, conv.dilation, conv.padding, conv.stride)
-    rows = cols.transpose(1, 2).reshape(batch * h_out * w_out, -1)
-    return np.ascontiguousarray(rows.numpy()), Geometry(h_out * w_out, (batch, h_out, w_out),
-                                                        True)
+    rows = cols.transpose(1, 2).reshape(batch * h_out * w_out, -1).contiguous()
+    return rows if tensor else rows.numpy(), Geometry(h_out * w_out, (batch, h_out, w_out),
+                                                      True)
 
 
-def raise_rows(y: np.ndarray, geometry: Geometry) -> torch.Tensor:
+def raise_rows(y: np.ndarray | torch.Tensor, geometry: Geometry) -> torch.Tensor:
     """The tiles' outputs ``[rows, out]`` back as activations: ``[batch, out, H, W]`` for a
     convolution (its rows are channels-last), ``[*leading, out]`` otherwise."""
-    out = torch.from_numpy(y)
+    out = y if isinstance(y, torch.Tensor) else torch.from_numpy(y)
     if not geometry.conv:
         return out if len(geometry.shape) == 1 else out.reshape(*geometry.shape, -1)
     batch, h_out, w_out = geometry.shape

@@ -28,7 +28,7 @@ from bayesim.errors import MappingError
 from bayesim.machine import realised as realised_mod
 from bayesim.machine.adapters import digital_parameters, find_layers
 from bayesim.machine.chip import AnalogLayer, Chip
-from bayesim.machine.config import HardwareConfig
+from bayesim.machine.config import HardwareConfig, read_backend
 from bayesim.machine.read import ReadLoop, calibration_rows, read_seed_of
 from bayesim.machine.report import device_states, feasibility, hardware_report
 from bayesim.quant.strategies import model_memory, quantization_of
@@ -56,6 +56,7 @@ class BayesianMachine:
         if not isinstance(model, nn.Module):
             raise MappingError(f"the machine compiles a torch nn.Module, got "
                                f"{type(model).__name__}")
+        read_backend(hw)  # an unusable backend is refused before any mapping work
         self.model = model.eval()
         self.sigmas, self.digital = sigmas, tuple(digital)
         self.adapters = find_layers(model, sigmas, digital)

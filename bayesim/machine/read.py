@@ -24,9 +24,11 @@ import torch
 from torch import nn
 
 from bayesim.crossbar.tile import TiledMatrix
+from bayesim.crossbar.torch_tile import TorchTiledMatrix
 from bayesim.errors import ConfigError, MappingError
 from bayesim.machine.adapters import LayerAdapter
 from bayesim.machine.chip import AnalogLayer, Chip, State
+from bayesim.machine.config import read_backend
 from bayesim.machine.lowering import Geometry, keep_rows, layer_rows, raise_rows
 from bayesim.machine.modules import convert
 from bayesim.rng import Stream, draw, stream_key, sub_seed
@@ -40,7 +42,7 @@ class _Pass:
     sample: int
     read_seed: int
     row0: int
-    matrices: list[TiledMatrix]
+    matrices: list[TiledMatrix | TorchTiledMatrix]
     memo: dict | None
     """Per input batch: the first read layer's input, rows and tile memo (None: no reuse)."""
     chain: list[dict] | None
@@ -59,10 +61,14 @@ class ReadLoop:
         self.chip = chip
         self.hw = chip.hw
         self.counters = chip.counters
+        self.device = read_backend(self.hw)
+        """The torch backend's device, or None for the numba backend."""
         self.converted = convert(model, adapters, self.read)
+        if self.device is not None:
+            self.converted.to(self.device)
         self._pass: _Pass | None = None
         self._checked_reads = False
-        self._cache: dict[tuple[int, int], list[TiledMatrix]] = {}
+        self._cache: dict[tuple[int, int], list[TiledMatrix | TorchTiledMatrix]] = {}
         self._chain: dict[str, Any] = {}
         """AR(1) read noise: the inputs, seed and next sample of the chain, and its states."""
 
@@ -71,18 +77,24 @@ class ReadLoop:
         """Every sample reads a state of its own (M2, M0 per_sample): loop samples outermost."""
         return self.chip.scheme.fresh_per_sample(self.hw)
 
-    def matrices(self, sample: int, read_seed: int) -> list[TiledMatrix]:
+    def on_backend(self, matrix: TiledMatrix) -> TiledMatrix | TorchTiledMatrix:
+        """``matrix`` as the read backend reads it (its tiles on the torch device)."""
+        return matrix if self.device is None else TorchTiledMatrix(matrix, self.device)
+
+    def matrices(self, sample: int, read_seed: int) -> list[TiledMatrix | TorchTiledMatrix]:
         """The tiles every layer reads in Monte-Carlo sample ``sample``."""
         chip = self.chip
         if self.fresh_per_sample:
-            return [chip.matrix(layer, chip.sample_state(layer, sample, read_seed), read_seed)
+            return [self.on_backend(chip.matrix(layer, chip.sample_state(layer, sample,
+                                                                         read_seed), read_seed))
                     for layer in chip.layers]
         state = chip.scheme.state_of(sample, read_seed, self.hw)
         key = (state, read_seed)
         if key not in self._cache:
             if len(self._cache) >= max(1, chip.scheme.n_states(self.hw)):
                 self._cache.clear()
-            self._cache[key] = [chip.matrix(layer, layer.states[state], read_seed)
+            self._cache[key] = [self.on_backend(chip.matrix(layer, layer.states[state],
+                                                            read_seed))
                                 for layer in chip.layers]
         return self._cache[key]
 
@@ -98,8 +110,9 @@ class ReadLoop:
         first = not run.calls
         call = run.calls.get(index, 0)
         run.calls[index] = call + 1
+        tensor = self.device is not None
         if call > 0:  # the same layer again in this sample: the same state, fresh reads
-            x, geometry = layer_rows(layer.adapter, h)
+            x, geometry = layer_rows(layer.adapter, h, tensor)
             return self._read_layer(layer, self._repeat_matrix(layer, run, call), x, geometry,
                                     run.sample, run.read_seed, run.row0)
         tile_memo = None
@@ -108,17 +121,18 @@ class ReadLoop:
             if entry is not None and entry[0].shape == h.shape and torch.equal(entry[0], h):
                 _, x, geometry, tile_memo = entry
             else:
-                x, geometry = layer_rows(layer.adapter, h)
+                x, geometry = layer_rows(layer.adapter, h, tensor)
                 tile_memo = {}
                 run.memo.clear()
                 run.memo[index] = (h.clone(), x, geometry, tile_memo)
         else:
-            x, geometry = layer_rows(layer.adapter, h)
+            x, geometry = layer_rows(layer.adapter, h, tensor)
         return self._read_layer(layer, run.matrices[index], x, geometry, run.sample,
                                 run.read_seed, run.row0, tile_memo,
                                 None if run.chain is None else run.chain[index])
 
-    def _repeat_matrix(self, layer: AnalogLayer, run: _Pass, call: int) -> TiledMatrix:
+    def _repeat_matrix(self, layer: AnalogLayer, run: _Pass,
+                       call: int) -> TiledMatrix | TorchTiledMatrix:
         """The tiles of ``layer`` for its read number ``call`` ≥ 1 in sample ``run.sample``: the
         state the sample reads, with read streams of their own (Stream.REPEAT_READ), white
         (an AR(1) chain follows the first read only)."""
@@ -129,9 +143,11 @@ class ReadLoop:
                 chip.sample_state(layer, run.sample, run.read_seed, count=False)
                 if self.fresh_per_sample else
                 layer.states[chip.scheme.state_of(run.sample, run.read_seed, self.hw)])
-        return chip.matrix(layer, state, sub_seed(run.read_seed, Stream.REPEAT_READ, call))
+        return self.on_backend(chip.matrix(layer, state,
+                                           sub_seed(run.read_seed, Stream.REPEAT_READ, call)))
 
-    def _read_layer(self, layer: AnalogLayer, matrix: TiledMatrix, x: np.ndarray,
+    def _read_layer(self, layer: AnalogLayer, matrix: TiledMatrix | TorchTiledMatrix,
+                    x: np.ndarray | torch.Tensor,
                     geometry: Geometry, sample: int, read_seed: int, row0: int,
                     memo: dict | None = None, correlation: dict | None = None) -> torch.Tensor:
         n_out, n_in = layer.shape
@@ -141,8 +157,12 @@ class ReadLoop:
             xi = draw(stream_key(read_seed, Stream.BIAS, layer.index), n_out, sample=sample)
             bias = (layer.bias_mu + layer.bias_sigma * xi).astype(np.float32)
             self.counters["random_draws"] += n_out
-        y = matrix.mvm(x, sample, row0 * geometry.positions, memo, correlation,
-                       self.hw.read_correlation, bias)
+        if isinstance(matrix, TorchTiledMatrix):
+            y = matrix.mvm(x, sample, row0 * geometry.positions, memo,
+                           None if bias is None else torch.from_numpy(bias).to(self.device))
+        else:
+            y = matrix.mvm(x, sample, row0 * geometry.positions, memo, correlation,
+                           self.hw.read_correlation, bias)
         rows = x.shape[0]
         n = self.chip.n
         self.chip.rows_read[layer.index] += rows
@@ -191,6 +211,8 @@ class ReadLoop:
         read_seed = read_seed_of(seed)
         chains = self._chains(x, seed, sample_offset) if self.hw.read_correlation > 0 else None
         samples = range(sample_offset, sample_offset + n_samples)
+        if self.device is not None:
+            x = x.to(self.device)
         size = self.hw.batch_size
         starts = range(0, x.shape[0], size)
 
@@ -221,7 +243,7 @@ class ReadLoop:
             probs = torch.cat(out, dim=1)
         if chains is not None:
             self._chain["next"] = sample_offset + n_samples
-        return probs
+        return probs.cpu()
 
     def _chains(self, x: torch.Tensor, seed: int, sample_offset: int) -> dict:
         """The AR(1) states of the reads of ``x`` just before sample ``sample_offset``: those

@@ -11,6 +11,7 @@ import torch
 from bayesim.crossbar.mapping import feasibility_report
 from bayesim.crossbar.tile import split_sizes
 from bayesim.machine.chip import Chip
+from bayesim.machine.config import HardwareConfig, read_backend
 from bayesim.machine.realised import alpha_summary
 from bayesim.metrics import effective_sample_size, mutual_information
 
@@ -92,6 +93,7 @@ def hardware_report(chip: Chip, realised: dict[str, Any], n_samples: int,
         "device_states": device_states(chip),
         "endurance": chip.scheme.endurance(n_samples, hw),
         "counters": dict(chip.counters),
+        "read_backend": read_backend_name(hw),
         "counters_note": "mvms: one input vector on one tile; device_reads: devices read "
                          "(every device of every weight); random_draws: normals drawn per read "
                          "and for biases; adc_conversions: one output column of one tile per "
@@ -126,3 +128,10 @@ def predictive_statistics(probs: torch.Tensor) -> dict[str, float]:
         torch.zeros(probs.shape[1])
     return {"predictive_variance": float(variance.mean()),
             "mutual_information": float(mutual_information(probs).mean())}
+
+
+def read_backend_name(hw: HardwareConfig) -> str:
+    """What ran the read path: 'numba', or 'torch:' and the torch device (``hardware.backend``
+    resolved)."""
+    device = read_backend(hw)
+    return "numba" if device is None else f"torch:{device}"
