@@ -163,12 +163,19 @@ def demo(
     quiet: QuietOption = False,
 ) -> None:
     """Train the fp32 mean-field LeNet-5 on dirty-mnist, quantize it (digital JQ 4-bit), run it
-    on analog PCM and RRAM machines, and write the four uncertainty reports and one table."""
+    on analog PCM and RRAM machines, and write the four uncertainty reports and one table
+    (S = 30 samples unless eval.n_samples is set: about 4 min on 2 cores)."""
     from bayesim.config import load_config
-    from bayesim.pipeline import run_demo
+    from bayesim.pipeline import DEMO_SAMPLES, demo_config, run_demo
 
     experiment = load_config(config, set_ or [])
-    reports = run_demo(experiment, out, progress=not quiet)
+    chosen = demo_config(experiment)
+    if chosen is not experiment:
+        out_console.print(f"demo: S = {DEMO_SAMPLES} Monte-Carlo samples per prediction (other "
+                          f"commands use {experiment.eval.n_samples}; the guideline sweeps found "
+                          f"S = 10–30 enough, docs/results/guidelines.md); --set "
+                          f"eval.n_samples={experiment.eval.n_samples} for the full run")
+    reports = run_demo(chosen, out, progress=not quiet)
     for report in reports:
         _render_plots(report.parent)
     _print_report_summary(*reports)

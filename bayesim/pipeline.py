@@ -270,6 +270,22 @@ DEMO_ANALOG: dict[str, dict[str, Any]] = {
 """The demo's analog rows: ``config.hardware`` with these changes (docs/machine.md)."""
 
 
+DEMO_SAMPLES = 30
+"""Monte-Carlo samples per prediction of the demo's four rows when the config leaves
+``eval.n_samples`` unset (other commands: 100). The guideline sweeps found S = 10–30 enough
+(docs/results/guidelines.md, finding 6: AUROC MI 0.889 / 0.887 / 0.889 on the PCM chip and
+0.895 / 0.891 / 0.893 on the RRAM chip for S = 10 / 30 / 100), and S = 30 keeps ``make demo``
+under five minutes on 2 cores (docs/results/fp32_baseline.md, "Demo timing")."""
+
+
+def demo_config(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` with S = :data:`DEMO_SAMPLES` unless it sets ``eval.n_samples`` itself."""
+    if "n_samples" in config.eval.model_fields_set:
+        return config
+    return config.model_copy(update={"eval": config.eval.model_copy(
+        update={"n_samples": DEMO_SAMPLES})})
+
+
 def run_demo(config: ExperimentConfig, out_dir: str | os.PathLike[str],
              progress: bool = True) -> list[Path]:
     """Train the fp32 BNN of ``config`` and evaluate it (``out_dir``), quantize it with

@@ -469,14 +469,17 @@ class Twice(nn.Module):
         return self.out(h)
 
 
-@pytest.mark.parametrize("jitter", [False, True])
-def test_memoisation_on_a_user_forward_is_bit_identical(jitter: bool, monkeypatch) -> None:
-    """M1 memoises the first read layer of every batch; with the memo switched off the
-    probabilities are the same bits (a residual, a layer called twice, two batches), also when
-    the user's forward changes the first layer's input from sample to sample."""
+@pytest.mark.parametrize("jitter,mapping", [(False, "M1"), (True, "M1"), (False, "M3"),
+                                            (True, "M3")])
+def test_memoisation_on_a_user_forward_is_bit_identical(jitter: bool, mapping: str,
+                                                        monkeypatch) -> None:
+    """M1 and M3 memoise the first read layer of every batch (M3: its moments per copy); with
+    the memo switched off the probabilities are the same bits (a residual, a layer called twice,
+    two batches, S not a multiple of the copies), also when the user's forward changes the first
+    layer's input from sample to sample."""
     torch.manual_seed(0)
     net, x = Twice(jitter), torch.rand(30, 1, 28, 28)
-    hw = HardwareConfig(mapping="M1", batch_size=16)
+    hw = HardwareConfig(mapping=mapping, batch_size=16, copies=3)
     machine = BayesianMachine(net, hw, warn=False)
     assert machine.chip.scheme.memoises_first_layer(hw)
     torch.manual_seed(1)

@@ -13,6 +13,8 @@ outputs of the tiles along the input dimension are added in digital, in float64.
 """
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -35,6 +37,18 @@ from bayesim.schema import StrictModel
 
 NOISE_SHAPES = {"gaussian": GAUSSIAN, "laplace": LAPLACE}
 READ_PATHS = ("fast", "explicit")
+
+
+def memoised_moments(memo: dict, tile: object, compute: Callable[[], Any]) -> Any:
+    """The read moments ``compute()`` of ``tile`` for the inputs ``memo`` belongs to, computed
+    once per tile. The memo of one tile position is shared by every state a batch's samples read
+    (M3's copies: the same inputs, scales and DAC output, other weights), so the moments are kept
+    per tile object, which the memo holds so that its ``id`` stays its own."""
+    kept = memo.setdefault("moments", {})
+    entry = kept.get(id(tile))
+    if entry is None:
+        entry = kept[id(tile)] = (tile, compute())
+    return entry[1]
 
 
 class TilingConfig(StrictModel):
@@ -121,10 +135,9 @@ class Tile:
                 kept = memo is not None  # a memoised mean is reused: it stays untouched
                 if memo is None:
                     mean, var = read_moments(x_dac, self.w, self.read_var, out_var)
-                else:
-                    if "moments" not in memo:  # same inputs, same tile: mean and variance reused
-                        memo["moments"] = read_moments(x_dac, self.w, self.read_var, out_var)
-                    mean, var = memo["moments"]
+                else:  # same inputs, same tile: mean and variance reused
+                    mean, var = memoised_moments(
+                        memo, self, lambda: read_moments(x_dac, self.w, self.read_var, out_var))
                 if var is not None and correlation is not None and rnd == 0:
                     y = mean.copy() if kept else mean
                     correlation.advance(y, var, self._key_read, sample, rows, row0)

@@ -19,7 +19,7 @@ import torch
 
 from bayesim.crossbar import torch_kernels as tk
 from bayesim.crossbar.periphery import BoundManagement, NoiseManagement, PeripheryConfig
-from bayesim.crossbar.tile import Tile, TiledMatrix
+from bayesim.crossbar.tile import Tile, TiledMatrix, memoised_moments
 from bayesim.errors import MappingError
 
 
@@ -47,12 +47,11 @@ class _TorchTile:
     def _read(self, x_dac: torch.Tensor, rows: torch.Tensor, sample: int, rnd: int,
               memo: dict | None) -> torch.Tensor:
         """The noisy crossbar read of DAC outputs (Tile._read, fast path)."""
-        if memo is not None and "moments" in memo:
-            mean, var = memo["moments"]
-        else:
+        if memo is None:
             mean, var = tk.read_moments(x_dac, self.w, self.read_var, self.out_var)
-            if memo is not None:
-                memo["moments"] = (mean, var)
+        else:
+            mean, var = memoised_moments(
+                memo, self, lambda: tk.read_moments(x_dac, self.w, self.read_var, self.out_var))
         if var is None:
             return mean
         return tk.add_noise(mean, var, self.key_read, sample, rows, rnd)

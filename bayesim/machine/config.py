@@ -107,8 +107,11 @@ class HardwareConfig(StrictModel):
     per-weight mean and std; their standard errors are reported)."""
     chip_seed: int = Field(default=0, ge=0)
     """Keys every frozen draw: one chip instance per seed."""
-    batch_size: int = Field(default=1000, ge=1)
-    """Inputs per forward pass on the chip."""
+    batch_size: int = Field(default=256, ge=1)
+    """Inputs per forward pass on the chip (results do not depend on it). 256 keeps a LeNet-5
+    layer's im2col rows and read moments (≤ 15 MB) below glibc's mmap threshold, so the CPU
+    allocator reuses them instead of faulting fresh pages on every read: the demo's PCM chip ran
+    1.8× faster than at 1000 on 2 cores (docs/performance.md, "Batch size")."""
     backend: Literal["auto", "numba", "torch"] = "auto"
     """What runs the read path (noise, DAC, ADC, bound management): 'numba', the CPU kernels;
     'torch', torch kernels on ``torch_device`` (any torch device, a GPU included; the same

@@ -108,8 +108,9 @@ class Scheme:
         return False
 
     def memoises_first_layer(self, hw: HardwareConfig) -> bool:
-        """The first layer reads one state again and again (its DAC output, mean and variance
-        can be computed once per input batch)."""
+        """The samples of an input batch read kept states (one, or M3's R copies), so the first
+        layer's rows, scales and DAC output can be computed once per batch, and its mean and
+        variance once per batch and state (crossbar.tile.memoised_moments)."""
         return True
 
     def endurance(self, n_samples: int, hw: HardwareConfig) -> dict[str, Any] | None:
@@ -223,9 +224,6 @@ class Copies(Scheme):
         block, position = divmod(sample, r)
         keys = draw(stream_key(read_seed, Stream.COPY_ORDER), r, "uniform", sample=block)
         return int(np.argsort(keys, kind="stable")[position])
-
-    def memoises_first_layer(self, hw: HardwareConfig) -> bool:
-        return False
 
 
 SCHEMES: dict[str, Scheme] = {

@@ -33,7 +33,7 @@ class SharedPredictor:
 
     kind = "shared"
 
-    def __init__(self, net: SharedNet, batch_size: int = 2000,
+    def __init__(self, net: SharedNet, batch_size: int = 500,
                  config: dict[str, Any] | None = None) -> None:
         self.net = net.eval()
         self.batch_size = batch_size
