@@ -174,7 +174,8 @@ def demo(
         out_console.print(f"demo: S = {DEMO_SAMPLES} Monte-Carlo samples per prediction (other "
                           f"commands use {experiment.eval.n_samples}; the guideline sweeps found "
                           f"S = 10–30 enough, docs/results/guidelines.md); --set "
-                          f"eval.n_samples={experiment.eval.n_samples} for the full run")
+                          f"eval.n_samples={experiment.eval.n_samples} for the full run",
+                          soft_wrap=True)
     reports = run_demo(chosen, out, progress=not quiet)
     for report in reports:
         _render_plots(report.parent)

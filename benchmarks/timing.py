@@ -17,6 +17,13 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def once_seconds(fn: Callable[[], object]) -> float:
+    """Wall time of one call of ``fn`` (no warm-up: the caller warms up on smaller work)."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def paired(reference: Callable[[], object], candidate: Callable[[], object],
            repeats: int) -> tuple[float, float, list[float]]:
     """Median times of two functions called alternately, and the ratio of each pair: on a shared
