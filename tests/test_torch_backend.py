@@ -206,8 +206,8 @@ def test_torch_tile_batch_splits_draw_the_same_numbers() -> None:
 def _probs(model: torch.nn.Module, x: torch.Tensor, samples: int, **hw) -> dict[str, np.ndarray]:
     out = {}
     for backend in ("numba", "torch"):
-        machine = BayesianMachine(model, HardwareConfig(backend=backend, decomposition_inputs=0,
-                                                        **hw), warn=False)
+        machine = BayesianMachine(model, HardwareConfig(backend=backend, torch_device="cpu",
+                                                        decomposition_inputs=0, **hw), warn=False)
         out[backend] = machine.sample_probs(x, samples, 9).numpy()
     return out
 
@@ -254,24 +254,29 @@ def test_lenet5_and_resnet_probabilities_and_metrics_agree() -> None:
 def test_the_torch_machine_is_batch_invariant() -> None:
     model = _model(hidden=(24,), sigma=0.05)
     x = torch.randn(30, 12, generator=torch.Generator().manual_seed(2))
-    probs = [BayesianMachine(model, HardwareConfig(backend="torch", batch_size=size,
-                                                   decomposition_inputs=0), warn=False)
+    probs = [BayesianMachine(model, HardwareConfig(backend="torch", torch_device="cpu",
+                                                   batch_size=size, decomposition_inputs=0),
+                             warn=False)
              .sample_probs(x, 3, 4).numpy() for size in (30, 7)]
     np.testing.assert_allclose(probs[0], probs[1], rtol=0, atol=1e-6)
 
 
 def test_backend_choice_and_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert read_backend(HardwareConfig()) is None  # auto on a machine without CUDA: numba
     assert read_backend(HardwareConfig(backend="torch")) == CPU
     assert read_backend_name(HardwareConfig(backend="torch", torch_device="cpu")) == "torch:cpu"
     assert read_backend_name(HardwareConfig(backend="numba")) == "numba"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert read_backend(HardwareConfig(torch_device="cpu")) == CPU  # auto with a GPU: torch
+    # ... but what only numba reads stays on numba under auto instead of being refused
+    assert read_backend(HardwareConfig(read_path="explicit")) is None
+    assert read_backend(HardwareConfig(read_correlation=0.5)) is None
     monkeypatch.undo()
     model = _model()
     for hw, pattern in ((dict(backend="torch", read_path="explicit"), "numba backend only"),
                         (dict(backend="torch", read_correlation=0.5), "numba backend only"),
-                        (dict(backend="torch", torch_device="cuda:3"), "cannot be used"),
+                        (dict(backend="torch", torch_device="cuda:99"), "cannot be used"),
                         (dict(backend="torch", torch_device="nonsense"), "cannot be used")):
         with pytest.raises(ConfigError, match=pattern):
             BayesianMachine.compile(model, HardwareConfig(**hw))
@@ -287,6 +292,7 @@ def test_the_command_line_refuses_an_unusable_device(trained, tmp_path, capsys) 
     assert_bad_input(code, err, out, "hardware.torch_device = 'cuda:5' cannot be used")
     code, stdout, err = run(["simulate", "--checkpoint", trained, "--out", out, "-q",
                              "--samples", 2, "--set", "hardware.backend=torch",
+                             "--set", "hardware.torch_device=cpu",
                              "--set", "hardware.decomposition_inputs=0"], capsys)
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())

@@ -199,17 +199,19 @@ def device_for(hw: HardwareConfig) -> DeviceModel:
 
 def read_backend(hw: HardwareConfig) -> torch.device | None:
     """The torch device the read path runs on, or None for the numba backend
-    (``hardware.backend``); refuses what only the numba backend reads and a device torch cannot
-    use."""
+    (``hardware.backend``). ``auto`` takes torch only on a CUDA host and only for what the torch
+    backend reads (not ``read_path = 'explicit'``, not AR(1) reads); an explicit ``torch`` refuses
+    those and a device torch cannot use or that lacks float64 (the read path's accumulator)."""
     cuda = torch.cuda.is_available()
-    if hw.backend == "numba" or (hw.backend == "auto" and not cuda):
+    numba_only = hw.read_path == "explicit" or hw.read_correlation > 0
+    if hw.backend == "numba" or (hw.backend == "auto" and (not cuda or numba_only)):
         return None
     name = hw.torch_device
     if name == "auto":
         name = "cuda" if cuda else "cpu"
     try:
         device = torch.device(name)
-        torch.empty(1, device=device)
+        torch.empty(1, device=device, dtype=torch.float64)
     except (RuntimeError, AssertionError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"hardware.torch_device = {name!r} cannot be used ({first}); give "
