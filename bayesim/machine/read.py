@@ -8,10 +8,11 @@ b_s = μ_b + σ_b·ξ_s (stream BIAS). Sample s of input i is a pure function of
 Monte-Carlo seed, s, i), so batch sizes and sample chunks never change a result.
 
 Which state a sample reads is the scheme's (schemes.py): one programmed state read again and again
-(M0, M1, M4: the first layer a forward reads then has its DAC output, mean and variance computed
-once per input batch and reused by every sample whose input to it is bit-identical), one of R
-copies (M3), or a fresh programming per sample (M2, and M0 ``per_sample``'s fresh weight draw),
-which all batches of that sample read.
+(M0, M1, M4), one of R copies (M3), or a fresh programming per sample (M2, and M0
+``per_sample``'s fresh weight draw), which all batches of that sample read. Where states are
+read again (M0, M1, M3, M4) the first layer a forward reads has its DAC output, mean and variance
+computed once per input batch and state (per copy under M3) and reused by every sample whose
+input to it is bit-identical.
 """
 
 import dataclasses
