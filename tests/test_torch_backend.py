@@ -214,6 +214,7 @@ def _probs(model: torch.nn.Module, x: torch.Tensor, samples: int, **hw) -> dict[
 
 @pytest.mark.parametrize("hw", [
     {"mapping": "M3"},
+    {"mapping": "M3", "copies": 2},  # S = 4 > R: copies read again, the memo reused per copy
     {"mapping": "M1", "device": "pcm_ibm_2020", "max_in": 7, "max_out": 5, "batch_size": 13},
     {"mapping": "M2", "device": "pcm_ibm_2020", "periphery": "standard_hwa"},
     {"mapping": "M4", "device": "rram_lin2023", "devices_per_weight": 3},
@@ -249,6 +250,27 @@ def test_lenet5_and_resnet_probabilities_and_metrics_agree() -> None:
     resnet = build_model(ModelConfig(arch="resnet", channels=[4, 8]), seed=0).eval()
     probs = _probs(resnet, torch.randn(6, 1, 28, 28, generator=gen), 2, **hw)
     np.testing.assert_allclose(probs["torch"], probs["numba"], rtol=0, atol=1e-6)
+
+
+def test_the_torch_machine_reads_through_torch_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """backend = 'torch' reads every mapped layer through TorchTiledMatrix, and numba never
+    does (the equality tests above would pass trivially if both ran the numba path)."""
+    calls: list[str] = []
+    original = TorchTiledMatrix.mvm
+
+    def counted(self, x, *args, **kwargs):
+        calls.append(type(x).__name__)
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(TorchTiledMatrix, "mvm", counted)
+    model = _model(hidden=(24,), sigma=0.05)
+    x = torch.randn(8, 12, generator=torch.Generator().manual_seed(3))
+    for backend, expected in (("numba", 0), ("torch", 2 * 3)):  # two layers, S = 3
+        calls.clear()
+        BayesianMachine(model, HardwareConfig(backend=backend, torch_device="cpu",
+                                              decomposition_inputs=0),
+                        warn=False).sample_probs(x, 3, 0)
+        assert len(calls) == expected and set(calls) <= {"Tensor"}
 
 
 def test_the_torch_machine_is_batch_invariant() -> None:
