@@ -40,7 +40,8 @@ def main() -> None:
     parser.add_argument("--config", default="experiments/machine_pcm.toml")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--samples", type=int, nargs="+", default=[10, 1000])
-    parser.add_argument("--backends", nargs="+", default=["numba"], choices=["numba", "torch"])
+    parser.add_argument("--backends", nargs="+", default=["numba", "torch"],
+                        choices=["numba", "torch"])
     parser.add_argument("--torch-device", default="cpu")
     args = parser.parse_args()
     for backend in args.backends:

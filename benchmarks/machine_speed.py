@@ -6,9 +6,11 @@ equal work, measured side by side in one run (issues 7 and 19; docs/performance.
 On an MLP 784-512-512-10, LeNet-5 and the ResNet-8 (16-32-64 channels) (``--models``;
 mean-field, freshly initialised: timings do not depend on training), batch 256, for each S:
 
-  (a)  floor: the noise-free fp32 forward (torch, μ weights) repeated S times;
+  (a)  floor: the noise-free fp32 forward (torch, μ weights) repeated S times — the Bayesian
+       model's own layers at their mean, so it is what a user's model costs without noise;
   (a1) the floor that computes the first layer once per batch, as the machine does (its first
-       layer's input is the same for every sample);
+       layer's input is the same for every sample); it runs a copy with plain nn.Linear/Conv2d
+       layers at μ (_Once needs a layer to wrap), a few per cent faster per layer than (a)'s;
   (b)  software: fp32 BNN sampling (SoftwarePredictor, S fresh weight samples);
   (c)  machine, numba backend: M1 per-read noise on ``pcm_ibm_2020``, 8-bit DAC and ADC
        (aihwkit_standard_io), 512 × 512 tiles, fast (output-referred) read path;
@@ -24,11 +26,14 @@ mean-field, freshly initialised: timings do not depend on training), batch 256, 
 on every read costs over aihwkit's fixed-weight noisy forward.
 
 Compilation (mapping and programming of the chip) is done once before timing and reported apart.
-(a), (a1), (b) and (c) run in turn for ``--repeats`` rounds after a warm-up round; times are
-medians, ratios the medians of the per-round ratios (with their range over the rounds). (ct),
-(d), (e) and (f) run once each per S after every model's rounds (aihwkit's C++ runtime, once
-loaded, slowed the machine by up to 40 %); their ratios to the floor carry the range of the
-floor's rounds. Throughput: images × samples per second of (a), (c) and (ct) on
+Two phases, each ``--repeats`` rounds in turn per S; times are medians, ratios the medians of the
+per-round ratios with their range over the rounds:
+  first, every model before aihwkit is imported: (a), (a1), (b), (c) (after a warm-up round);
+  then, every model with aihwkit loaded: (a), (c), (ct), (e), (f) (after a one-sample warm-up),
+  so each ratio of (ct), (e) or (f) compares times taken under the same conditions (aihwkit's
+  runtime, once loaded, slowed the numba machine by up to 40 % in earlier runs; both phases' (a)
+  and (c) are in the JSON). (d) runs once per S. Throughput: images × samples per second of
+  (a), (c) and (ct) on
 ``--throughput-images`` images at S = 10 (the batches of a test set, as evaluation runs them).
 The JSON (``OUT/machine_speed.json``) holds every time and ratio; ``OUT/machine_speed.png``/
 ``.pdf`` draws the ratios to the floor, per model, backend and S. Peak memory against S is
@@ -202,11 +207,6 @@ def measure_rounds(name: str, samples: list[int], repeats: int, batch: int = 256
     compile_s = time.perf_counter() - start
     once_net, once = first_layer_once(model, x)
 
-    def floor(n: int) -> None:
-        with torch.no_grad(), sampling(model, "mean"):
-            for _ in range(n):
-                torch.softmax(model(x), dim=-1)
-
     def floor_first_once(n: int) -> None:
         once.forget()
         with torch.no_grad():
@@ -216,7 +216,7 @@ def measure_rounds(name: str, samples: list[int], repeats: int, batch: int = 256
     rows = []
     for n in samples:
         row: dict = {"model": name, "batch": batch, "samples": n, "compile_s": compile_s}
-        times = interleaved({"a": lambda n=n: floor(n),
+        times = interleaved({"a": lambda n=n: _floor(model, x, n),
                              "a1": lambda n=n: floor_first_once(n),
                              "b": lambda n=n: software.sample_probs(x, n, 0),
                              "c": lambda n=n: fast.sample_probs(x, n, 0)}, repeats)
@@ -231,36 +231,49 @@ def measure_rounds(name: str, samples: list[int], repeats: int, batch: int = 256
     return {"rows": rows, "model": model, "x": x}
 
 
-def measure_once(result: dict, backends: list[str], torch_device: str, with_explicit: bool,
-                 with_aihwkit: bool, throughput_images: int) -> None:
-    """(ct), (d), (e), (f) once each per S, and the throughput, after every model's rounds."""
+def measure_late(result: dict, backends: list[str], torch_device: str, with_explicit: bool,
+                 with_aihwkit: bool, repeats: int, throughput_images: int) -> None:
+    """After every model's first rounds: (a), (c), (ct), (e), (f) in turn for ``repeats``
+    rounds per S — all five under the same conditions, aihwkit's runtime loaded — then (d) once
+    and the throughput. The ratios of (ct), (e) and (f) come from these rounds."""
     model, x = result.pop("model"), result.pop("x")
     batch = x.shape[0]
-    torch_machine = (BayesianMachine.compile(model, machine_config(
-        batch=batch, backend="torch", torch_device=torch_device)) if "torch" in backends else None)
+    numba_machine = BayesianMachine.compile(model, machine_config(batch=batch))
+    fns = {"a": lambda n: _floor(model, x, n), "c": lambda n: numba_machine.sample_probs(x, n, 0)}
+    if "torch" in backends:
+        torch_machine = BayesianMachine.compile(model, machine_config(
+            batch=batch, backend="torch", torch_device=torch_device))
+        fns["ct"] = lambda n: torch_machine.sample_probs(x, n, 0)
+    if with_aihwkit:
+        reprogrammed, fixed = aihwkit_samplers(model, 512)
+        fns["e"] = lambda n: reprogrammed(x, n)
+        fns["f"] = lambda n: fixed(x, n)
     explicit = (BayesianMachine.compile(model, machine_config("explicit", batch=batch))
                 if with_explicit else None)
-    reprogrammed, fixed = aihwkit_samplers(model, 512) if with_aihwkit else (None, None)
+    for fn in fns.values():  # warm-up on one sample (JIT, caches, aihwkit's first call)
+        fn(1)
     for row in result["rows"]:
         n = row["samples"]
-        floor = row["rounds_s"]["a"]
-        if torch_machine is not None:
-            row["ct_machine_torch_s"] = median_seconds(
-                lambda n=n: torch_machine.sample_probs(x, n, 0), 1)
-            row["ct_over_a"], row["ct_over_a_range"] = _ratio([row["ct_machine_torch_s"]], floor)
-            row["ct_over_c"] = row["ct_machine_torch_s"] / row["c_machine_numba_s"]
+        late = interleaved({k: (lambda fn=fn, n=n: fn(n)) for k, fn in fns.items()}, repeats,
+                           warm_up=False)
+        row["late_rounds_s"] = late
+        row["a_floor_late_s"] = statistics.median(late["a"])
+        row["c_machine_numba_late_s"] = statistics.median(late["c"])
+        if "ct" in late:
+            row["ct_machine_torch_s"] = statistics.median(late["ct"])
+            row["ct_over_a"], row["ct_over_a_range"] = _ratio(late["ct"], late["a"])
+            row["ct_over_c"], row["ct_over_c_range"] = _ratio(late["ct"], late["c"])
+        if "e" in late:
+            row["e_aihwkit_reprogram_s"] = statistics.median(late["e"])
+            row["f_aihwkit_fixed_s"] = statistics.median(late["f"])
+            row["e_over_c"], row["e_over_c_range"] = _ratio(late["e"], late["c"])
+            row["c_over_f"], row["c_over_f_range"] = _ratio(late["c"], late["f"])
+            row["f_over_a"], row["f_over_a_range"] = _ratio(late["f"], late["a"])
+            row["e_over_a"], row["e_over_a_range"] = _ratio(late["e"], late["a"])
         if explicit is not None:
             row["d_machine_explicit_s"] = median_seconds(
                 lambda n=n: explicit.sample_probs(x, n, 0), 1)
-            row["d_over_a"] = row["d_machine_explicit_s"] / row["a_floor_s"]
-        if reprogrammed is not None and fixed is not None:
-            row["e_aihwkit_reprogram_s"] = median_seconds(lambda n=n: reprogrammed(x, n), 1)
-            row["f_aihwkit_fixed_s"] = median_seconds(lambda n=n: fixed(x, n), 1)
-            row["e_over_c"], row["e_over_c_range"] = _ratio([row["e_aihwkit_reprogram_s"]],
-                                                            row["rounds_s"]["c"])
-            row["c_over_f"], row["c_over_f_range"] = _ratio(row["rounds_s"]["c"],
-                                                            [row["f_aihwkit_fixed_s"]])
-            row["f_over_a"] = row["f_aihwkit_fixed_s"] / row["a_floor_s"]
+            row["d_over_a"] = row["d_machine_explicit_s"] / row["a_floor_late_s"]
         print(_line(row), flush=True)
     if throughput_images > 0:
         result["throughput"] = throughput(model, throughput_images, backends, torch_device,
@@ -268,7 +281,15 @@ def measure_once(result: dict, backends: list[str], torch_device: str, with_expl
         print(f"{result['rows'][0]['model']:7s} throughput (images x samples / s, "
               f"{throughput_images} images, S = {THROUGHPUT_SAMPLES}): "
               + ", ".join(f"{k} {v:,.0f}" for k, v in result["throughput"].items()
-                          if k != "images"), flush=True)
+                          if k not in ("images", "samples")), flush=True)
+
+
+def _floor(model: nn.Module, x: torch.Tensor, n: int) -> None:
+    """Floor (a): the noise-free forward of the Bayesian model's own layers at μ (``sampling
+    'mean'``), ``n`` times."""
+    with torch.no_grad(), sampling(model, "mean"):
+        for _ in range(n):
+            torch.softmax(model(x), dim=-1)
 
 
 THROUGHPUT_SAMPLES = 10
@@ -288,6 +309,8 @@ def throughput(model: nn.Module, images: int, backends: list[str], torch_device:
                 for a in range(0, images, batch):
                     torch.softmax(model(x[a:a + batch]), dim=-1)
 
+    with torch.no_grad(), sampling(model, "mean"):
+        model(x[:batch])  # warm-up (BLAS threads, allocator)
     out["floor"] = work / once_seconds(floor)
     for backend in backends:
         machine = BayesianMachine.compile(model, machine_config(
@@ -306,11 +329,13 @@ def _line(row: dict) -> str:
     parts = [f"{row['model']:7s} S={row['samples']:4d}", f"(a) {_ms(row['a_floor_s'])}",
              f"(a1) {_ms(row['a1_floor_first_once_s'])}", f"(b) {_ms(row['b_software_s'])}",
              f"(c) {_ms(row['c_machine_numba_s'])}"]
-    for key, label in (("ct_machine_torch_s", "ct"), ("d_machine_explicit_s", "d"),
+    for key, label in (("a_floor_late_s", "a late"), ("c_machine_numba_late_s", "c late"),
+                       ("ct_machine_torch_s", "ct"), ("d_machine_explicit_s", "d"),
                        ("e_aihwkit_reprogram_s", "e"), ("f_aihwkit_fixed_s", "f")):
         if key in row:
             parts.append(f"({label}) {_ms(row[key])}")
-    for key in ("c_over_a", "c_over_a1", "c_over_b", "ct_over_a", "e_over_c", "c_over_f"):
+    for key in ("c_over_a", "c_over_a1", "c_over_b", "ct_over_a", "ct_over_c", "e_over_c",
+                "c_over_f"):
         if key in row:
             low, high = row[f"{key}_range"] if f"{key}_range" in row else (row[key], row[key])
             parts.append(f"{key.replace('_over_', '/')} {row[key]:5.2f} ({low:.2f}-{high:.2f})")
@@ -330,7 +355,8 @@ def plot_ratios(result: dict, stem: Path) -> list[Path]:
     models = list(result["models"])
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.8), squeeze=False)
     series = [("c_over_a", "machine, numba / (a)"), ("c_over_a1", "machine, numba / (a1)"),
-              ("ct_over_a", "machine, torch (CPU) / (a)"), ("b_over_a", "software / (a)")]
+              ("ct_over_a", f"machine, torch ({result['torch_device']}) / (a)"),
+              ("b_over_a", "software / (a)")]
     for ax, name in zip(axes[0], models, strict=True):
         rows = result["models"][name]["rows"]
         s_values = [r["samples"] for r in rows]
@@ -460,8 +486,8 @@ def main() -> None:
     if args.scaling:  # before aihwkit is loaded
         result["scaling_mlp"] = scaling(max(1, args.repeats // 2), args.quick)
     for name in args.models:
-        measure_once(result["models"][name], args.backends, args.torch_device, args.explicit,
-                     not args.no_aihwkit, args.throughput_images)
+        measure_late(result["models"][name], args.backends, args.torch_device, args.explicit,
+                     not args.no_aihwkit, args.repeats, args.throughput_images)
     for path in plot_ratios(result, out / "machine_speed"):
         print(f"plot: {path}")
     if args.scaling:

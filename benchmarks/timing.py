@@ -43,12 +43,15 @@ def paired(reference: Callable[[], object], candidate: Callable[[], object],
     return statistics.median(t_ref), statistics.median(t_cand), ratios
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int,
+                warm_up: bool = True) -> dict[str, list[float]]:
     """Wall times of several functions called in turn, ``repeats`` rounds after one warm-up
-    round: each round sees the same machine load, so ratios taken within a round scatter less
-    than ratios of separate medians."""
-    for fn in fns.values():
-        fn()
+    round (``warm_up=False``: the caller warmed them up on smaller work): each round sees the
+    same machine load, so ratios taken within a round scatter less than ratios of separate
+    medians."""
+    if warm_up:
+        for fn in fns.values():
+            fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
