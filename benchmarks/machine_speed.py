@@ -10,7 +10,7 @@ mean-field, freshly initialised: timings do not depend on training), batch 256, 
        model's own layers at their mean, so it is what a user's model costs without noise;
   (a1) the floor that computes the first layer once per batch, as the machine does (its first
        layer's input is the same for every sample); it runs a copy with plain nn.Linear/Conv2d
-       layers at μ (_Once needs a layer to wrap), a few per cent faster per layer than (a)'s;
+       layers at μ (_Once needs a layer to wrap), not the Bayesian layers of (a);
   (b)  software: fp32 BNN sampling (SoftwarePredictor, S fresh weight samples);
   (c)  machine, numba backend: M1 per-read noise on ``pcm_ibm_2020``, 8-bit DAC and ADC
        (aihwkit_standard_io), 512 × 512 tiles, fast (output-referred) read path;
@@ -228,7 +228,7 @@ def measure_rounds(name: str, samples: list[int], repeats: int, batch: int = 256
             row[f"{num}_over_{den}"], row[f"{num}_over_{den}_range"] = _ratio(times[num],
                                                                             times[den])
         rows.append(row)
-    return {"rows": rows, "model": model, "x": x}
+    return {"rows": rows, "model": model, "x": x, "machine": fast}
 
 
 def measure_late(result: dict, backends: list[str], torch_device: str, with_explicit: bool,
@@ -236,9 +236,8 @@ def measure_late(result: dict, backends: list[str], torch_device: str, with_expl
     """After every model's first rounds: (a), (c), (ct), (e), (f) in turn for ``repeats``
     rounds per S — all five under the same conditions, aihwkit's runtime loaded — then (d) once
     and the throughput. The ratios of (ct), (e) and (f) come from these rounds."""
-    model, x = result.pop("model"), result.pop("x")
+    model, x, numba_machine = result.pop("model"), result.pop("x"), result.pop("machine")
     batch = x.shape[0]
-    numba_machine = BayesianMachine.compile(model, machine_config(batch=batch))
     fns = {"a": lambda n: _floor(model, x, n), "c": lambda n: numba_machine.sample_probs(x, n, 0)}
     if "torch" in backends:
         torch_machine = BayesianMachine.compile(model, machine_config(
@@ -259,6 +258,7 @@ def measure_late(result: dict, backends: list[str], torch_device: str, with_expl
         row["late_rounds_s"] = late
         row["a_floor_late_s"] = statistics.median(late["a"])
         row["c_machine_numba_late_s"] = statistics.median(late["c"])
+        row["c_over_a_late"], row["c_over_a_late_range"] = _ratio(late["c"], late["a"])
         if "ct" in late:
             row["ct_machine_torch_s"] = statistics.median(late["ct"])
             row["ct_over_a"], row["ct_over_a_range"] = _ratio(late["ct"], late["a"])
@@ -304,13 +304,10 @@ def throughput(model: nn.Module, images: int, backends: list[str], torch_device:
     work = images * THROUGHPUT_SAMPLES
 
     def floor() -> None:
-        with torch.no_grad(), sampling(model, "mean"):
-            for _ in range(THROUGHPUT_SAMPLES):
-                for a in range(0, images, batch):
-                    torch.softmax(model(x[a:a + batch]), dim=-1)
+        for a in range(0, images, batch):
+            _floor(model, x[a:a + batch], THROUGHPUT_SAMPLES)
 
-    with torch.no_grad(), sampling(model, "mean"):
-        model(x[:batch])  # warm-up (BLAS threads, allocator)
+    _floor(model, x[:batch], 1)  # warm-up (BLAS threads, allocator)
     out["floor"] = work / once_seconds(floor)
     for backend in backends:
         machine = BayesianMachine.compile(model, machine_config(
@@ -334,8 +331,8 @@ def _line(row: dict) -> str:
                        ("e_aihwkit_reprogram_s", "e"), ("f_aihwkit_fixed_s", "f")):
         if key in row:
             parts.append(f"({label}) {_ms(row[key])}")
-    for key in ("c_over_a", "c_over_a1", "c_over_b", "ct_over_a", "ct_over_c", "e_over_c",
-                "c_over_f"):
+    for key in ("c_over_a", "c_over_a1", "c_over_b", "c_over_a_late", "ct_over_a", "ct_over_c",
+                "e_over_c", "c_over_f"):
         if key in row:
             low, high = row[f"{key}_range"] if f"{key}_range" in row else (row[key], row[key])
             parts.append(f"{key.replace('_over_', '/')} {row[key]:5.2f} ({low:.2f}-{high:.2f})")
