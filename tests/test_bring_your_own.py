@@ -585,3 +585,24 @@ def test_own_data_from_an_idx_directory(tmp_path: Path, capsys) -> None:
     code, _, err = run(["evaluate", "--checkpoint", ck, "--out", tmp_path / "e2", "--data",
                         empty, "--samples", "3", "-q"], capsys)
     assert_bad_input(code, err, "has no t10k-images-idx3-ubyte", tmp_path / "e2")
+
+
+def test_a_wide_bayesian_torch_posterior_reads_the_same_on_both_backends() -> None:
+    """A posterior bayesim did not train — bayesian-torch layers with σ > |μ| for most weights
+    (softplus(0.5) ≈ 0.97 against μ of order 0.1) and biases of ±3 — on the PCM chip (M1, the
+    aihwkit periphery with bound management): the torch backend's probabilities equal numba's
+    to 1e-6, and they are not the trivial uniform output."""
+    torch.manual_seed(3)
+    net = BTNet().eval()
+    with torch.no_grad():
+        for module in net.modules():
+            if hasattr(module, "rho_weight"):
+                module.rho_weight.fill_(0.5)
+                module.mu_bias.uniform_(-3.0, 3.0)
+    x = torch.rand(10, 1, 28, 28)
+    probs = [BayesianMachine(net, HardwareConfig(
+        device="pcm_ibm_2020", mapping="M1", periphery="aihwkit_standard_io", backend=backend,
+        torch_device="cpu", decomposition_inputs=0), warn=False).sample_probs(x, 3, 5).numpy()
+        for backend in ("numba", "torch")]
+    np.testing.assert_allclose(probs[1], probs[0], rtol=0, atol=1e-6)
+    assert probs[0].max(-1).mean() > 0.2
