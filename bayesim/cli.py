@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bayesim.errors import BayesimError, ConfigError
+from bayesim.verdict import HEADLINE, REALISED_FAILS, headline
 
 app = typer.Typer(name="bayesim", add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False,
@@ -93,28 +94,52 @@ def print_table(table: Table) -> None:
 
 
 def _print_report_summary(*report_paths: Path) -> None:
-    """One table row per report (fp32, digital, …)."""
+    """One table row per report (fp32, digital, …); under a chip's row its software reference
+    (unless the table already holds it) and the differences; then each chip's verdict."""
     reports = [json.loads(p.read_text()) for p in report_paths]
     table = Table(title=f"S = {reports[0]['n_samples']}, seed {reports[0]['seed']}; AUROC EE: "
                         f"aleatoric (clean vs ambiguous), MI and PE: epistemic (clean vs OOD)")
     for column in ("predictor", "bits/w or devices/w", "acc", "NLL", "ECE", "AUROC EE", "AUROC MI",
                    "AUROC PE", "W₂/σ worst layer", "µJ/inference"):
         table.add_column(column, justify="right")
+    shown = [(r["predictor"], r["n_samples"]) for r in reports]
     for report in reports:
-        ind, unc = report["in_distribution"], report["uncertainty"]
         hardware = report.get("hardware")
         size = (f"{hardware['n_devices'] / hardware['n_weights']:g} dev" if hardware
                 else f"{report['memory']['bits_per_weight']:g}")
         realised = (hardware or {}).get("realised_posterior")
         distance = f"{realised['w2_median_worst']:.2f}" if realised else "–"
-        table.add_row(report["predictor"].get("label", report["predictor"]["kind"]), size,
-                      *("–" if v is None else f"{v:.4f}" for v in (
-                          ind["accuracy"], ind["nll"], ind["ece"], unc["auroc_aleatoric"],
-                          unc["auroc_epistemic"], unc["auroc_epistemic_pe"])), distance,
-                      _energy(report))
+        table.add_row(_label(report["predictor"]), size,
+                      *_cells(headline(report), "{:.4f}"), distance, _energy(report))
+        reference = report.get("reference")
+        if reference is None:
+            continue
+        if (reference["predictor"], reference["n_samples"]) not in shown:
+            table.add_row(f"  software ({_label(reference['predictor'])})", "", *_cells(
+                {key: reference.get(key) for key, _ in HEADLINE}, "{:.4f}"), "", "")
+        table.add_row("  Δ chip − software", "",
+                      *_cells(report["verdict"]["differences"], "{:+.4f}"), "", "")
     print_table(table)
-    for path in report_paths:
-        out_console.print(f"report: {path}")
+    for report, path in zip(reports, report_paths, strict=True):
+        if "verdict" in report:
+            label = _label(report["predictor"])
+            judged = report["verdict"]
+            out_console.print(f"verdict: {label}: {judged['status']}: {judged['summary']} "
+                              f"(software: same checkpoint, S, data and seed)", soft_wrap=True)
+            for line in judged["warnings"]:
+                if not line.startswith(REALISED_FAILS):  # the machine warned of those already
+                    print(f"bayesim: warning: {label}: {line}", file=sys.stderr)
+        out_console.print(f"report: {path}", soft_wrap=True)
+
+
+def _label(predictor: dict) -> str:
+    return str(predictor.get("label", predictor["kind"]))
+
+
+def _cells(values: dict, template: str) -> list[str]:
+    """The :data:`~bayesim.verdict.HEADLINE` metrics of ``values`` formatted, "–" for None."""
+    return ["–" if values.get(key) is None else template.format(values[key])
+            for key, _ in HEADLINE]
 
 
 def _energy(report: dict) -> str:

@@ -48,6 +48,7 @@ from bayesim.sharing.storage import (
     storage_report,
 )
 from bayesim.sharing.train import SharingLog, build_shared, finetune, fit_shared, pretrain
+from bayesim.verdict import cached_reference, reference_section, verdict
 
 CHECKPOINT_NAME = "model.safetensors"
 DIGITAL_DEMO_DIR = "digital"
@@ -310,9 +311,24 @@ def run_demo(config: ExperimentConfig, out_dir: str | os.PathLike[str],
         analog_config = config.model_copy(update={
             "hardware": config.hardware.model_copy(update=change)})
         analog = simulate_model(trained.model, trained.benchmark, analog_config, progress)
+        with_verdict(analog, reference_section(result.report, cached=False))
         reports.append(write_evaluation(analog, Path(out_dir) / name,
                                         {"checkpoint": str(trained.checkpoint)}))
     return reports
+
+
+def with_verdict(chip: EvaluationResult, reference: dict[str, Any]) -> EvaluationResult:
+    """Add the ``reference`` and ``verdict`` sections (bayesim.verdict) to a chip's report."""
+    chip.report["reference"] = reference
+    chip.report["verdict"] = verdict(chip.report, reference)
+    return chip
+
+
+def reference_settings(benchmark: Benchmark, config: ExperimentConfig) -> dict[str, Any]:
+    """What decides a software reference besides the checkpoint: the data (as found), the
+    evaluation settings and the seed."""
+    return {"data": benchmark.info, "eval": config.eval.model_dump(mode="json"),
+            "seed": config.seed}
 
 
 CALIBRATION_INPUTS = 256
@@ -408,21 +424,27 @@ def simulate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
         config = evaluation_config(shared.metadata.get("experiment", {}), config_path,
                                    overrides or [], SIMULATE_SECTIONS, "simulate")
         benchmark = build_benchmark(config.data, config.seed)
-        return write_evaluation(simulate_shared(shared.net, benchmark, config, progress),
-                                out_dir, extra)
+        chip = simulate_shared(shared.net, benchmark, config, progress)
+        reference = cached_reference(
+            checkpoint, reference_settings(benchmark, config),
+            lambda: evaluate_shared(shared.net, benchmark, config, progress=progress).report)
+        return write_evaluation(with_verdict(chip, reference), out_dir, extra)
     model, metadata = load_model(checkpoint)
     config = evaluation_config(metadata.get("experiment", {}), config_path, overrides or [],
                                SIMULATE_SECTIONS, "simulate")
     check_cards(config.cost, device_technology(config.hardware))
     benchmark = build_benchmark(config.data, config.seed)
     check_own_data(model, benchmark, config, metadata)
+    compiled = Path(checkpoint)
     if constrained_epochs > 0:
-        model, config, path = train_constrained(model, benchmark, config, constrained_epochs,
-                                                out_dir, str(checkpoint), progress)
-        extra = {"checkpoint": str(path), "source_checkpoint": str(checkpoint),
+        model, config, compiled = train_constrained(model, benchmark, config, constrained_epochs,
+                                                    out_dir, str(checkpoint), progress)
+        extra = {"checkpoint": str(compiled), "source_checkpoint": str(checkpoint),
                  "device_constrained_epochs": constrained_epochs}
     result = simulate_model(model, benchmark, config, progress)
-    return write_evaluation(result, out_dir, extra)
+    reference = cached_reference(compiled, reference_settings(benchmark, config),
+                                 lambda: evaluate_model(model, benchmark, config, progress).report)
+    return write_evaluation(with_verdict(result, reference), out_dir, extra)
 
 
 SHARED_CHECKPOINT_NAME = "shared.safetensors"

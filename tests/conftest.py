@@ -43,6 +43,16 @@ def write_dataset(directory: Path, kind: str, n_train: int = 300, n_test: int = 
     return directory
 
 
+@pytest.fixture(autouse=True)
+def reference_cache(tmp_path_factory: pytest.TempPathFactory,
+                    monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh $BAYESIM_CACHE per test: the software references of chip runs never leak between
+    tests or into the user's cache."""
+    path = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("BAYESIM_CACHE", str(path))
+    return path
+
+
 @pytest.fixture
 def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A $BAYESIM_DATA with synthetic mnist/ and fashion-mnist/ IDX directories."""

@@ -106,6 +106,9 @@ def test_demo_with_overrides(data_root: Path, tiny_overrides: list[str], tmp_pat
         assert analog["n_samples"] == report["n_samples"]
         assert analog["data"] == report["data"]  # same data, same S: one table
         assert (tmp_path / "demo" / name / "sigma_realised.png").is_file()
+        # the chip's verdict is against the fp32 row: same model, S, data and seed
+        assert analog["reference"]["accuracy"] == report["in_distribution"]["accuracy"]
+        assert analog["verdict"]["status"] in ("ok", "warning")
 
 
 def test_quantize_then_evaluate_the_quantized_checkpoint(

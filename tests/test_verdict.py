@@ -1,0 +1,129 @@
+"""The verdict of a chip run (bayesim.verdict): its standard errors against simulation and an
+independent AUROC (scikit-learn), its warnings on made-up reports, and `simulate` end to end."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from bayesim.cli import main
+from bayesim.verdict import (
+    ACCURACY_DROP,
+    REALISED_FAILS,
+    accuracy_se,
+    auroc_se,
+    reference_section,
+    verdict,
+)
+
+
+def report(accuracy: float, auroc_mi: float, n: int = 10_000, not_realised=()) -> dict:
+    """A made-up report with the keys a verdict reads."""
+    hardware = {"realised_posterior": {"not_realised": list(not_realised),
+                                       "layers": [{}, {}]}}
+    return {"predictor": {"kind": "analog", "label": "chip"}, "n_samples": 10, "seed": 0,
+            "in_distribution": {"accuracy": accuracy, "nll": 0.3, "ece": 0.02, "n": n},
+            "uncertainty": {"auroc_aleatoric": 0.9, "auroc_epistemic": auroc_mi,
+                            "auroc_epistemic_pe": 0.9,
+                            "subsets": {"clean": {"n": n}, "ood": {"n": n}}},
+            "hardware": hardware}
+
+
+def test_hanley_mcneil_standard_error_matches_simulated_aurocs() -> None:
+    """400 replicate data sets of binormal scores (AUROC ≈ 0.76): the spread of their AUROCs
+    (scikit-learn's, an independent implementation) agrees with the closed form within 15 % (the
+    standard deviation of 400 draws has a relative standard error of 1/√800 ≈ 3.5 %)."""
+    rng = np.random.default_rng(0)
+    n_neg, n_pos = 300, 200
+    aucs = []
+    for _ in range(400):
+        neg, pos = rng.normal(0, 1, n_neg), rng.normal(1, 1, n_pos)
+        aucs.append(roc_auc_score(np.r_[np.zeros(n_neg), np.ones(n_pos)], np.r_[neg, pos]))
+    spread = float(np.std(aucs, ddof=1))
+    predicted = auroc_se(float(np.mean(aucs)), n_neg, n_pos)
+    assert abs(predicted / spread - 1) < 0.15, (predicted, spread)
+
+
+def test_binomial_standard_error() -> None:
+    rng = np.random.default_rng(1)
+    draws = rng.binomial(500, 0.9, size=4000) / 500
+    assert abs(accuracy_se(0.9, 500) / np.std(draws) - 1) < 0.05
+    assert accuracy_se(0.9, 0) == math.inf
+
+
+def test_equal_runs_are_ok_and_differences_are_zero() -> None:
+    chip = report(0.95, 0.9)
+    judged = verdict(chip, reference_section(report(0.95, 0.9), cached=False))
+    assert judged["status"] == "ok" and judged["warnings"] == []
+    assert all(v == 0 for v in judged["differences"].values())
+
+
+def test_a_large_drop_on_a_large_test_set_warns() -> None:
+    reference = reference_section(report(0.95, 0.90), cached=False)
+    judged = verdict(report(0.80, 0.60), reference)
+    assert judged["status"] == "warning"
+    assert judged["differences"]["accuracy"] == pytest.approx(-0.15)
+    assert any(w.startswith("accuracy 0.800 is 0.150 below") for w in judged["warnings"])
+    assert any(w.startswith("AUROC MI (clean vs OOD) 0.600") for w in judged["warnings"])
+
+
+def test_a_drop_within_test_set_noise_does_not_warn() -> None:
+    """30 images: a 10 pp drop is less than 3 standard errors (≈ 0.24)."""
+    reference = reference_section(report(0.90, 0.90, n=30), cached=False)
+    judged = verdict(report(0.80, 0.80, n=30), reference)
+    assert judged["status"] == "ok", judged["warnings"]
+
+
+def test_a_drop_below_the_margin_does_not_warn_however_precise() -> None:
+    reference = reference_section(report(0.95, 0.90, n=10**7), cached=False)
+    judged = verdict(report(0.95 - ACCURACY_DROP / 2, 0.88, n=10**7), reference)
+    assert judged["status"] == "ok"
+
+
+def test_a_layer_not_realised_warns_even_when_the_metrics_agree() -> None:
+    chip = report(0.95, 0.9, not_realised=["layer 1 (fc: BayesLinear 10×32): median W₂ 1.1 σ"])
+    judged = verdict(chip, reference_section(report(0.95, 0.9), cached=False))
+    assert judged["status"] == "warning"
+    assert judged["warnings"] == [f"{REALISED_FAILS}: layer 1 (fc: BayesLinear 10×32): median "
+                                  f"W₂ 1.1 σ"]
+    assert judged["summary"] == "the realised posterior fails in 1 of 2 layers"
+
+
+def test_simulate_prints_the_software_reference_and_warns_when_the_chip_fails(
+        tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str],
+        reference_cache: Path) -> None:
+    """IBM's PCM card programmed once (M1) cannot reach the σ of a freshly trained MLP: the
+    report stores the software reference and a warning verdict, stdout shows both rows and the
+    difference, stderr the warning; a second run reuses the cached reference."""
+    tiny = ["model.arch='mlp'", "model.hidden=[32]", "train.epochs=2", "train.batch_size=64",
+            "data.ambiguous_test_images=20"]
+    sets = [a for item in tiny for a in ("--set", item)]
+    assert main(["train", "--config", "experiments/dirty_mnist_lenet.toml", "--out",
+                 str(tmp_path / "run"), "-q", *sets]) == 0
+    capsys.readouterr()
+    checkpoint = tmp_path / "run" / "model.safetensors"
+    args = ["simulate", "--checkpoint", str(checkpoint), "--config",
+            "experiments/machine_pcm_m1.toml", "--samples", "4", "-q", "--set",
+            "hardware.decomposition_inputs=0"]
+    assert main([*args, "--out", str(tmp_path / "sim")]) == 0
+    out, err = capsys.readouterr()
+    chip = json.loads((tmp_path / "sim" / "report.json").read_text())
+    assert chip["reference"]["predictor"]["kind"] == "fp32"
+    assert chip["reference"]["n_samples"] == chip["n_samples"] == 4
+    assert chip["reference"]["from_cache"] is False
+    assert chip["verdict"]["status"] == "warning"
+    assert chip["verdict"]["differences"]["accuracy"] == pytest.approx(
+        chip["in_distribution"]["accuracy"] - chip["reference"]["accuracy"])
+    assert "software (fp32)" in out and "Δ chip − software" in out
+    assert "verdict: analog M1 pcm_ibm_2020: warning: the realised posterior fails" in out
+    assert "does not realise layer 0" in err  # warned once by the machine, not again
+    assert err.count("does not realise layer 0") == 1
+    assert len(list((reference_cache / "references").glob("*.json"))) == 1
+    assert main([*args, "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "report.json").read_text())
+    assert again["reference"]["from_cache"] is True
+    assert {k: v for k, v in again["reference"].items() if k != "from_cache"} == \
+        {k: v for k, v in chip["reference"].items() if k != "from_cache"}
