@@ -22,6 +22,7 @@ The reference of a checkpoint is cached (:func:`cached_reference`): a second chi
 checkpoint, data, S and seed reuses it.
 """
 
+import contextlib
 import hashlib
 import json
 import math
@@ -176,8 +177,6 @@ def cached_reference(checkpoint: str | os.PathLike[str], settings: dict[str, Any
     except (OSError, ValueError):
         pass
     section = reference_section(compute(), cached=False)
-    try:
+    with contextlib.suppress(OSError):
         write_json(path, section)
-    except OSError:
-        pass
     return section
