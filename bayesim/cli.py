@@ -18,22 +18,54 @@ from rich.console import Console
 from rich.table import Table
 
 from bayesim.errors import BayesimError, ConfigError
-from bayesim.verdict import HEADLINE, REALISED_FAILS, headline
+from bayesim.verdict import REALISED_FAILS
 
+HELP = {"help_option_names": ["-h", "--help"], "show_default": True}
+# rich_markup_mode=None: plain click help, so "[hardware]" and "[[plots]]" print as written
 app = typer.Typer(name="bayesim", add_completion=False, no_args_is_help=True,
-                  pretty_exceptions_enable=False,
-                  help="Simulate analog Bayesian machines: train, quantize, simulate, evaluate.")
-data_app = typer.Typer(no_args_is_help=True, help="Find, inspect and fetch the data sets.")
+                  pretty_exceptions_enable=False, rich_markup_mode=None, context_settings=HELP,
+                  help="Simulate analog Bayesian machines: train, quantize, simulate, evaluate. "
+                       "Every command takes -h for its options and an example; docs/ holds the "
+                       "guides.")
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, context_settings=HELP,
+                       help="Find, inspect and fetch the data sets.")
 app.add_typer(data_app, name="data")
-devices_app = typer.Typer(no_args_is_help=True, help="List, show and plot the device cards.")
+devices_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, context_settings=HELP,
+                          help="List, show and plot the device cards.")
 app.add_typer(devices_app, name="devices")
 
+
+def _version(value: bool) -> None:
+    if value:
+        from bayesim.provenance import provenance
+
+        info = provenance()
+        commit = f" (git {info['git_commit'][:12]})" if info.get("git_commit") else ""
+        out_console.print(f"bayesim {info['version']}{commit}", soft_wrap=True)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print the version (and git commit) and exit.")] = False) -> None:
+    """Simulate analog Bayesian machines: train, quantize, simulate, evaluate."""
+
+
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="TOML config file (see experiments/).")]
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="Override a config value, e.g. --set train.epochs=5 (repeatable).")]
+    Path | None, typer.Option("--config", metavar="FILE", help="TOML config file (see "
+                                                               "experiments/).")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="Print the summary as JSON on stdout instead of the table (progress and "
+                   "warnings stay on stderr).")]
+
+
+def set_option(example: str, sections: str) -> object:
+    """The --set option of a command that takes keys of ``sections``."""
+    return typer.Option("--set", metavar="KEY=VALUE",
+                        help=f"Override a config value (repeatable), e.g. --set {example}; "
+                             f"keys of {sections}, or seed.")
 
 
 def _writable_under(path: Path) -> None:
@@ -63,12 +95,17 @@ def output_file(path: Path) -> Path:
     return path
 
 
-OutOption = Annotated[Path, typer.Option("--out", help="Output directory.",
-                                         callback=output_directory)]
+OutOption = Annotated[Path, typer.Option("--out", metavar="DIR", help="Output directory "
+                                         "(created if missing).", callback=output_directory)]
 CheckpointOption = Annotated[Path, typer.Option(
-    "--checkpoint", help="A model.safetensors file (or shared.safetensors of `bayesim share`).")]
+    "--checkpoint", metavar="FILE",
+    help="A model.safetensors file (or shared.safetensors of `bayesim share`).")]
+SamplesOption = Annotated[int | None, typer.Option(
+    "--samples", metavar="S", help="Monte-Carlo samples per prediction (default: the config's "
+                                   "eval.n_samples, 100).")]
 DataOption = Annotated[Path | None, typer.Option(
-    "--data", help="Your own data: an .npz (x_test, y_test, optional x_ood, x_ambiguous, "
+    "--data", metavar="FILE|DIR",
+    help="Your own data: an .npz (x_test, y_test, optional x_ood, x_ambiguous, "
                    "x_train/y_train) or a directory of IDX test files; see "
                    "docs/bring_your_own.md. Same as --set data.file=FILE.")]
 
@@ -93,75 +130,110 @@ def print_table(table: Table) -> None:
         out_console.width = width
 
 
-def _print_report_summary(*report_paths: Path) -> None:
-    """One table row per report (fp32, digital, …); under a chip's row its software reference
-    (unless the table already holds it) and the differences; then each chip's verdict."""
-    reports = [json.loads(p.read_text()) for p in report_paths]
-    table = Table(title=f"S = {reports[0]['n_samples']}, seed {reports[0]['seed']}; AUROC EE: "
-                        f"aleatoric (clean vs ambiguous), MI and PE: epistemic (clean vs OOD)")
+def _say(text: str) -> None:
+    """An informational line: stdout, or stderr under --json (stdout then holds only JSON)."""
+    if _json_mode[0]:
+        print(text, file=sys.stderr)
+    else:
+        out_console.print(text, soft_wrap=True)
+
+
+_json_mode = [False]
+
+
+def _print_json(obj: object) -> None:
+    print(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def summary_table(reports: list[dict], title: str,
+                  extra: dict[str, list[str]] | None = None) -> Table:
+    """One row per report (fp32, digital, …); under a chip's row its software reference (unless
+    the table already holds it) and the differences chip − software. ``extra``: further columns,
+    one cell per report."""
+    extra = extra or {}
+    from bayesim.summary import HEADLINE, headline, label, summary_row
+
+    table = Table(title=title)
     for column in ("predictor", "bits/w or devices/w", "acc", "NLL", "ECE", "AUROC EE", "AUROC MI",
                    "AUROC PE", "W₂/σ worst layer", "µJ/inference"):
         table.add_column(column, justify="right")
+    for column in extra:
+        table.add_column(column)
+    blank = [""] * len(extra)
+
+    def cells(values: dict, template: str) -> list[str]:
+        return ["–" if values.get(key) is None else template.format(values[key])
+                for key, _ in HEADLINE]
+
     shown = [(r["predictor"], r["n_samples"]) for r in reports]
-    for report in reports:
-        hardware = report.get("hardware")
-        size = (f"{hardware['n_devices'] / hardware['n_weights']:g} dev" if hardware
-                else f"{report['memory']['bits_per_weight']:g}")
-        realised = (hardware or {}).get("realised_posterior")
-        distance = f"{realised['w2_median_worst']:.2f}" if realised else "–"
-        table.add_row(_label(report["predictor"]), size,
-                      *_cells(headline(report), "{:.4f}"), distance, _energy(report))
+    for i, report in enumerate(reports):
+        row = summary_row(report)
+        size = (f"{row['devices_per_weight']:g} dev" if row["devices_per_weight"] is not None
+                else f"{row['bits_per_weight']:g}")
+        distance = "–" if row["w2_median_worst"] is None else f"{row['w2_median_worst']:.2f}"
+        energy = ("–" if row["energy_per_inference_uJ"] is None
+                  else f"{row['energy_per_inference_uJ']:.3g}")
+        table.add_row(row["predictor"], size, *cells(headline(report), "{:.4f}"), distance,
+                      energy, *(cells_[i] for cells_ in extra.values()))
         reference = report.get("reference")
         if reference is None:
             continue
         if (reference["predictor"], reference["n_samples"]) not in shown:
-            table.add_row(f"  software ({_label(reference['predictor'])})", "", *_cells(
-                {key: reference.get(key) for key, _ in HEADLINE}, "{:.4f}"), "", "")
+            table.add_row(f"  software ({label(reference['predictor'])})", "",
+                          *cells(reference, "{:.4f}"), "", "", *blank)
         table.add_row("  Δ chip − software", "",
-                      *_cells(report["verdict"]["differences"], "{:+.4f}"), "", "")
-    print_table(table)
+                      *cells(report["verdict"]["differences"], "{:+.4f}"), "", "", *blank)
+    return table
+
+
+def _print_report_summary(report_paths: list[Path], plots: list[Path]) -> None:
+    """The table of the reports (or, under --json, their rows), then each chip's verdict; its
+    warnings go to stderr."""
+    from bayesim.summary import label, summary_row
+
+    reports = [json.loads(p.read_text()) for p in report_paths]
+    if _json_mode[0]:
+        _print_json({"reports": [{**summary_row(r), "report": str(p),
+                                  "verdict": r.get("verdict")}
+                                 for r, p in zip(reports, report_paths, strict=True)],
+                     "plots": [str(p) for p in plots]})
+    else:
+        for path in plots:
+            out_console.print(f"plot:   {path}", soft_wrap=True)
+        print_table(summary_table(
+            reports, f"S = {reports[0]['n_samples']}, seed {reports[0]['seed']}; AUROC EE: "
+                     f"aleatoric (clean vs ambiguous), MI and PE: epistemic (clean vs OOD)"))
     for report, path in zip(reports, report_paths, strict=True):
-        if "verdict" in report:
-            label = _label(report["predictor"])
-            judged = report["verdict"]
-            out_console.print(f"verdict: {label}: {judged['status']}: {judged['summary']} "
-                              f"(software: same checkpoint, S, data and seed)", soft_wrap=True)
+        judged = report.get("verdict")
+        if judged is not None:
+            name = label(report["predictor"])
+            _say(f"verdict: {name}: {judged['status']}: {judged['summary']} (software: same "
+                 f"checkpoint, S, data and seed)")
             for line in judged["warnings"]:
                 if not line.startswith(REALISED_FAILS):  # the machine warned of those already
-                    print(f"bayesim: warning: {label}: {line}", file=sys.stderr)
-        out_console.print(f"report: {path}", soft_wrap=True)
+                    print(f"bayesim: warning: {name}: {line}", file=sys.stderr)
+        _say(f"report: {path}")
 
 
-def _label(predictor: dict) -> str:
-    return str(predictor.get("label", predictor["kind"]))
+def _nanojoules(report: dict) -> str:
+    energy = report.get("cost", {}).get("energy_per_sample_J")
+    return "–" if energy is None else f"{energy * 1e9:.3g}"
 
 
-def _cells(values: dict, template: str) -> list[str]:
-    """The :data:`~bayesim.verdict.HEADLINE` metrics of ``values`` formatted, "–" for None."""
-    return ["–" if values.get(key) is None else template.format(values[key])
-            for key, _ in HEADLINE]
-
-
-def _energy(report: dict) -> str:
-    """Energy per inference (S samples of one input) of a report's cost section, in µJ."""
-    energy = report.get("cost", {}).get("energy_per_inference_J")
-    return "–" if energy is None else f"{energy * 1e6:.3g}"
-
-
-def _render_plots(out_dir: Path) -> None:
+def _render_plots(out_dir: Path) -> list[Path]:
     from bayesim.plots.report import render_report_plots
 
-    for path in render_report_plots(out_dir):
-        out_console.print(f"plot:   {path}")
+    return list(render_report_plots(out_dir))
 
 
 def _report_on_checkpoint(command: Callable[..., Path], checkpoint: Path, out: Path,
-                          config: Path | None, overrides: list[str], quiet: bool) -> None:
+                          config: Path | None, overrides: list[str], quiet: bool,
+                          as_json: bool) -> None:
     """Run a checkpoint → report command of the pipeline, then draw and summarise its report."""
+    _json_mode[0] = as_json
     report = command(checkpoint, out, str(config) if config else None, overrides,
                      progress=not quiet)
-    _render_plots(out)
-    _print_report_summary(report)
+    _print_report_summary([report], _render_plots(out))
 
 
 def _with_samples(overrides: list[str] | None, samples: int | None,
@@ -179,70 +251,106 @@ def _with_samples(overrides: list[str] | None, samples: int | None,
     return result
 
 
+def _sets(overrides: list[str] | None, command: str) -> list[str]:
+    """``--set`` of ``command``, each key checked against the sections it uses
+    (bayesim.pipeline.COMMAND_SECTIONS): a key it would ignore is refused."""
+    from bayesim.config import check_override_sections
+    from bayesim.pipeline import COMMAND_SECTIONS
+
+    result = list(overrides or [])
+    check_override_sections(result, COMMAND_SECTIONS[command], command)
+    return result
+
+
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Output directory.",
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Output directory.",
                                       callback=output_directory)] = Path("runs/demo"),
     config: ConfigOption = None,
-    set_: SetOption = None,
+    set_: Annotated[list[str] | None, set_option(
+        "train.epochs=5", "data, model, train, eval, quant, hardware, cost")] = None,
     quiet: QuietOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Train the fp32 mean-field LeNet-5 on dirty-mnist, quantize it (digital JQ 4-bit), run it
     on analog PCM and RRAM machines, and write the four uncertainty reports and one table
-    (S = 30 samples unless eval.n_samples is set: about 4 min on 2 cores)."""
+    (S = 30 samples unless eval.n_samples is set; about 4 min on 2 cores). The chips' rows are
+    judged against the fp32 row (their verdicts).
+
+    Example:
+
+    \b
+      bayesim demo --out runs/demo
+      bayesim demo --out runs/demo_full --set eval.n_samples=100
+    """
     from bayesim.config import load_config
     from bayesim.pipeline import DEMO_SAMPLES, demo_config, run_demo
 
-    experiment = load_config(config, set_ or [])
+    _json_mode[0] = as_json
+    experiment = load_config(config, _sets(set_, "demo"))
     chosen = demo_config(experiment)
     if chosen is not experiment:
-        out_console.print(f"demo: S = {DEMO_SAMPLES} Monte-Carlo samples per prediction (other "
-                          f"commands use {experiment.eval.n_samples}; the guideline sweeps found "
-                          f"S = 10–30 enough, docs/results/guidelines.md); --set "
-                          f"eval.n_samples={experiment.eval.n_samples} for the full run",
-                          soft_wrap=True)
+        _say(f"demo: S = {DEMO_SAMPLES} Monte-Carlo samples per prediction (other commands use "
+             f"{experiment.eval.n_samples}; the guideline sweeps found S = 10–30 enough, "
+             f"docs/results/guidelines.md); --set eval.n_samples={experiment.eval.n_samples} "
+             f"for the full run")
     reports = run_demo(chosen, out, progress=not quiet)
-    for report in reports:
-        _render_plots(report.parent)
-    _print_report_summary(*reports)
+    plots = [path for report in reports for path in _render_plots(report.parent)]
+    _print_report_summary(reports, plots)
 
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Option("--config", help="TOML experiment config.")],
+    config: Annotated[Path, typer.Option("--config", metavar="FILE",
+                                         help="TOML experiment config (see experiments/).")],
     out: OutOption,
-    set_: SetOption = None,
+    set_: Annotated[list[str] | None, set_option("train.epochs=5", "data, model, train")]
+    = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Train a mean-field BNN; writes OUT/model.safetensors."""
+    """Train a mean-field BNN; writes OUT/model.safetensors.
+
+    Example:
+
+    \b
+      bayesim train --config experiments/dirty_mnist_lenet.toml --out runs/lenet
+    """
     from bayesim.config import load_config
     from bayesim.pipeline import train_experiment
 
-    experiment = load_config(config, set_ or [])
+    experiment = load_config(config, _sets(set_, "train"))
     trained = train_experiment(experiment, out, progress=not quiet)
     last = trained.history[-1]
     out_console.print(f"epoch {last.epoch}: loss {last.loss:.4f}, train accuracy "
                       f"{last.accuracy:.4f}")
-    out_console.print(f"checkpoint: {trained.checkpoint}")
+    out_console.print(f"checkpoint: {trained.checkpoint}", soft_wrap=True)
 
 
 @app.command()
 def evaluate(
     checkpoint: CheckpointOption,
     out: OutOption,
-    samples: Annotated[int | None, typer.Option(
-        "--samples", help="Monte-Carlo samples S (default: the checkpoint's eval.n_samples).")]
+    samples: SamplesOption = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", metavar="FILE", help="TOML with any of [data], [eval], [cost].")] = None,
+    set_: Annotated[list[str] | None, set_option("eval.n_samples=30", "data, eval, cost")]
     = None,
-    config: ConfigOption = None,
-    set_: SetOption = None,
     data: DataOption = None,
     quiet: QuietOption = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Monte-Carlo evaluation of a checkpoint; writes report.json, scores.npz and plots."""
+    """Monte-Carlo evaluation of a checkpoint in software (fp32, or digital if quantized); writes
+    report.json, scores.npz and plots.
+
+    Example:
+
+    \b
+      bayesim evaluate --checkpoint runs/demo/model.safetensors --out runs/eval --samples 30
+    """
     from bayesim.pipeline import evaluate_checkpoint
 
     _report_on_checkpoint(evaluate_checkpoint, checkpoint, out, config,
-                          _with_samples(set_, samples, data), quiet)
+                          _with_samples(_sets(set_, "evaluate"), samples, data), quiet, as_json)
 
 
 @app.command()
@@ -250,107 +358,193 @@ def quantize(
     checkpoint: CheckpointOption,
     out: OutOption,
     strategy: Annotated[str | None, typer.Option(
-        "--strategy", help="fp, VPQ, SPQ or JQ (default: the config's quant.strategy, JQ).")]
-    = None,
-    bits: Annotated[int | None, typer.Option("--bits", help="Bits of μ, σ and samples (1–16).")]
-    = None,
+        "--strategy", metavar="NAME",
+        help="fp, VPQ, SPQ or JQ (default: the config's quant.strategy, JQ).")] = None,
+    bits: Annotated[int | None, typer.Option(
+        "--bits", metavar="B", help="Bits of μ, σ and samples, 1–16 (default: 4).")] = None,
     sigma_quantizer: Annotated[str | None, typer.Option(
-        "--sigma-quantizer", help="log (default) or uniform (the ablation).")] = None,
+        "--sigma-quantizer", metavar="NAME",
+        help="log (default) or uniform (the ablation).")] = None,
     qat_epochs: Annotated[int | None, typer.Option(
-        "--qat-epochs", help="Epochs of quantization-aware fine-tuning (0: PTQ only).")] = None,
-    config: ConfigOption = None,
-    set_: SetOption = None,
+        "--qat-epochs", metavar="N",
+        help="Epochs of quantization-aware fine-tuning; 0: PTQ only (default: 5).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", metavar="FILE", help="TOML with [quant] (and optionally [data], [train], "
+                                         "[eval], [cost]).")] = None,
+    set_: Annotated[list[str] | None, set_option(
+        "quant.qat_lr=1e-4", "data, train, eval, quant, cost")] = None,
     quiet: QuietOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Quantize a trained BNN (VPQ/SPQ/JQ, PTQ or QAT); writes the quantized checkpoint, the
-    digital predictor's report and plots."""
+    digital predictor's report and plots.
+
+    Example:
+
+    \b
+      bayesim quantize --checkpoint runs/demo/model.safetensors --out runs/jq3 \\
+          --strategy JQ --bits 3 --qat-epochs 5
+    """
     from bayesim.pipeline import quantize_checkpoint
 
     flags = {"strategy": strategy, "bits": bits, "sigma_quantizer": sigma_quantizer,
              "qat_epochs": qat_epochs}
-    overrides = list(set_ or []) + [f"quant.{k}={json.dumps(v)}" for k, v in flags.items()
-                                    if v is not None]
-    _report_on_checkpoint(quantize_checkpoint, checkpoint, out, config, overrides, quiet)
+    overrides = _sets(set_, "quantize") + [f"quant.{k}={json.dumps(v)}"
+                                           for k, v in flags.items() if v is not None]
+    _report_on_checkpoint(quantize_checkpoint, checkpoint, out, config, overrides, quiet,
+                          as_json)
 
 
 @app.command()
 def share(
     out: OutOption,
     config: ConfigOption = None,
-    set_: SetOption = None,
-    samples: Annotated[int | None, typer.Option(
-        "--samples", help="Monte-Carlo samples S (default: the config's eval.n_samples).")]
-    = None,
+    set_: Annotated[list[str] | None, set_option(
+        "sharing.n_clusters=64", "data, model, train, eval, sharing, cost")] = None,
+    samples: SamplesOption = None,
     quiet: QuietOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Stochastic weight sharing: pre-train, fine-tune, cluster every weight's (μ, σ) into a
     codebook of 2D Gaussians, train it (ELBO, Wasserstein merges); writes shared.safetensors,
     report.json and plots. `bayesim evaluate`/`simulate --checkpoint OUT/shared.safetensors`
-    re-evaluate it or compile it onto a chip."""
+    re-evaluate it or compile it onto a chip.
+
+    Example:
+
+    \b
+      bayesim share --config experiments/seed_sharing.toml --out runs/shared
+    """
     from bayesim.config import load_config
     from bayesim.pipeline import SHARED_CHECKPOINT_NAME, run_sharing
     from bayesim.plots.sharing import CODEBOOK_NAME, plot_codebook
     from bayesim.sharing.storage import load_shared
 
-    experiment = load_config(config, _with_samples(set_, samples))
+    _json_mode[0] = as_json
+    experiment = load_config(config, _with_samples(_sets(set_, "share"), samples))
     report = run_sharing(experiment, out, progress=not quiet)
-    _render_plots(out)
-    codebook = plot_codebook(load_shared(out / SHARED_CHECKPOINT_NAME).net, out / CODEBOOK_NAME)
-    out_console.print(f"plot:   {codebook}")
-    _print_report_summary(report)
+    plots = _render_plots(out)
+    plots.append(plot_codebook(load_shared(out / SHARED_CHECKPOINT_NAME).net,
+                               out / CODEBOOK_NAME))
+    _print_report_summary([report], plots)
 
 
 @app.command()
 def simulate(
     checkpoint: CheckpointOption,
     out: OutOption,
-    samples: Annotated[int | None, typer.Option(
-        "--samples", help="Monte-Carlo samples S (default: the config's eval.n_samples).")]
-    = None,
+    samples: SamplesOption = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", help="TOML with [hardware] (and optionally [eval], [data], [cost]); see "
-                         "experiments/machine_pcm.toml.")] = None,
-    set_: SetOption = None,
+        "--config", metavar="FILE",
+        help="TOML with [hardware] (and optionally [eval], [data], [cost]); see "
+             "experiments/machine_pcm.toml and docs/machine.md for every key and its unit.")]
+    = None,
+    set_: Annotated[list[str] | None, set_option(
+        "hardware.drift_time=86400 (seconds)", "data, eval, hardware, cost")] = None,
     train_constrained: Annotated[int, typer.Option(
-        "--train-constrained", help="First fine-tune this many epochs with σ tied to the "
-                                    "device law (M1/M4), then compile without re-mapping.")] = 0,
+        "--train-constrained", metavar="EPOCHS",
+        help="First fine-tune this many epochs with σ tied to the device law (M1/M4), then "
+             "compile without re-mapping.")] = 0,
     data: DataOption = None,
     quiet: QuietOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Compile a (quantized) BNN onto virtual analog hardware and run Monte-Carlo inference on
-    it; writes report.json (with its hardware section), scores.npz and plots."""
+    it; writes report.json (with its hardware section, the software reference and the
+    verdict), scores.npz and plots. The software reference (same checkpoint, S, data and seed)
+    is evaluated once per checkpoint and cached in $BAYESIM_CACHE (default ~/.cache/bayesim).
+
+    Example:
+
+    \b
+      bayesim simulate --checkpoint runs/demo/model.safetensors \\
+          --config experiments/machine_pcm.toml --out runs/machine_pcm
+    """
     from functools import partial
 
     from bayesim.pipeline import simulate_checkpoint
 
-    overrides = _with_samples(set_, samples, data)
+    overrides = _with_samples(_sets(set_, "simulate"), samples, data)
     if train_constrained < 0:
         raise ConfigError(f"--train-constrained must be a number of epochs ≥ 0, got "
                           f"{train_constrained}")
     _report_on_checkpoint(partial(simulate_checkpoint, constrained_epochs=train_constrained),
-                          checkpoint, out, config, overrides, quiet)
+                          checkpoint, out, config, overrides, quiet, as_json)
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(
+        metavar="RUN_DIR...", help="Directories holding a report.json (and scores.npz).")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", metavar="DIR", callback=lambda p: None if p is None else output_directory(p),
+        help="Write comparison.png/.pdf (reliability, EE and MI histograms) and "
+             "comparison.json here (default: no figures).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One table of several runs' headline metrics and cost, and (with --out) their reliability
+    diagrams and EE/MI histograms overlaid, as PNG and PDF.
+
+    Example:
+
+    \b
+      bayesim compare runs/demo runs/demo/digital runs/demo/analog_pcm \\
+          runs/demo/analog_rram --out runs/compare
+    """
+    from bayesim.compare import read_runs, write_comparison
+
+    _json_mode[0] = as_json
+    loaded = read_runs(runs)
+    written = write_comparison(loaded, out) if out is not None else []
+    reports = [run.report for run in loaded]
+    if as_json:
+        from bayesim.summary import summary_row
+
+        _print_json({"runs": [{**summary_row(run.report), "run": str(run.directory)}
+                              for run in loaded], "files": [str(p) for p in written]})
+        return
+    print_table(summary_table(
+        reports, "runs compared (AUROC EE: clean vs ambiguous; MI and PE: clean vs OOD)",
+        {"S": [str(r["n_samples"]) for r in reports],
+         "seed": [str(r["seed"]) for r in reports],
+         "nJ/sample": [_nanojoules(r) for r in reports],
+         "run": [str(run.directory) for run in loaded]}))
+    for path in written:
+        out_console.print(f"plot:   {path}", soft_wrap=True)
 
 
 @app.command("import")
 def import_(
-    source: Annotated[Path, typer.Argument(help="The file to import.")],
+    source: Annotated[Path, typer.Argument(metavar="FILE", help="The file to import.")],
     from_: Annotated[str, typer.Option(
-        "--from", help="pyro (a param store of an AutoNormal-family guide), bayesian-torch (a "
-                       "state dict) or tensors (safetensors of μ and σ or ρ).")],
-    arch: Annotated[str, typer.Option("--arch", help="bayesim architecture: mlp, lenet5, "
-                                                     "resnet.")],
-    out: Annotated[Path, typer.Option("--out", help="The checkpoint to write (.safetensors).")],
+        "--from", metavar="LIBRARY",
+        help="pyro (a param store of an AutoNormal-family guide), bayesian-torch (a state dict) "
+             "or tensors (safetensors of μ and σ or ρ).")],
+    arch: Annotated[str, typer.Option("--arch", metavar="NAME",
+                                      help="bayesim architecture: mlp, lenet5, resnet.")],
+    out: Annotated[Path, typer.Option("--out", metavar="FILE",
+                                      help="The checkpoint to write (.safetensors).")],
     set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Architecture settings, e.g. --set model.hidden=[256,256].")] = None,
+        "--set", metavar="KEY=VALUE",
+        help="Architecture settings (model.* only), e.g. --set model.hidden=[256,256].")]
+    = None,
     map_: Annotated[list[str] | None, typer.Option(
-        "--map", help="SOURCE=TARGET: put source module SOURCE on the architecture's layer "
-                      "TARGET (module path or Bayesian-layer index), where order and shape do "
-                      "not decide (repeatable).")] = None,
+        "--map", metavar="SOURCE=TARGET",
+        help="Put source module SOURCE on the architecture's layer TARGET (module path or "
+             "Bayesian-layer index), where order and shape do not decide (repeatable).")] = None,
     guide: Annotated[str | None, typer.Option(
-        "--guide", help="Pyro: the guide to import when the store holds several.")] = None,
+        "--guide", metavar="NAME",
+        help="Pyro: the guide to import when the store holds several.")] = None,
 ) -> None:
     """Import a BNN posterior trained elsewhere into a signed bayesim checkpoint (see
-    docs/bring_your_own.md); `evaluate`/`simulate --checkpoint` then run it."""
+    docs/bring_your_own.md); `evaluate`/`simulate --checkpoint` then run it.
+
+    Example:
+
+    \b
+      bayesim import bnn_state.pt --from bayesian-torch --arch lenet5 \\
+          --out runs/imported/model.safetensors
+    """
     from bayesim.pipeline import import_checkpoint
 
     mapping = {}
@@ -360,28 +554,42 @@ def import_(
             raise ConfigError(f"--map {item!r} is not SOURCE=TARGET")
         mapping[key] = value
     path = import_checkpoint(from_, source, arch, list(set_ or []), out, mapping, guide)
-    out_console.print(f"checkpoint: {path}")
+    out_console.print(f"checkpoint: {path}", soft_wrap=True)
 
 
 @app.command()
 def sweep(
-    spec: Annotated[Path, typer.Argument(help="Sweep spec (e.g. experiments/seed_qbnn.toml).")],
-    out: Annotated[Path, typer.Option("--out", help="Output directory (resumed if it exists).",
+    spec: Annotated[Path, typer.Argument(metavar="SPEC",
+                                         help="Sweep spec (e.g. experiments/guideline_pcm.toml).")],
+    out: Annotated[Path, typer.Option("--out", metavar="DIR",
+                                      help="Output directory (resumed if it exists).",
                                       callback=output_directory)],
-    set_: SetOption = None,
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes (general specs).")]
-    = 1,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE",
+        help="Override a value of the spec's base config (repeatable), e.g. --set "
+             "eval.n_samples=30.")] = None,
+    workers: Annotated[int, typer.Option("--workers", metavar="N",
+                                         help="Worker processes (general specs).")] = 1,
     scheduler: Annotated[str | None, typer.Option(
-        "--scheduler", help="Run on the Dask cluster of this scheduler (tcp://HOST:PORT).")]
-    = None,
+        "--scheduler", metavar="ADDRESS",
+        help="Run on the Dask cluster of this scheduler (tcp://HOST:PORT).")] = None,
     dask_local: Annotated[int | None, typer.Option(
-        "--dask-local", help="Run on a local Dask cluster of N one-thread workers.")] = None,
+        "--dask-local", metavar="N", help="Run on a local Dask cluster of N one-thread "
+                                          "workers.")] = None,
     cache: Annotated[Path | None, typer.Option(
-        "--cache", help="Model cache shared between sweeps (default: OUT/cache).")] = None,
+        "--cache", metavar="DIR", help="Model cache shared between sweeps (default: "
+                                       "OUT/cache).")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run a sweep spec (docs/sweeps.md) or the quantization reproduction grid; finished points
-    are skipped, so an interrupted sweep resumes."""
+    are skipped, so an interrupted sweep resumes.
+
+    Example:
+
+    \b
+      bayesim sweep experiments/guideline_pcm.toml --out runs/guideline_pcm --workers 2
+      bayesim plot runs/guideline_pcm
+    """
     from bayesim.config import read_toml
 
     if "strategies" not in read_toml(spec):  # a general sweep spec
@@ -424,26 +632,40 @@ def _general_sweep(spec: Path, out: Path, overrides: list[str], workers: int, qu
 
 @app.command()
 def plot(
-    out: Annotated[Path, typer.Argument(help="A sweep directory (holding results.csv).")],
+    out: Annotated[Path, typer.Argument(metavar="SWEEP_DIR",
+                                        help="A sweep directory (holding results.csv).")],
     kind: Annotated[str | None, typer.Option(
-        "--kind", help="heatmap, lines, bits, pareto, drift, samples or feasibility; default: "
-                       "every figure of the spec's [[plots]].")] = None,
+        "--kind", metavar="KIND",
+        help="heatmap, lines, bits, pareto, drift, samples or feasibility (default: every "
+             "figure of the spec's [[plots]] tables).")] = None,
     x: Annotated[str | None, typer.Option(
-        "--x", help="x axis: a swept parameter (dotted path; pareto: a metric).")] = None,
-    y: Annotated[str | None, typer.Option("--y", help="heatmap: the second parameter.")] = None,
+        "--x", metavar="KEY", help="x axis: a swept parameter (dotted path; pareto: a "
+                                   "metric).")] = None,
+    y: Annotated[str | None, typer.Option("--y", metavar="KEY",
+                                          help="heatmap: the second parameter.")] = None,
     by: Annotated[str | None, typer.Option(
-        "--by", help="One line (pareto: colour) per value of this parameter.")] = None,
+        "--by", metavar="KEY", help="One line (pareto: colour) per value of this "
+                                    "parameter.")] = None,
     metric: Annotated[str | None, typer.Option(
-        "--metric", help="e.g. auroc_epistemic (default), accuracy, ece.")] = None,
+        "--metric", metavar="NAME", help="e.g. auroc_epistemic (the default), accuracy, ece.")]
+    = None,
     where: Annotated[list[str] | None, typer.Option(
-        "--where", help="Hold a swept parameter at a value, e.g. hardware.mapping=M3 "
-                        "(repeatable; default: the spec's base value).")] = None,
+        "--where", metavar="KEY=VALUE",
+        help="Hold a swept parameter at a value, e.g. hardware.mapping=M3 (repeatable; "
+             "default: the spec's base value).")] = None,
     over: Annotated[list[str] | None, typer.Option(
-        "--over", help="pareto: a swept parameter whose configurations compete (repeatable; "
-                       "default: every configuration).")] = None,
+        "--over", metavar="KEY", help="pareto: a swept parameter whose configurations compete "
+                                      "(repeatable; default: every configuration).")] = None,
 ) -> None:
     """Plot a sweep's results as PNG and PDF next to them (docs/sweeps.md): the figures its spec
-    lists, or the one --kind names."""
+    lists, or the one --kind names.
+
+    Example:
+
+    \b
+      bayesim plot runs/guideline_pcm --kind lines --x hardware.read_noise_scale \\
+          --by hardware.mapping --metric auroc_epistemic
+    """
     from bayesim.config import parse_override
     from bayesim.plots.sweep import plot as plot_one
     from bayesim.plots.sweep import plot_spec
@@ -458,79 +680,106 @@ def plot(
     else:
         paths = plot_one(out, kind, x, y, by, metric, held, over)
     for path in paths:
-        out_console.print(f"plot:   {path}")
+        out_console.print(f"plot:   {path}", soft_wrap=True)
     for reason in skipped:
-        out_console.print(f"skipped: {reason}")
+        out_console.print(f"skipped: {reason}", soft_wrap=True)
 
 
 @data_app.command("info")
-def data_info() -> None:
-    """Show where each data set was found (or why not)."""
+def data_info(as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the rows as JSON instead of the table.")] = False) -> None:
+    """Show where each data set was found (or why not).
+
+    Example:
+
+    \b
+      bayesim data info --json
+    """
     from bayesim.data.sources import data_home, describe_sources
 
+    rows = describe_sources()
+    if as_json:
+        _print_json({"data_home": str(data_home()), "datasets": rows})
+        return
     table = Table(title=f"data sets (data home: {data_home()})")
     for column in ("dataset", "found", "kind", "path / reason"):
         table.add_column(column)
-    for row in describe_sources():
+    for row in rows:
         table.add_row(row["dataset"], row["found"], row["kind"], row["path"] or row["origin"])
     print_table(table)
 
 
 @data_app.command("fetch")
 def data_fetch(
-    name: Annotated[str, typer.Argument(help="mnist or fashion-mnist")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="mnist or fashion-mnist")],
     dest: Annotated[Path | None, typer.Option(
-        "--dest", help="Target directory (default: $BAYESIM_DATA/NAME).")] = None,
+        "--dest", metavar="DIR", help="Target directory (default: $BAYESIM_DATA/NAME).")] = None,
     base_url: Annotated[str | None, typer.Option(
-        "--base-url", help="Download from this mirror instead of the official ones.")] = None,
+        "--base-url", metavar="URL",
+        help="Download from this mirror instead of the official ones.")] = None,
 ) -> None:
-    """Download the official IDX files of NAME and check their MD5 sums (needs internet)."""
+    """Download the official IDX files of NAME and check their MD5 sums (needs internet; nothing
+    else in bayesim downloads).
+
+    Example:
+
+    \b
+      bayesim data fetch fashion-mnist
+    """
     from bayesim.data.sources import fetch
 
     target = fetch(name, dest, base_url=base_url,
                    on_file=lambda f, status: out_console.print(f"{f}: {status}"))
-    out_console.print(f"{name}: {target}")
+    out_console.print(f"{name}: {target}", soft_wrap=True)
 
 
 DeviceArgument = Annotated[str, typer.Argument(
+    metavar="CARD",
     help="A card name from 'bayesim devices list' or the path of a card file (.toml).")]
+DevicesJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of the table.")]
 
 
 @devices_app.command("list")
-def devices_list() -> None:
-    """The shipped device cards: technology, conductance range and status."""
+def devices_list(as_json: DevicesJson = False) -> None:
+    """The shipped device cards: technology, conductance range (µS) and status.
+
+    Example:
+
+    \b
+      bayesim devices list
+    """
     from bayesim.devices.presets import list_presets, read_card
 
-    table = Table(title="device cards (device_models/)")
-    for column in ("name", "technology", "status", "G range (µS)"):
-        table.add_column(column)
+    rows = []
     for name in list_presets():
         card = read_card(name)
         rng = card.get("range", {})
-        span = (f"{rng['g_min']['value']:g} – {rng['g_max']['value']:g}"
-                if "g_min" in rng and "g_max" in rng else "—")
-        table.add_row(name, str(card.get("technology", "")), str(card.get("status", "measured")),
-                      span)
+        rows.append({"name": name, "technology": str(card.get("technology", "")),
+                     "status": str(card.get("status", "measured")),
+                     "g_min_uS": rng.get("g_min", {}).get("value"),
+                     "g_max_uS": rng.get("g_max", {}).get("value")})
+    if as_json:
+        _print_json({"cards": rows})
+        return
+    table = Table(title="device cards (device_models/)")
+    for column in ("name", "technology", "status", "G range (µS)"):
+        table.add_column(column)
+    for row in rows:
+        span = ("—" if row["g_min_uS"] is None or row["g_max_uS"] is None
+                else f"{row['g_min_uS']:g} – {row['g_max_uS']:g}")
+        table.add_row(row["name"], row["technology"], row["status"], span)
     print_table(table)
 
 
-@devices_app.command("show")
-def devices_show(name: DeviceArgument) -> None:
-    """Every parameter of one card with its value, unit and source."""
-    from bayesim.devices.presets import card_path, load_preset, read_card
-
-    card = read_card(name)
-    if card.get("status", "measured") != "template":
-        load_preset(name)  # validate: a broken card is an error, not a listing
-    out_console.print(f"[bold]{card.get('name', name)}[/bold] ({card_path(name)})")
-    out_console.print(str(card.get("summary", "")))
-    table = Table()
-    for column in ("parameter", "value", "unit", "source"):
-        table.add_column(column)
+def card_parameters(card: dict) -> list[dict]:
+    """Every parameter of a card as {parameter, value, unit, source} (laws and shapes with an
+    empty unit), in the card's order."""
+    rows: list[dict] = []
 
     def walk(node: object, path: str) -> None:
         if isinstance(node, dict) and "value" in node and "unit" in node:
-            table.add_row(path, str(node["value"]), str(node["unit"]), str(node.get("source", "")))
+            rows.append({"parameter": path, "value": node["value"], "unit": str(node["unit"]),
+                         "source": str(node.get("source", ""))})
         elif isinstance(node, dict):
             for key, value in node.items():
                 walk(value, f"{path}.{key}" if path else key)
@@ -538,27 +787,68 @@ def devices_show(name: DeviceArgument) -> None:
             for i, value in enumerate(node):
                 walk(value, f"{path}.{i}")
         elif path.endswith(("law", "shape", "relative")):
-            table.add_row(path, str(node), "", "")
+            rows.append({"parameter": path, "value": node, "unit": "", "source": ""})
 
     walk({k: v for k, v in card.items() if k not in ("name", "summary", "sources")}, "")
+    return rows
+
+
+@devices_app.command("show")
+def devices_show(name: DeviceArgument, as_json: DevicesJson = False) -> None:
+    """Every parameter of one card with its value, unit and source, then the cited sources.
+
+    Example:
+
+    \b
+      bayesim devices show pcm_ibm_2020
+    """
+    from bayesim.devices.presets import card_path, load_preset, read_card
+
+    card = read_card(name)
+    if card.get("status", "measured") != "template":
+        load_preset(name)  # validate: a broken card is an error, not a listing
+    rows = card_parameters(card)
+    if as_json:
+        _print_json({"name": card.get("name", name), "file": str(card_path(name)),
+                     "summary": card.get("summary", ""), "parameters": rows,
+                     "sources": card.get("sources", {})})
+        return
+    out_console.print(f"{card.get('name', name)} ({card_path(name)})", markup=False,
+                      soft_wrap=True)
+    out_console.print(str(card.get("summary", "")), markup=False)
+    table = Table()
+    for column in ("parameter", "value", "unit", "source"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["parameter"], str(row["value"]), row["unit"], row["source"])
     print_table(table)
     for key, citation in card.get("sources", {}).items():
-        out_console.print(f"[{key}] {citation}")
+        out_console.print(f"[{key}] {citation}", markup=False, soft_wrap=True)
 
 
 @devices_app.command("plot")
 def devices_plot(
     name: DeviceArgument,
-    out: Annotated[Path, typer.Option("--out", help="PNG file to write.",
-                                      callback=output_file)] = Path("device.png"),
+    out: Annotated[Path, typer.Option(
+        "--out", metavar="FILE", callback=output_file,
+        help="The PNG to write; the PDF is written beside it (same name, .pdf).")]
+    = Path("device.png"),
 ) -> None:
-    """σ_prog(G), σ_read(G), accumulated σ(G, t), ν(G) and the drift of G over time as a PNG."""
+    """σ_prog(G), σ_read(G), accumulated σ(G, t), ν(G) and the drift of G over time, as PNG and
+    PDF.
+
+    Example:
+
+    \b
+      bayesim devices plot rram_lin2023 --out figures/rram.png
+    """
     from bayesim.devices.presets import load_preset
     from bayesim.plots.devices import plot_device
 
-    if out.suffix.lower() != ".png":
-        raise ConfigError(f"--out must name a .png file, got {out}")
-    out_console.print(f"plot: {plot_device(load_preset(name), out)}")
+    if out.suffix.lower() not in (".png", ".pdf"):
+        raise ConfigError(f"--out must name a .png or .pdf file (both are written), got {out}")
+    png = plot_device(load_preset(name), out.with_suffix(".png"))
+    out_console.print(f"plot: {png} and {png.with_suffix('.pdf')}", soft_wrap=True)
 
 
 def _fail(message: str) -> int:

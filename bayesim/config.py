@@ -57,7 +57,9 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        hint = (" (text values need quotes: device = \"pcm_ibm_2020\")"
+                if "Invalid value" in str(exc) else "")
+        raise ConfigError(f"{path} is not valid TOML: {exc}{hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
 
@@ -94,6 +96,24 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
 
 def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+
+TOP_LEVEL_KEYS = ("name", "seed")
+"""Keys of ExperimentConfig that are values, not sections: every command takes them."""
+
+
+def check_override_sections(overrides: Sequence[str], sections: Sequence[str],
+                            command: str) -> None:
+    """Refuse a ``--set`` key of a section that ``command`` does not use (it would be ignored
+    silently), naming the sections it takes."""
+    for text in overrides:
+        keys, _ = parse_override(text)
+        if len(keys) == 1 and keys[0] in TOP_LEVEL_KEYS:
+            continue
+        if keys[0] not in sections:
+            raise ConfigError(f"--set {text}: {command} does not use [{keys[0]}]; it takes "
+                              f"--set keys of {', '.join(sections)} (and "
+                              f"{', '.join(TOP_LEVEL_KEYS)})")
 
 
 def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = (),

@@ -56,6 +56,18 @@ REPORT_NAME = "report.json"
 SCORES_NAME = "scores.npz"
 EVALUATE_SECTIONS = ("data", "eval", "cost")
 SIMULATE_SECTIONS = ("data", "eval", "hardware", "cost")
+QUANTIZE_SECTIONS = ("data", "train", "eval", "quant", "cost")
+"""[train]: batch size, KL weight and MC samples of QAT; [model] comes from the checkpoint."""
+COMMAND_SECTIONS = {
+    "train": ("data", "model", "train"),
+    "evaluate": EVALUATE_SECTIONS,
+    "quantize": QUANTIZE_SECTIONS,
+    "simulate": SIMULATE_SECTIONS,
+    "share": ("data", "model", "train", "eval", "sharing", "cost"),
+    "demo": ("data", "model", "train", "eval", "quant", "hardware", "cost"),
+}
+"""The config sections each command uses: a ``--set`` key of any other section is refused
+(bayesim.config.check_override_sections) instead of being ignored."""
 
 
 @dataclass
@@ -245,13 +257,8 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
     if "quant" in loaded.metadata:
         raise ConfigError(f"{checkpoint} is already quantized; quantize its fp32 source "
                           f"{loaded.metadata.get('source_checkpoint', '')}".rstrip())
-    experiment = dict(loaded.metadata.get("experiment", {}))
-    if config_path is not None:
-        file_quant = read_toml(config_path).get("quant")
-        if file_quant is not None:
-            experiment["quant"] = file_quant
-    config = validate(ExperimentConfig, apply_overrides(experiment, overrides or []),
-                      "the checkpoint's config" + (f" with {config_path}" if config_path else ""))
+    config = evaluation_config(loaded.metadata.get("experiment", {}), config_path,
+                               overrides or [], QUANTIZE_SECTIONS, "quantize")
     benchmark = build_benchmark(config.data, config.seed)
     qmodel, path = quantize_trained(loaded.model, benchmark, config, out_dir, str(checkpoint),
                                     progress)

@@ -19,6 +19,37 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=False)
 
 
+UNIT_HINTS = {
+    "s": "a plain number of seconds, e.g. 3600 for 1 h, 86400 for 1 day, 3.15e7 for 1 year",
+    "µS": "a plain number in µS per weight unit, e.g. 10",
+    "cycles": "a plain number of write cycles, e.g. 1e7",
+}
+"""What a unit-bearing key (``Field(json_schema_extra={"unit": …})``) takes, said in the error
+when its value does not parse: units are implied, never written in the value."""
+
+
+def _field(model: type[BaseModel], loc: Sequence[str | int]) -> Any:
+    """The pydantic field that ``loc`` names (None when it names none)."""
+    current: Any = model
+    field = None
+    for part in loc:
+        fields = getattr(current, "model_fields", None)
+        if fields is None:  # past the last model: a union member's name, a list index
+            break
+        field = fields.get(part)
+        if field is None:
+            return None
+        current = field.annotation
+    return field
+
+
+def _unit_hint(model: type[BaseModel], loc: Sequence[str | int]) -> str:
+    field = _field(model, [p for p in loc if not isinstance(p, int)])
+    extra = getattr(field, "json_schema_extra", None) or {}
+    unit = extra.get("unit") if isinstance(extra, dict) else None
+    return f"; give {UNIT_HINTS[unit]}" if unit in UNIT_HINTS else ""
+
+
 def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
     """Field names of the (sub)model that ``loc`` points into."""
     current: Any = model
@@ -49,7 +80,8 @@ def format_validation_error(error: pydantic.ValidationError, model: type[BaseMod
     if first["type"] == "missing":
         return f"missing required key '{key}'{where}{more}"
     value = first.get("input")
-    return f"invalid value for '{key}'{where}: {value!r}: {first['msg']}{more}"
+    return (f"invalid value for '{key}'{where}: {value!r}: {first['msg']}"
+            f"{_unit_hint(model, first['loc'])}{more}")
 
 
 def validate(model: type[M], data: Any, source: str = "") -> M:

@@ -33,11 +33,7 @@ from typing import Any
 
 from bayesim import __version__
 from bayesim.atomic import write_json
-
-HEADLINE = (("accuracy", "in_distribution"), ("nll", "in_distribution"),
-            ("ece", "in_distribution"), ("auroc_aleatoric", "uncertainty"),
-            ("auroc_epistemic", "uncertainty"), ("auroc_epistemic_pe", "uncertainty"))
-"""The metrics a verdict compares: (key, report section)."""
+from bayesim.summary import HEADLINE, headline
 
 ACCURACY_DROP = 0.02
 """Accuracy below the software's by more than this (absolute, 2 percentage points) and by more
@@ -57,11 +53,6 @@ CACHE_ENV = "BAYESIM_CACHE"
 REALISED_FAILS = "realised posterior fails"
 """The start of a verdict warning on a layer the chip does not realise (the machine already
 warned of it when it compiled; bayesim.machine.machine)."""
-
-
-def headline(report: dict[str, Any]) -> dict[str, float | None]:
-    """The :data:`HEADLINE` metrics of a report (None where it has none, e.g. no OOD set)."""
-    return {key: report[section].get(key) for key, section in HEADLINE}
 
 
 def reference_section(report: dict[str, Any], cached: bool) -> dict[str, Any]:

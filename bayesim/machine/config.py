@@ -39,7 +39,7 @@ class HardwareConfig(StrictModel):
     common_mode: bool = True
     """Use the common mode of each pair as the σ knob (M5); False parks the unused device at g_min
     (aihwkit's single-pair converter), so σ follows μ."""
-    alpha: float | list[float] | None = None
+    alpha: float | list[float] | None = Field(default=None, json_schema_extra={"unit": "µS"})
     """Layer scale, µS per weight unit: one for all layers, one per Bayesian layer (e.g. those of
     device-constrained training), or None to choose it by ``alpha_policy``."""
     alpha_scope: Literal["layer", "column", "chip"] = "layer"
@@ -60,7 +60,7 @@ class HardwareConfig(StrictModel):
     programming noise off)."""
     drift: bool = True
     """Apply drift and the accumulated (1/f, relaxation) noise at ``drift_time``."""
-    drift_time: float = Field(default=0.0, ge=0)
+    drift_time: float = Field(default=0.0, ge=0, json_schema_extra={"unit": "s"})
     """Inference time after programming, s (after the card's t₀ for PCM)."""
     drift_compensation: bool = True
     """Global drift compensation per layer (aihwkit): a digital gain Σ|y(t₀)|/Σ|y(t)| measured
@@ -93,7 +93,7 @@ class HardwareConfig(StrictModel):
     for accuracy)."""
     devices_per_weight: int = Field(default=3, ge=1)
     """M4: devices per side of a weight (Lin et al. 2023 sum three devices)."""
-    endurance_cycles: float = Field(default=1e7, gt=0)
+    endurance_cycles: float = Field(default=1e7, gt=0, json_schema_extra={"unit": "cycles"})
     """M2: write cycles a device survives (OxRAM robust at 10^7, Dalgaty et al. 2021)."""
     p_stuck_min: float | None = Field(default=None, ge=0, le=1)
     """Stuck-at-g_min probability per device; None keeps the card's."""

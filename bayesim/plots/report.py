@@ -20,31 +20,38 @@ COST_NAME = "cost_breakdown.png"
 
 
 def plot_reliability(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Accuracy vs confidence per bin (top-label, clean test split), with bin counts below."""
+    """Accuracy vs confidence per bin (top-label, clean test split), each bar shaded by the
+    examples it holds (a bin of one example is a pale bar, not a full-height claim), with the
+    bin counts below and the legend outside the bars."""
     cal = report["calibration"]
     edges = np.asarray(cal["edges"])
     acc = np.asarray(cal["accuracy"], dtype=float)
     conf = np.asarray(cal["confidence"], dtype=float)
     count = np.asarray(cal["count"], dtype=float)
     centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
-    fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(5, 6), sharex=True,
+    fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(5, 6.4), sharex=True,
                                    gridspec_kw={"height_ratios": [3, 1]})
-    ax.bar(centres, np.nan_to_num(acc), width=width, edgecolor="black", color="tab:blue",
-           alpha=0.8, label="accuracy")
+    # opacity ∝ log count: the fullest bin opaque, a bin of one example at 0.15
+    weight = np.log1p(count) / max(float(np.log1p(count.max())), 1e-12)
+    colours = [(0.12, 0.47, 0.71, 0.15 + 0.85 * w) for w in weight]
+    ax.bar(centres, np.nan_to_num(acc), width=width, edgecolor="black", linewidth=0.5,
+           color=colours, label="accuracy (shade: examples in bin, log)")
     ax.vlines(centres, np.fmin(acc, conf), np.fmax(acc, conf), color="tab:red", lw=2)
     ax.plot(centres, conf, "o", color="tab:red", ms=4, label="mean confidence (gap in red)")
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     ind = report["in_distribution"]
-    ax.set_title(f"{report['predictor'].get('kind', '')}, S = {report['n_samples']}: "
-                 f"ECE = {ind['ece']:.3f}, accuracy = {ind['accuracy']:.3f}")
+    name = report["predictor"].get("label", report["predictor"].get("kind", ""))
+    fig.suptitle(f"{name}, S = {report['n_samples']}: ECE = {ind['ece']:.3f}, accuracy = "
+                 f"{ind['accuracy']:.3f} ({ind['n']} clean test images)", fontsize=9)
     ax.set_ylabel("accuracy in bin (fraction)")
     ax.set_ylim(0, 1)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=7, frameon=False)
     ax_n.bar(centres, count, width=width, color="grey", edgecolor="black")
     ax_n.set_yscale("log")
     ax_n.set_xlabel("confidence max p̄ (fraction)")
     ax_n.set_ylabel("examples")
     ax_n.set_xlim(0, 1)
+    fig.tight_layout()
     save_figure(fig, Path(path))
     return Path(path)
 

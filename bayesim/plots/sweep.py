@@ -30,8 +30,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bayesim.atomic import write_with
 from bayesim.errors import ConfigError, DataError
+from bayesim.plots.figures import save_figure
 
 UNITS = {
     "accuracy": "accuracy (fraction)", "ece": "ECE (fraction)", "mce": "MCE (fraction)",
@@ -226,14 +226,8 @@ def read_spec(out_dir: str | os.PathLike[str]):
 
 
 def _save(fig: plt.Figure, stem: Path) -> list[Path]:
-    paths = []
-    for suffix in (".png", ".pdf"):
-        path = stem.with_suffix(suffix)
-        write_with(path, lambda tmp, s=suffix: fig.savefig(tmp, format=s[1:], dpi=130,
-                                                           bbox_inches="tight"))
-        paths.append(path)
-    plt.close(fig)
-    return paths
+    png = save_figure(fig, stem.with_suffix(".png"))
+    return [png, png.with_suffix(".pdf")]
 
 
 def _stem(results: SweepResults, *parts: str | None) -> Path:

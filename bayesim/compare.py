@@ -1,0 +1,69 @@
+"""`bayesim compare`: several runs side by side — their headline rows (bayesim.summary) and one
+figure of their reliability diagrams and EE/MI histograms overlaid (bayesim.plots.compare)."""
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bayesim.atomic import write_json
+from bayesim.errors import DataError
+from bayesim.summary import label, summary_row
+
+REPORT_NAME = "report.json"
+SCORES_NAME = "scores.npz"
+FIGURE_NAME = "comparison.png"
+TABLE_NAME = "comparison.json"
+
+
+@dataclasses.dataclass
+class Run:
+    """One run directory: its report, its per-example scores (None if it has none) and the name
+    it goes by in the table and the legends (its predictor, made unique by its directory)."""
+
+    directory: Path
+    report: dict[str, Any]
+    scores: dict[str, np.ndarray] | None
+    name: str
+
+
+def read_runs(directories: list[Path]) -> list[Run]:
+    """Read every run before anything is drawn; a directory without a readable report.json is a
+    DataError naming it."""
+    runs = []
+    for directory in directories:
+        path = Path(directory) / REPORT_NAME
+        if not Path(directory).is_dir():
+            raise DataError(f"{directory} is not a directory; give run directories written by "
+                            f"evaluate, simulate, quantize, share or demo")
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError):
+            report = None
+        if not isinstance(report, dict) or not {"predictor", "in_distribution",
+                                                 "uncertainty"} <= set(report):
+            raise DataError(f"{directory} holds no readable {REPORT_NAME}; give run directories "
+                            f"written by evaluate, simulate, quantize, share or demo")
+        scores = None
+        if (Path(directory) / SCORES_NAME).is_file():
+            with np.load(Path(directory) / SCORES_NAME) as data:
+                scores = {k: data[k] for k in data.files}
+        runs.append(Run(Path(directory), report, scores, label(report["predictor"])))
+    names = [run.name for run in runs]
+    for run in runs:
+        if names.count(run.name) > 1:
+            run.name = f"{run.name} ({run.directory})"
+    return runs
+
+
+def write_comparison(runs: list[Run], out: Path) -> list[Path]:
+    """``out/comparison.png`` and ``.pdf`` (the figure) and ``out/comparison.json`` (the rows)."""
+    from bayesim.plots.compare import plot_comparison
+
+    png = plot_comparison(runs, Path(out) / FIGURE_NAME)
+    table = Path(out) / TABLE_NAME
+    write_json(table, {"runs": [{**summary_row(run.report), "name": run.name,
+                                 "run": str(run.directory)} for run in runs]})
+    return [png, png.with_suffix(".pdf"), table]
