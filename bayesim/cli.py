@@ -304,7 +304,9 @@ def train(
     config: Annotated[Path, typer.Option("--config", metavar="FILE",
                                          help="TOML experiment config (see experiments/).")],
     out: OutOption,
-    set_: Annotated[list[str] | None, set_option("train.epochs=5", "data, model, train")]
+    set_: Annotated[list[str] | None, set_option(
+        "train.epochs=5", "any section (the checkpoint keeps them as the defaults of later "
+                          "commands)")]
     = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -400,7 +402,8 @@ def share(
     out: OutOption,
     config: ConfigOption = None,
     set_: Annotated[list[str] | None, set_option(
-        "sharing.n_clusters=64", "data, model, train, eval, sharing, cost")] = None,
+        "sharing.n_clusters=64", "any section (the checkpoint keeps them as the defaults of "
+                                 "later commands)")] = None,
     samples: SamplesOption = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,

@@ -10,10 +10,9 @@ import numpy as np
 
 from bayesim.atomic import write_json
 from bayesim.errors import DataError
+from bayesim.reports import REPORT_NAME, SCORES_NAME
 from bayesim.summary import label, summary_row
 
-REPORT_NAME = "report.json"
-SCORES_NAME = "scores.npz"
 FIGURE_NAME = "comparison.png"
 TABLE_NAME = "comparison.json"
 

@@ -37,6 +37,7 @@ from bayesim.machine import (
 from bayesim.machine.schemes import scheme_for
 from bayesim.progress import progress_bar
 from bayesim.quant.strategies import QuantConfig, quantization_of, quantize_model
+from bayesim.reports import REPORT_NAME, SCORES_NAME, finished
 from bayesim.seeding import derive_seed
 from bayesim.sharing.codebook import check_config_for
 from bayesim.sharing.model import SharedNet, flat_posterior
@@ -52,19 +53,20 @@ from bayesim.verdict import cached_reference, reference_section, verdict
 
 CHECKPOINT_NAME = "model.safetensors"
 DIGITAL_DEMO_DIR = "digital"
-REPORT_NAME = "report.json"
-SCORES_NAME = "scores.npz"
 EVALUATE_SECTIONS = ("data", "eval", "cost")
 SIMULATE_SECTIONS = ("data", "eval", "hardware", "cost")
 QUANTIZE_SECTIONS = ("data", "train", "eval", "quant", "cost")
 """[train]: batch size, KL weight and MC samples of QAT; [model] comes from the checkpoint."""
+ALL_SECTIONS = ("data", "model", "train", "eval", "quant", "hardware", "sharing", "cost")
 COMMAND_SECTIONS = {
-    "train": ("data", "model", "train"),
+    # train and share store their whole config in the checkpoint: it is the default of every
+    # later evaluate, quantize and simulate of that checkpoint
+    "train": ALL_SECTIONS,
+    "share": ALL_SECTIONS,
     "evaluate": EVALUATE_SECTIONS,
     "quantize": QUANTIZE_SECTIONS,
     "simulate": SIMULATE_SECTIONS,
-    "share": ("data", "model", "train", "eval", "sharing", "cost"),
-    "demo": ("data", "model", "train", "eval", "quant", "hardware", "cost"),
+    "demo": tuple(s for s in ALL_SECTIONS if s != "sharing"),
 }
 """The config sections each command uses: a ``--set`` key of any other section is refused
 (bayesim.config.check_override_sections) instead of being ignored."""
@@ -120,9 +122,10 @@ def evaluate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentCon
 
 def write_evaluation(result: EvaluationResult, out_dir: str | os.PathLike[str],
                      extra: dict[str, Any] | None = None) -> Path:
-    """Write ``report.json`` and ``scores.npz`` (per-example PE/EE/MI) atomically."""
+    """Write ``report.json`` (rounded, with its provenance: bayesim.reports) and ``scores.npz``
+    (per-example PE/EE/MI) atomically."""
     out = Path(out_dir)
-    report = {**result.report, **(extra or {})}
+    report = finished({**result.report, **(extra or {})})
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **result.scores)
     write_bytes(out / SCORES_NAME, buffer.getvalue())

@@ -312,11 +312,6 @@ def test_simulate_with_device_constrained_training(trained: Path, tmp_path: Path
     assert_bad_input(code, err, tmp_path / "bad", "--train-constrained")
 
 
-def share_overrides(tiny: list[str]) -> list[str]:
-    """The tiny overrides without [quant], which `share` does not use (and so refuses)."""
-    return [item for item in tiny if not item.startswith("quant.")]
-
-
 SHARE_TINY = ["sharing.n_clusters=6", "sharing.min_cluster_size=2", "sharing.pretrain_epochs=1",
               "sharing.finetune_epochs=1", "sharing.epochs=1"]
 
@@ -324,7 +319,7 @@ SHARE_TINY = ["sharing.n_clusters=6", "sharing.min_cluster_size=2", "sharing.pre
 def test_share_then_evaluate_and_simulate_the_shared_checkpoint(
         data_root: Path, tiny_overrides: list[str], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    sets = [a for item in share_overrides(tiny_overrides) + SHARE_TINY for a in ("--set", item)]
+    sets = [a for item in tiny_overrides + SHARE_TINY for a in ("--set", item)]
     out = tmp_path / "share"
     code, stdout, err = run(["share", "--out", out, "-q", *sets], capsys)
     assert code == 0, err
@@ -370,8 +365,7 @@ def test_share_then_evaluate_and_simulate_the_shared_checkpoint(
 def test_share_bad_input_exits_2(change: list[str], pattern: str, data_root: Path,
                                  tiny_overrides: list[str], tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
-    sets = [a for item in share_overrides(tiny_overrides) + ["model.hidden=[4]", *change]
-            for a in ("--set", item)]
+    sets = [a for item in tiny_overrides + ["model.hidden=[4]", *change] for a in ("--set", item)]
     out = tmp_path / "share"
     code, _, err = run(["share", "--out", out, "-q", *sets], capsys)
     assert_bad_input(code, err, out, pattern)

@@ -207,7 +207,9 @@ class BayesianMachine:
         label = f"analog {self.hw.mapping} {self.hw.device if self.device else 'exact'}"
         if self.quant is not None and self.quant.strategy != "fp":
             label += f" {self.quant.label}"
-        return {"kind": self.kind, "label": label, "hardware": self.hw.model_dump(mode="json")}
+        # the whole hardware config is the report's hardware.config (one copy)
+        return {"kind": self.kind, "label": label, "device": self.hw.device if self.device else
+                None, "mapping": self.hw.mapping}
 
     def memory(self) -> dict[str, Any]:
         return model_memory(self.model, self.quant)

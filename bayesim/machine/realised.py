@@ -277,7 +277,7 @@ def chip_report(chip: Chip, realised: list[Realised]) -> dict[str, Any]:
     pooled = distance_summary(pooled_mu, pooled_sigma,
                               np.concatenate([r.mean.reshape(-1) for r in realised]),
                               np.concatenate([r.std.reshape(-1) for r in realised]))
-    return {"mapping": chip.scheme.name, **chip.scheme.describe(chip.hw),
+    return {"mapping": chip.scheme.name,  # the scheme's description is hardware.scheme
             "how": realised[0].how,
             "worst_layer": worst["layer"], "verdict": worst["verdict"],
             "w2_median_worst": worst["w2_median"],

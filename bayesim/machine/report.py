@@ -105,19 +105,29 @@ def hardware_report(chip: Chip, realised: dict[str, Any], n_samples: int,
 def sampling_report(probs: torch.Tensor, read_correlation: float) -> dict[str, Any]:
     """Effective sample size of Monte-Carlo samples ``probs[S, N, C]`` of a machine with read
     correlation ρ: per input, Geyer's ESS of the sequence of the predicted class's probability
-    (metrics.py), and the AR(1) value S·(1 − ρ)/(1 + ρ) for a statistic linear in the noise."""
+    (metrics.py), and the AR(1) value S·(1 − ρ)/(1 + ρ) for a statistic linear in the noise.
+
+    Geyer's estimate exceeds S when the sample autocorrelations of a short sequence come out
+    negative, which for independent draws is estimation noise (its spread shrinks as 1/√S) and
+    for M3's cycle through R copies can be real anti-correlation; S independent draws are worth
+    S samples, so each input's ESS is capped at S (``ess_median``, ``ess_mean``) and the uncapped
+    median is kept beside it (``ess_median_uncapped``)."""
     probs = probs.double()
     n_samples = probs.shape[0]
     top = probs.mean(0).argmax(-1)
     chains = probs.gather(2, top[None, :, None].expand(n_samples, -1, 1))[..., 0]
-    ess = effective_sample_size(chains)
+    raw = effective_sample_size(chains)
+    ess = raw.clamp(max=n_samples)
     rho = read_correlation
     return {"read_correlation": rho, "n_samples": n_samples, "n_inputs": int(probs.shape[1]),
             "ess_median": float(ess.median()), "ess_mean": float(ess.mean()),
             "ess_fraction_median": float(ess.median()) / n_samples,
+            "ess_median_uncapped": float(raw.median()),
+            "ess_fraction_above_s": float((raw > n_samples).double().mean()),
             "ess_ar1_linear": n_samples * (1 - rho) / (1 + rho),
             "statistic": "probability of the mean-predicted class, per input (Geyer's initial "
-                         "positive sequence)"}
+                         "positive sequence); ESS per input capped at S (an estimate above S "
+                         "comes from negative sample autocorrelations of a short sequence)"}
 
 
 def predictive_statistics(probs: torch.Tensor) -> dict[str, float]:
