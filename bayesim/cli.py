@@ -274,7 +274,7 @@ def demo(
 ) -> None:
     """Train the fp32 mean-field LeNet-5 on dirty-mnist, quantize it (digital JQ 4-bit), run it
     on analog PCM and RRAM machines, and write the four uncertainty reports and one table
-    (S = 30 samples unless eval.n_samples is set; about 4 min on 2 cores). The chips' rows are
+    (S = 30 samples unless eval.n_samples is set; 3–4 min on 2 cores). The chips' rows are
     judged against the fp32 row (their verdicts).
 
     Example:

@@ -1,5 +1,5 @@
 """Device-constrained training: a variational family whose σ the chip can realise (Bonnet et al.,
-Nat. Commun. 2023, "technological loss"; reference/simulators.md §8.6, hardware.md §3.1).
+Nat. Commun. 14, 7530 (2023), doi 10.1038/s41467-023-43317-9, "technological loss").
 
 On a differential pair with the common-mode knob (M1, or M4 with n devices per side), a weight
 N(μ, σ²) is realisable exactly when σ lies between what the pair gives at the lowest and at the

@@ -1,4 +1,4 @@
-"""Evaluation of any ``Predictor`` on a benchmark: the report of DESIGN.md.
+"""Evaluation of any ``Predictor`` on a benchmark: the report of docs/reports.md.
 
 Every way of producing predictions (fp32 software sampling here; the digital b-bit and analog
 predictors later) implements :class:`Predictor`. Monte-Carlo samples are processed in chunks of

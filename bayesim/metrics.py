@@ -1,6 +1,7 @@
 """Uncertainty and calibration metrics in pure torch, with stated conventions.
 
-Conventions (reference/bnn_software.md §7, DESIGN.md "Metric conventions"):
+Conventions (ECE: Guo et al., ICML 2017; PE/EE/MI: DDU, Mukhoti et al., CVPR 2023, arXiv
+2102.11582; docs/bnn.md, "Metric conventions"):
 
 * Inputs are Monte-Carlo probabilities ``[S, B, C]``; a ``[B, C]`` tensor counts as ``S = 1``.
 * The predictive distribution averages *probabilities*: ``p̄ = mean_s p_s``.

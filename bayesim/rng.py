@@ -1,7 +1,7 @@
 """Counter-based random numbers (Philox4x32-10) usable inside numba kernels.
 
 Every random number of the virtual hardware is a pure function of *what it is for*
-(DESIGN.md, "Three clocks of randomness"): a 64-bit **key** derived from (seed, stream purpose,
+(docs/devices.md, "Randomness"): a 64-bit **key** derived from (seed, stream purpose,
 layer, tile) and a 128-bit **counter** made of (element, input index, sample index, block). So a
 result never depends on the thread count, the batch size or how work was chunked, and two sample
 indices (or two inputs) are independent streams.

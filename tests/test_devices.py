@@ -102,8 +102,8 @@ def test_drift_exponents_and_drifted_conductance(name: str) -> None:
 
 
 def test_accumulated_noise_formula_pcm() -> None:
-    """σ_nG = G·Q_s·sqrt(ln((t + t_read)/(2 t_read))) at g_max (reference/hardware.md §2.8:
-    3.7 % at t = 20 s)."""
+    """σ_nG = G·Q_s·sqrt(ln((t + t_read)/(2 t_read))) at g_max (aihwkit 1.1.0
+    PCMLikeNoiseModel, Nandakumar et al., ICECS 2019: 3.7 % at t = 20 s)."""
     model = load_preset("pcm_ibm_2020")
     sigma = float(model.sigma_accumulated(np.array([25.0]), 0.0)[0])
     expected = 25.0 * 0.0088 * math.sqrt(math.log((20.0 + 250e-9) / (2 * 250e-9)))
@@ -252,7 +252,7 @@ def test_outside_calibrated_range() -> None:
         load_preset("no_such_device")
 
 
-# ---- the aihwkit defects of reference/simulators.md §2.10, as regression tests ----
+# ---- defects of aihwkit 1.1.0 (src/aihwkit/inference/noise/*.py), as regression tests ----
 
 def test_defect1_time_zero_is_a_valid_inference_time() -> None:
     model = load_preset("pcm_ibm_2020")

@@ -79,7 +79,7 @@ def test_common_mode_realises_sigma_at_fixed_mean() -> None:
     pm = map_pairs(mu, sigma, law, 0.0, 25.0, alpha=20.0)
     np.testing.assert_allclose(pm.weight, mu, atol=1e-12)
     np.testing.assert_allclose(pm.sigma_realised, sigma, rtol=1e-9)
-    # σ²_w = 2q·c/α² with q = k²: the closed form of hardware.md §5 (M5)
+    # σ²_w = 2q·c/α² with q = k²: the closed form of bayesim/crossbar/mapping.py (M5)
     c = (pm.g_plus + pm.g_minus) / 2
     np.testing.assert_allclose(2 * 0.0875 ** 2 * c / 20.0 ** 2, sigma ** 2, rtol=1e-9)
     # without the common-mode knob the unused device sits at g_min and σ follows μ

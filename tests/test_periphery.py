@@ -147,9 +147,10 @@ def test_iterative_bound_management_is_per_row() -> None:
 
 
 def test_output_noise_per_column_uses_out_noise_std() -> None:
-    """Defect 8 of simulators.md §2.10: the per-column std is |out_noise·(1 + out_noise_std·ξ)|,
-    drawn once per tile; the torch tile's 100 % spread regardless of the value would fail the
-    spread check. Read-to-read, each column's noise has that std."""
+    """Unlike aihwkit 1.1.0's TorchSimulatorTile (tiles/torch_tile.py), the per-column std is
+    |out_noise·(1 + out_noise_std·ξ)|, drawn once per tile; the torch tile's 100 % spread
+    regardless of the value would fail the spread check. Read-to-read, each column's noise has that
+    std."""
     n_out, rows = 500, 400
     w = np.zeros((n_out, 4), dtype=np.float32)
     tile = _tile(w, **{**CLEAN, "out_noise": 0.1, "out_noise_std": 0.2})

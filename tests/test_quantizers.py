@@ -123,7 +123,8 @@ def test_bits_out_of_range(bad) -> None:
 
 
 def test_memory_table_of_the_paper() -> None:
-    """reference/seeds.md §A.7: bits stored per weight and reduction vs the 64-bit fp32 BNN."""
+    """Borras et al., arXiv 2512.10602 (8× at 4 bits): bits stored per weight and reduction vs the
+    64-bit fp32 BNN."""
     assert stored_bits_per_weight("fp", 4, 4) == 64
     assert stored_bits_per_weight("SPQ", 4, 4) == 64 and sample_bits("SPQ", 4) == 4
     expected = {8: 4.0, 6: 64 / 12, 4: 8.0, 3: 64 / 6, 2: 16.0}

@@ -34,7 +34,7 @@ MODES: tuple[str, ...] = ("sample", "mean", "fixed")
 
 DEFAULT_RHO_INIT = -5.0
 """softplus(−5) ≈ 0.0067: posterior std at initialisation, small against a Kaiming-scale μ
-(reference/bnn_software.md, API sketch; uncertainty-baselines uses −7, bayesian-torch −3)."""
+(docs/bnn.md, "Layers"; uncertainty-baselines uses −7, bayesian-torch −3)."""
 
 _MIN_VARIANCE = 1e-16
 

@@ -61,7 +61,8 @@ class ModelConfig(StrictModel):
     activation: Literal["relu", "relu6", "hardtanh", "tanh", "gelu", "pact"] = "relu"
     prior_std: float = Field(default=1.0, gt=0)
     """Std of the N(prior_mean, prior_std²) prior on every weight and bias; 1.0 is the common
-    default of bayesian-torch, TyXe and uncertainty-baselines (reference/bnn_software.md)."""
+    default of bayesian-torch 0.5.0 (``prior_variance=1``), TyXe (``IIDPrior(Normal(0, 1))``) and
+    uncertainty-baselines (``baselines/mnist/variational_inference.py``)."""
     prior_mean: float = 0.0
     rho_init: float = DEFAULT_RHO_INIT
     """Initial ρ of every parameter; σ = softplus(ρ)."""

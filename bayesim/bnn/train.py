@@ -7,8 +7,9 @@ The objective per minibatch is the negative ELBO scaled per training example::
 where CE_mean is the cross-entropy averaged over the batch (and over ``mc_train`` weight samples),
 KL_sum the closed-form KL summed over all parameters, and β(t) a linear warm-up from 0 to 1 over
 ``kl_warmup_epochs`` epochs. ``kl_weight = 1`` is the true ELBO; smaller values temper the posterior
-(Laplace-Redux's BBB baseline uses 0.1). See reference/bnn_software.md §0 on why other libraries'
-scalings (per batch, mean over parameters) differ.
+(Laplace-Redux's BBB baseline uses 0.1). Other libraries' scalings differ: per batch and a mean per
+tensor (bayesian-torch 0.5.0, ``base_variational_layer.py`` and its README), a mean over parameters
+(torchbnn 1.2, ``BKLLoss``).
 """
 
 from collections.abc import Callable

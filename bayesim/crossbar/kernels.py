@@ -90,8 +90,8 @@ def add_ar1_output_noise(y: np.ndarray, var: np.ndarray, key: np.ndarray, sample
                          rows: np.ndarray, state: np.ndarray | None,
                          rho: float) -> np.ndarray:
     """Like :func:`add_output_noise` (block 0), but ξ follows an AR(1) process over successive
-    reads: ``ξ_s = ρ·ξ_{s−1} + sqrt(1 − ρ²)·z_s`` (reference/hardware.md §5, M1 temporal
-    correlation), stationary with unit variance; ``state`` is ξ of the previous read (None for the
+    reads: ``ξ_s = ρ·ξ_{s−1} + sqrt(1 − ρ²)·z_s`` (docs/machine.md, "Correlated reads"),
+    stationary with unit variance; ``state`` is ξ of the previous read (None for the
     first read: ξ = z). Returns the new state."""
     if state is None:
         state = np.zeros(y.shape)
@@ -139,7 +139,8 @@ def read_mvm(x: np.ndarray, g: np.ndarray, sigma_sq: np.ndarray | None, key: np.
              sample: int, row0: int | np.ndarray = 0, block: int = 0,
              extra_var: np.ndarray | None = None) -> np.ndarray:
     """The output-referred (fast) path of a noisy read MVM, exact for Gaussian per-device noise:
-    ``y = x @ G.T + sqrt((x²) @ (σ²).T + s²)·ξ``, one draw per output (DESIGN.md, Conventions).
+    ``y = x @ G.T + sqrt((x²) @ (σ²).T + s²)·ξ``, one draw per output (docs/crossbar.md, "One
+    tile MVM").
 
     ``x[batch, in]``, ``g[out, in]`` (µS, or weight units), ``sigma_sq[out, in]`` the per-device
     read variances (same units squared; None for no device noise); ``extra_var[out]`` an

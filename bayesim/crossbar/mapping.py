@@ -1,4 +1,4 @@
-"""From a weight's posterior N(μ, σ²) to device conductances (reference/hardware.md §5).
+"""From a weight's posterior N(μ, σ²) to device conductances (docs/machine.md, compile step 1).
 
 A weight is a differential pair of devices (or of ``n`` devices per side, M4), read as
 ``w = n·(G⁺ − G⁻)/α`` with a layer scale α (µS per weight unit). Writing ``G± = c ± d`` with
@@ -7,7 +7,7 @@ per-device noise law s(G) — the spread of the clock that draws the sample, whi
 schemes give (bayesim.machine.schemes: per-read noise for M1/M4, the whole spread between
 programmings at the inference time for M2/M3)
 
-    σ_w(c)² = n·(s²(c + d) + s²(c − d)) / α²                         (hardware.md §5, M5)
+    σ_w(c)² = n·(s²(c + d) + s²(c − d)) / α²                  (M5; docs/machine.md, compile step 1)
 
 so c is the σ knob at fixed μ (the *variance-aware common mode*). Solved per weight:
 

@@ -2,10 +2,12 @@
 
 Everything here works in *tile units*: inputs normalised so that the DAC range is ±``inp_bound``
 and weights normalised so that the reference conductance is 1 (``w = G / g_ref``), which is the
-convention of aihwkit's ``IOParameters`` (``reference/simulators.md`` §2.3). The defaults are
-aihwkit's ``IOParameters`` defaults (the forward pass of ``InferenceRPUConfig``, aihwkit 1.1.0,
-``src/aihwkit/simulator/parameters/io.py``); the presets of §2.8 are available by name through
-:func:`periphery_preset`.
+convention of aihwkit's ``IOParameters`` (aihwkit 1.1.0 ``AnalogMVM.matmul``,
+``src/aihwkit/simulator/tiles/analog_mvm.py``). The defaults are aihwkit's ``IOParameters``
+defaults (the forward pass of ``InferenceRPUConfig``, aihwkit 1.1.0,
+``src/aihwkit/simulator/parameters/io.py``); aihwkit's presets (``PresetIOParameters``,
+``StandardIOParameters``, ``StandardHWATrainingPreset`` in ``src/aihwkit/simulator/presets``) are
+available by name through :func:`periphery_preset`.
 
 One tile MVM (:meth:`Periphery.mvm`), in aihwkit's order:
 
@@ -23,7 +25,7 @@ One tile MVM (:meth:`Periphery.mvm`), in aihwkit's order:
    c_i = a_i(a_i(0.05a_i − 0.2) + 0.5), y_i −= ``ir_drop``·c_i·Σ_j w_ij x_j (1 − (1 − j/n)²);
 5. output noise: ``out_noise``·ξ, or per column |``out_noise``·(1 + ``out_noise_std``·ξ_j)| with
    ξ_j drawn once per tile (the C++ tile's formula; aihwkit's torch tile ignores the value of
-   ``out_noise_std``, defect 8 of §2.10);
+   ``out_noise_std``: ``TorchSimulatorTile`` in aihwkit 1.1.0 ``simulator/tiles/torch_tile.py``);
 6. ADC: the same quantiser with ``out_res`` and ``out_bound``, then clipping to ±``out_bound``;
 7. bound management ``iterative``: a row whose output reached beyond ±``out_bound`` is recomputed
    with its input halved, until it fits or the reduction exceeds ``max_bm_factor`` or
@@ -75,7 +77,7 @@ class WeightNoise(StrEnum):
 
 class PeripheryConfig(StrictModel):
     """DAC/ADC and management settings of a tile (tile units; defaults: aihwkit 1.1.0
-    ``IOParameters``, reference/simulators.md §2.3)."""
+    ``IOParameters``, ``src/aihwkit/simulator/parameters/io.py``)."""
 
     is_perfect: bool = False
     """Skip every non-ideality: the tile computes a plain matmul (aihwkit ``is_perfect``)."""

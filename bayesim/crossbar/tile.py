@@ -182,7 +182,7 @@ class Tile:
 class ReadCorrelation:
     """AR(1) read noise of one tile over successive reads of the same input rows: the
     output-referred standard normal ξ of each (row, output) follows ξ_s = ρ·ξ_{s−1} +
-    sqrt(1 − ρ²)·z_s (reference/hardware.md §5, "temporal correlation options"). For a fixed
+    sqrt(1 − ρ²)·z_s (docs/machine.md, "Correlated reads"). For a fixed
     input this is exactly per-device AR(1) noise with the same ρ; when the input of a layer
     changes between reads (deeper layers) it is the approximation that keeps one draw per output.
     Only the first round of a read is correlated (bound-management re-reads are white)."""

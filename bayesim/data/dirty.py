@@ -1,6 +1,6 @@
 """Dirty-MNIST-style benchmarks: clean + ambiguous in-distribution data, and an OOD data set.
 
-Two benchmarks (reference/bnn_software.md §7.2, DDU protocol):
+Two benchmarks (DDU protocol: Mukhoti et al., CVPR 2023, arXiv 2102.11582):
 
 * ``dirty-mnist``: MNIST + ambiguous digits; OOD = Fashion-MNIST test.
 * ``dirty-fashion``: Fashion-MNIST + ambiguous garments; OOD = MNIST test.

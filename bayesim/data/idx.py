@@ -2,10 +2,11 @@
 
 Layout (big-endian): two zero bytes, a type code, the number of dimensions d, d uint32 sizes, then
 the row-major payload. Images are ``0x00000803`` (uint8, N×28×28), labels ``0x00000801`` (uint8, N).
-The reader follows the checklist of reference/bnn_software.md §11: gzip is recognised by its magic
-bytes (``1f 8b``) rather than the file name; the header is validated before anything is allocated;
-the payload size is capped; a short payload (truncation) and extra bytes (trailing garbage) are both
-errors; labels are range-checked. It returns read-only-safe copies as numpy arrays.
+The reader follows the checklist of docs/data.md ("The IDX format and the safe reader"): gzip is
+recognised by its magic bytes (``1f 8b``) rather than the file name; the header is validated before
+anything is allocated; the payload size is capped; a short payload (truncation) and extra bytes
+(trailing garbage) are both errors; labels are range-checked. It returns read-only-safe copies as
+numpy arrays.
 """
 
 import gzip

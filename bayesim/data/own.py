@@ -8,7 +8,7 @@ per-example shape) and ``x_train``/``y_train`` (the chip's calibration inputs). 
 ``t10k-labels-idx1-ubyte`` (optionally ``.gz``). ``[N, H, W]`` images get a channel axis. Inputs
 are used as given, then ``(x − data.file_mean)/data.file_std`` (0 and 1 by default: normalise
 them the way the model was trained). Without ``x_ambiguous`` the ambiguous set is the proxy of
-DESIGN.md: blends of two test inputs of different labels, α ~ U(0.3, 0.7); without ``x_ood`` the
+docs/data.md: blends of two test inputs of different labels, α ~ U(0.3, 0.7); without ``x_ood`` the
 report has no OOD subset and its epistemic AUROCs are null.
 """
 
@@ -23,7 +23,7 @@ from bayesim.data.sources import _idx_file, file_digest
 from bayesim.errors import DataError
 
 KEYS = ("x_test", "y_test", "x_ood", "x_ambiguous", "x_train", "y_train")
-BLEND_ALPHA_RANGE = (0.3, 0.7)  # DESIGN.md, "Data": the blend proxy's α range (dirty.py too)
+BLEND_ALPHA_RANGE = (0.3, 0.7)  # docs/data.md: the blend proxy's α range (dirty.py too)
 
 
 def _inputs(name: str, x: np.ndarray, path: Path, example: tuple[int, ...] | None

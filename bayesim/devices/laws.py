@@ -7,7 +7,8 @@ and never evaluate laws themselves. Laws are built from device cards (``device_m
 
 - ``constant`` σ = c; ``proportional`` σ = k·g; ``sqrt`` σ = k·√g; ``inverse`` σ = k / g;
 - ``polynomial`` σ = Σ cᵢ xⁱ with x = g / g_max, rescaled by g_max / g_ref (aihwkit's convention
-  for its PCM and RRAM fits, reference/simulators.md §2.4), or with x = g in µS when the fit is in
+  for its PCM and RRAM fits, ``prog_coeff_g_max_reference`` in aihwkit 1.1.0
+  ``src/aihwkit/inference/noise/pcm.py``, ``reram.py``), or with x = g in µS when the fit is in
   absolute conductance (CrossSim's RRAM fits, aihwkit's CMO model);
 - ``power`` v = clamp(k·xᵖ, lo, hi) and ``log_linear`` v = clamp(a·ln x + b, lo, hi) (aihwkit's
   PCM drift exponent and Q_s fits) and
@@ -15,7 +16,7 @@ and never evaluate laws themselves. Laws are built from device cards (``device_m
 - ``piecewise``: sub-laws on intervals of x = g / g_max (the HERMES fits);
 - ``one_over_f``: the accumulated 1/f read noise σ(g, t) = A(g)·sqrt(ln((t + t_read)/(2·t_read)))
   with A(g) = g·Q_s(g) (``relative = true``, PCM) or an absolute amplitude law (CMO)
-  (Nandakumar et al., ICECS 2019, as implemented by aihwkit; reference/simulators.md §2.4).
+  (Nandakumar et al., ICECS 2019, as implemented by aihwkit 1.1.0 ``PCMLikeNoiseModel``).
 
 Negative values are clamped to 0 (a fitted polynomial can dip below zero outside its data);
 card validation refuses a law that is negative anywhere in its calibrated range, so the clamp never
@@ -185,8 +186,8 @@ class OneOverF:
 
 @dataclass(frozen=True)
 class DriftLaw:
-    """Per-device drift exponent ν = |μ_ν(g) + σ_ν(g)·ξ|·scale (aihwkit PCM, §2.4), and the power
-    law G(t) = G_p·(t / t_0)^(−ν) for t > t_0."""
+    """Per-device drift exponent ν = |μ_ν(g) + σ_ν(g)·ξ|·scale (aihwkit 1.1.0
+    ``PCMLikeNoiseModel``), and the power law G(t) = G_p·(t / t_0)^(−ν) for t > t_0."""
     nu_mean: object
     nu_std: object
     t0: float

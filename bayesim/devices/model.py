@@ -1,9 +1,10 @@
 """DeviceModel: the physics of one memory-device technology, built from a device card.
 
-Units: conductances in µS, times in s (DESIGN.md, Contracts). Time convention (aihwkit's, so that
-cross-checks line up; reference/simulators.md §2.4): ``t`` is the inference time *after* the
-drift reference t₀; the power law and the 1/f noise are evaluated at t + t₀, so ``t = 0`` reads the
-freshly programmed (t₀-old) array and still carries the accumulated 1/f noise of t₀.
+Units: conductances in µS, times in s (docs/devices.md, "Units and time"). Time convention
+(aihwkit's, so that cross-checks line up; aihwkit 1.1.0 ``src/aihwkit/inference/noise/pcm.py``):
+``t`` is the inference time *after* the drift reference t₀; the power law and the 1/f noise are
+evaluated at t + t₀, so ``t = 0`` reads the freshly programmed (t₀-old) array and still carries
+the accumulated 1/f noise of t₀.
 
 Random draws use the counter-based streams of bayesim.rng (keyed by the seed and the
 purpose), so ``program(g, seed)`` and ``read(g, n, seed)`` are pure functions of their arguments.

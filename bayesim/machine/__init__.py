@@ -1,4 +1,4 @@
-"""The Bayesian machine, a package by phase (DESIGN.md, Layout):
+"""The Bayesian machine, a package by phase:
 
 - ``config``: HardwareConfig and what it builds before mapping (device card, periphery, α);
 - ``schemes``: the mappings M0–M4 — sampling clock, noise laws, devices and states;

@@ -35,7 +35,7 @@ class HardwareConfig(StrictModel):
     mapping: Mapping = "M3"
     """What draws a sample (bayesim.machine.schemes): M0 exact, M1 per-read noise of one
     programmed pair, M2 re-programming per sample, M3 R programmed copies, M4 n devices per side
-    summed (reference/hardware.md §5)."""
+    summed (docs/machine.md, "Mappings")."""
     common_mode: bool = True
     """Use the common mode of each pair as the σ knob (M5); False parks the unused device at g_min
     (aihwkit's single-pair converter), so σ follows μ."""
@@ -82,12 +82,13 @@ class HardwareConfig(StrictModel):
     max_in: int = Field(default=512, ge=1)
     max_out: int = Field(default=512, ge=1)
     read_path: Literal["fast", "explicit"] = "fast"
-    """fast: exact output-referred Gaussian (a Laplace card's noise moment-matched, hardware.md
-    §3.3); explicit: one draw per device and read, in the card's shape."""
+    """fast: exact output-referred Gaussian (a Laplace card's noise moment-matched: only the
+    mean and variance of weight noise matter, Patel et al., arXiv 2501.05564); explicit: one
+    draw per device and read, in the card's shape."""
     read_correlation: float = Field(default=0.0, ge=0.0, lt=1.0)
     """Lag-1 correlation ρ of successive reads of a device (AR(1), fast path); 0: white. RTN and
-    1/f noise make back-to-back reads correlated (hardware.md §3.6), which lowers the effective
-    number of samples."""
+    1/f noise make back-to-back reads correlated (Ambrogio et al., IEEE TED 2014, 2015), which
+    lowers the effective number of samples."""
     copies: int = Field(default=8, ge=1)
     """M3: programmed copies R (the quenched ensemble); 8 as the demo (guideline sweep: 4 suffice
     for accuracy)."""

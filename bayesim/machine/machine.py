@@ -1,5 +1,5 @@
 """The Bayesian machine: a mean-field BNN compiled onto virtual analog hardware whose device noise
-draws the posterior samples (reference/hardware.md §5; DESIGN.md, "Three clocks of randomness").
+draws the posterior samples (docs/machine.md, "Mappings"; bayesim.rng for the clocks of randomness).
 
 :meth:`BayesianMachine.compile` converts any ``nn.Module`` (modules.py: the layers adapters.py
 maps become analog modules, the model's own forward runs the rest), maps every weight N(μ, σ²) of

@@ -1,5 +1,6 @@
 """The mappings M0–M4 as schemes: what draws a Monte-Carlo sample, which noise law the mapping
-targets, what stays frozen, how many devices and states a weight needs (reference/hardware.md §5).
+targets, what stays frozen, how many devices and states a weight needs (docs/machine.md,
+"Mappings").
 
 Each scheme declares its **sampling clock** — the event at which a fresh weight sample is drawn —
 and, from the device card, the per-device std laws the mapping uses:

@@ -1,5 +1,5 @@
 """Activation quantization: a uniform b-bit quantizer on the output range of a *bounded*
-activation (reference/seeds.md §A.3: "specialized activation functions").
+activation (Borras et al., arXiv 2512.10602: "specialized activation functions").
 
 Bounded activations and their ranges: ReLU6 [0, 6], hardtanh [−1, 1], tanh [−1, 1], PACT [0, α]
 with the learned α. ReLU and GELU are unbounded: there is no fixed range to put b-bit codes on,

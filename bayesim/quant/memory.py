@@ -1,4 +1,4 @@
-"""Memory accounting of quantized mean-field BNNs (reference/seeds.md §A.7).
+"""Memory accounting of quantized mean-field BNNs (Borras et al., arXiv 2512.10602).
 
 A mean-field fp32 BNN stores μ and σ for every weight: 64 bits. Quantizing the variational
 parameters (VPQ, JQ) with b bits stores 2b bits per weight; SPQ keeps μ and σ in fp32 and only the

@@ -1,4 +1,4 @@
-"""Quantizers with straight-through gradients (reference/seeds.md §A.2).
+"""Quantizers with straight-through gradients (Borras et al., arXiv 2512.10602).
 
 * :func:`quantize_uniform` — symmetric, signed, narrow range: codes ``−(2^{b−1}−1) … 2^{b−1}−1``
   times a scale, so zero is exact and the grid is symmetric; per tensor or per output channel;

@@ -1,4 +1,4 @@
-"""Quantization strategies applied to every Bayesian layer (reference/seeds.md §A.1).
+"""Quantization strategies applied to every Bayesian layer (Borras et al., arXiv 2512.10602).
 
 | strategy | distribution used | forward weight |
 |---|---|---|
@@ -11,7 +11,7 @@ The quantizers act through the layers' :class:`~bayesim.bnn.layers.ParameterTran
 the KL term of the ELBO sees the *quantized* distribution (the honest objective for VPQ/JQ in
 quantization-aware training), and "mean" mode runs the quantized mean network.
 
-Choices the paper leaves open (reference/seeds.md §A.1–A.2), with our defaults:
+Choices the paper leaves open (Borras et al., arXiv 2512.10602), with our defaults:
 
 * biases stay fp32 (``quantize_bias = false``), as bayesian-torch's INT8 PTQ does;
 * μ and sampled weights use per-tensor scales (``per_channel = true`` for per-output-channel);
@@ -167,7 +167,7 @@ def model_memory(model: nn.Module, config: QuantConfig | None) -> dict:
     """The report's ``memory`` section for ``model`` under ``config`` (fp32 if None).
 
     ``bits_per_weight`` and ``compression_vs_fp32`` count the weights, as the paper's table does
-    (reference/seeds.md §A.7); the ``*_with_biases`` fields add the biases (fp32 unless
+    (Borras et al., arXiv 2512.10602); the ``*_with_biases`` fields add the biases (fp32 unless
     ``quantize_bias``)."""
     layers: list[BayesianLayer] = bayesian_layers(model)
     n_weights = sum(layer.weight_mu.numel() for layer in layers)

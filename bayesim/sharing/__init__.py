@@ -1,5 +1,5 @@
 """Stochastic weight sharing: a codebook of 2D Gaussians over (μ, σ), merged by Wasserstein
-distance, with alpha blending (Lin et al., AISTATS 2025; reference/seeds.md part B)."""
+distance, with alpha blending (Lin et al., AISTATS 2025, arXiv 2505.17856)."""
 
 from bayesim.sharing.codebook import Codebook, SharingConfig, build_codebook, merge_gaussians
 from bayesim.sharing.model import SharedNet

@@ -1,6 +1,7 @@
 """The codebook of stochastic weight sharing: one global k-means over the (μ, σ) points of every
 weight, outliers, one 2D Gaussian per cluster, ellipse points with alpha blending, and the
-Wasserstein merge (reference/seeds.md §B.2, steps 1b–8; Lin et al., AISTATS 2025).
+Wasserstein merge (Lin et al., AISTATS 2025, Algorithm 1; released code
+github.com/gfhvbjk/Anonymous, init_gmm.py and 2DGBNNs_train.py).
 
 A network's weights (all Bayesian layers, biases excluded, concatenated in module order and
 flattened) fall into three kinds, recorded in one int16 label per weight:
@@ -48,7 +49,8 @@ _DENSITY_CHUNK = 4096
 
 class SharingConfig(StrictModel):
     """Stochastic weight sharing: codebook, outlier and merge rules, and the training stages.
-    Defaults are the released code's (reference/seeds.md §B.4) unless marked [R]."""
+    Defaults are the released code's (github.com/gfhvbjk/Anonymous, commit ad31235) unless
+    marked [R]."""
 
     n_clusters: int = Field(default=256, ge=1, le=MAX_CLUSTERS)
     """K of the global k-means. The code's 6,000 is for 11 M weights; 256 (its older

@@ -1,5 +1,5 @@
 """Closed-form algebra of 2D Gaussians over the (μ, σ) plane of a BNN's weights
-(reference/seeds.md §B.2, "Stochastic Weight Sharing", Lin et al. AISTATS 2025).
+("Stochastic Weight Sharing", Lin et al. AISTATS 2025, arXiv 2505.17856).
 
 Every function is batched over a leading axis of K Gaussians, given as centres ``c`` [K, 2] and
 lower Cholesky factors ``L`` [K, 2, 2] (Σ = L·Lᵀ), and works in float64 where precision matters.
@@ -22,7 +22,8 @@ import torch
 
 CHI2_2DOF_95 = 5.991464547107979
 """χ² quantile with 2 degrees of freedom at 0.95, −2·ln(0.05): a point with Mahalanobis d² above
-it lies outside its cluster's 95 % ellipse (reference/seeds.md §B.2, step 3)."""
+it lies outside its cluster's 95 % ellipse (Lin et al., AISTATS 2025, Algorithm 1 step 5; released
+code 2DGBNNs_train.py)."""
 EIGEN_FLOOR = 0.0
 """Eigenvalue clamp of the matrix square roots (module docstring: not the code's 1e-10)."""
 COVARIANCE_JITTER = 1e-12

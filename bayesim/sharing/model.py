@@ -1,5 +1,6 @@
 """The shared-Gaussian network: a codebook (bayesim.sharing.codebook) driving the layers of a
-bayesim architecture (reference/seeds.md §B.2, steps 5–7).
+bayesim architecture (Lin et al., AISTATS 2025; released code github.com/gfhvbjk/Anonymous,
+2DGBNNs_train.py).
 
 One Monte-Carlo sample draws **one** value per shared Gaussian, z_k[0] = c_k[0] + L_k[0,0]·ε_k
 (the μ-coordinate of z_k ~ N(c_k, L_k L_kᵀ); with a lower Cholesky factor it depends on ε_k[0]
@@ -8,11 +9,12 @@ w_j = m_j + s_j·ε_j; ellipse points take the deterministic blend α·c_a[0] + 
 layers then run their plain operation (linear map or convolution) on these weights, functionally,
 so the likelihood's gradient reaches c, L, m and s (``gradient = True``). ``gradient = False`` is
 the released code's variant: the sampled weights are detached, so only the KL term trains the
-variational parameters (reference/seeds.md §B.6, caveat 1). Biases are deterministic and frozen at
-the fine-tuned means, as the code keeps every non-weight parameter of the earlier stages.
+variational parameters (its 2DGBNNs_train.py passes the samples through ``.detach()``). Biases
+are deterministic and frozen at the fine-tuned means, as the code keeps every non-weight parameter
+of the earlier stages.
 
 The objective is the ELBO against the **empirical-Bayes prior**: the prior of every Gaussian and
-outlier is its initial fit, so KL = 0 at the start (§B.2, step 5).
+outlier is its initial fit, so KL = 0 at the start (as in the released 2DGBNNs_train.py).
 """
 
 import copy

@@ -1,4 +1,4 @@
-"""The stages of stochastic weight sharing (reference/seeds.md §B.2; Lin et al., AISTATS 2025):
+"""The stages of stochastic weight sharing (Lin et al., AISTATS 2025, Algorithm 1; released code):
 
 0. :func:`pretrain` — a deterministic network (cross-entropy on the means);
 1. :func:`finetune` — stochastic fine-tuning of (μ, ρ) from the pretrained means, capturing

@@ -1,4 +1,4 @@
-"""The reproduction grid of "Uncertainty-Preserving QBNNs" (reference/seeds.md part A).
+"""The reproduction grid of "Uncertainty-Preserving QBNNs" (Borras et al., arXiv 2512.10602).
 
 For every seed: train the fp32 BNN of ``[base]`` once, evaluate it, then for every strategy × bit
 width × mode (PTQ, QAT) quantize that same model and evaluate the digital predictor; then the
