@@ -6,6 +6,7 @@ atomically).
 """
 
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -76,13 +77,20 @@ def _writable_under(path: Path) -> None:
             if not ancestor.is_dir():
                 raise typer.BadParameter(f"{ancestor} is a file, so nothing can be written under "
                                          f"it; choose another path")
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                raise typer.BadParameter(f"{ancestor} is not writable; choose a path where you "
+                                         f"may write")
             return
 
 
 def output_directory(path: Path) -> Path:
-    """``--out`` of a command that writes a directory: it may exist (as a directory) or not."""
+    """``--out`` of a command that writes a directory: it may exist (as a writable directory) or
+    not."""
     if path.exists() and not path.is_dir():
         raise typer.BadParameter(f"{path} is a file; give a directory (it is created if missing)")
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"{path} is not writable; choose a directory where you may "
+                                 f"write")
     _writable_under(path)
     return path
 

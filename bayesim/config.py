@@ -52,6 +52,9 @@ class ExperimentConfig(StrictModel):
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a directory; give the TOML file, e.g. "
+                          f"experiments/machine_pcm.toml")
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
     try:

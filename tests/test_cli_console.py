@@ -155,3 +155,21 @@ def test_devices_plot_writes_png_and_pdf(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "rram.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "rram.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_a_directory_where_a_file_goes_is_named(checkpoint: tuple[Path, dict],
+                                                tmp_path: Path) -> None:
+    path, env = checkpoint
+    out = tmp_path / "out"
+    done = bayesim("simulate", "--checkpoint", path, "--out", out, "--config", tmp_path, env=env)
+    assert_refused(done, "is a directory; give the TOML file", out)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_out_is_refused_before_any_work(checkpoint: tuple[Path, dict],
+                                                      tmp_path: Path) -> None:
+    path, env = checkpoint
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    done = bayesim("simulate", "--checkpoint", path, "--out", locked / "run", env=env)
+    assert_refused(done, "is not writable")
