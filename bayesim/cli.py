@@ -276,7 +276,9 @@ def demo(
                                       callback=output_directory)] = Path("runs/demo"),
     config: ConfigOption = None,
     set_: Annotated[list[str] | None, set_option(
-        "train.epochs=5", "data, model, train, eval, quant, hardware, cost")] = None,
+        "train.epochs=5", "data, model, train, eval, quant, cost and [hardware] but its "
+                          "device, mapping, copies and devices_per_weight, which the demo sets")]
+    = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -313,8 +315,8 @@ def train(
                                          help="TOML experiment config (see experiments/).")],
     out: OutOption,
     set_: Annotated[list[str] | None, set_option(
-        "train.epochs=5", "any section (the checkpoint keeps them as the defaults of later "
-                          "commands)")]
+        "train.epochs=5", "any section but [sharing] (the checkpoint keeps them as the defaults "
+                          "of later commands)")]
     = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -382,7 +384,8 @@ def quantize(
         "--config", metavar="FILE", help="TOML with [quant] (and optionally [data], [train], "
                                          "[eval], [cost]).")] = None,
     set_: Annotated[list[str] | None, set_option(
-        "quant.qat_lr=1e-4", "data, train, eval, quant, cost")] = None,
+        "quant.qat_lr=1e-4", "data, eval, quant, cost and train.batch_size, train.kl_weight, "
+                             "train.mc_train")] = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -451,7 +454,9 @@ def simulate(
              "experiments/machine_pcm.toml and docs/machine.md for every key and its unit.")]
     = None,
     set_: Annotated[list[str] | None, set_option(
-        "hardware.drift_time=86400 (seconds)", "data, eval, hardware, cost")] = None,
+        "hardware.drift_time=86400 (seconds)",
+        "data, eval, hardware, cost (with --train-constrained also train.batch_size, "
+        "train.kl_weight, train.mc_train, quant.qat_lr)")] = None,
     train_constrained: Annotated[int, typer.Option(
         "--train-constrained", metavar="EPOCHS",
         help="First fine-tune this many epochs with σ tied to the device law (M1/M4), then "
@@ -475,10 +480,11 @@ def simulate(
 
     from bayesim.pipeline import simulate_checkpoint
 
-    overrides = _with_samples(_sets(set_, "simulate"), samples, data)
     if train_constrained < 0:
         raise ConfigError(f"--train-constrained must be a number of epochs ≥ 0, got "
                           f"{train_constrained}")
+    command = "simulate --train-constrained" if train_constrained > 0 else "simulate"
+    overrides = _with_samples(_sets(set_, command), samples, data)
     _report_on_checkpoint(partial(simulate_checkpoint, constrained_epochs=train_constrained),
                           checkpoint, out, config, overrides, quiet, as_json)
 

@@ -105,18 +105,52 @@ TOP_LEVEL_KEYS = ("name", "seed")
 """Keys of ExperimentConfig that are values, not sections: every command takes them."""
 
 
-def check_override_sections(overrides: Sequence[str], sections: Sequence[str],
+def is_used(keys: Sequence[str], uses: Sequence[str]) -> bool:
+    """Whether a command that uses ``uses`` reads the dotted key ``keys``: ``uses`` names whole
+    sections ("data") or single keys ("train.batch_size")."""
+    if len(keys) == 1 and keys[0] in TOP_LEVEL_KEYS:
+        return True
+    return keys[0] in uses or (len(keys) > 1 and f"{keys[0]}.{keys[1]}" in uses)
+
+
+def describe_uses(uses: Sequence[str]) -> str:
+    """``uses`` in words: whole sections, then a section's single keys in parentheses."""
+    whole = [u for u in uses if "." not in u]
+    partial: dict[str, list[str]] = {}
+    for use in uses:
+        if "." in use:
+            section, key = use.split(".", 1)
+            partial.setdefault(section, []).append(key)
+    parts = whole + [f"{section} ({', '.join(keys)})" for section, keys in partial.items()]
+    return f"{', '.join(parts)} (and {', '.join(TOP_LEVEL_KEYS)})"
+
+
+def unused_key_error(key: str, uses: Sequence[str], command: str, given: str) -> ConfigError:
+    keys = key.split(".")
+    what = (f"[{keys[0]}]" if not any(u.split(".")[0] == keys[0] for u in uses)
+            else ".".join(keys[:2]))
+    return ConfigError(f"{given}: {command} does not use {what}; it takes keys of "
+                       f"{describe_uses(uses)}")
+
+
+def check_override_sections(overrides: Sequence[str], uses: Sequence[str],
                             command: str) -> None:
-    """Refuse a ``--set`` key of a section that ``command`` does not use (it would be ignored
-    silently), naming the sections it takes."""
+    """Refuse a ``--set`` key that ``command`` does not use (it would be ignored silently),
+    naming what it takes (``uses``: :func:`is_used`)."""
     for text in overrides:
         keys, _ = parse_override(text)
-        if len(keys) == 1 and keys[0] in TOP_LEVEL_KEYS:
-            continue
-        if keys[0] not in sections:
-            raise ConfigError(f"--set {text}: {command} does not use [{keys[0]}]; it takes "
-                              f"--set keys of {', '.join(sections)} (and "
-                              f"{', '.join(TOP_LEVEL_KEYS)})")
+        if not is_used(keys, uses):
+            raise unused_key_error(".".join(keys), uses, command, f"--set {text}")
+
+
+def check_file_sections(data: dict[str, Any], uses: Sequence[str], command: str,
+                        path: str | os.PathLike[str]) -> None:
+    """Refuse a key of a ``--config`` file that ``command`` does not use."""
+    for section, value in data.items():
+        keys = [f"{section}.{k}" for k in value] if isinstance(value, dict) else [section]
+        for key in keys:
+            if not is_used(key.split("."), uses):
+                raise unused_key_error(key, uses, command, f"{path}: {key}")
 
 
 def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = (),

@@ -20,7 +20,13 @@ from bayesim.bnn.checkpoint import load_checkpoint, save_checkpoint
 from bayesim.bnn.layers import bayesian_layers, sampling
 from bayesim.bnn.models import build_model
 from bayesim.bnn.train import EpochStats, TrainConfig, fit
-from bayesim.config import ExperimentConfig, apply_overrides, read_toml, validate
+from bayesim.config import (
+    ExperimentConfig,
+    apply_overrides,
+    check_file_sections,
+    read_toml,
+    validate,
+)
 from bayesim.constrained import constrain_model, constraint_report, export_constrained
 from bayesim.cost import check_cards, digital_cost, machine_cost, shared_digital_cost
 from bayesim.data.dirty import Benchmark, build_benchmark
@@ -55,21 +61,41 @@ CHECKPOINT_NAME = "model.safetensors"
 DIGITAL_DEMO_DIR = "digital"
 EVALUATE_SECTIONS = ("data", "eval", "cost")
 SIMULATE_SECTIONS = ("data", "eval", "hardware", "cost")
-QUANTIZE_SECTIONS = ("data", "train", "eval", "quant", "cost")
-"""[train]: batch size, KL weight and MC samples of QAT; [model] comes from the checkpoint."""
+QAT_KEYS = ("train.batch_size", "train.kl_weight", "train.mc_train")
+"""What fine-tuning (QAT, device-constrained training) takes from [train]; its epochs and
+learning rate are quant.qat_epochs (or --train-constrained) and quant.qat_lr."""
+QUANTIZE_SECTIONS = ("data", "eval", "quant", "cost", *QAT_KEYS)
+CONSTRAINED_SECTIONS = (*SIMULATE_SECTIONS, *QAT_KEYS, "quant.qat_lr")
+"""simulate --train-constrained: the chip's sections and what its fine-tuning reads."""
 ALL_SECTIONS = ("data", "model", "train", "eval", "quant", "hardware", "sharing", "cost")
+
+DEMO_ANALOG: dict[str, dict[str, Any]] = {
+    # IBM's PCM model as a quenched ensemble of 8 programmed copies (M3): its programming noise
+    # is the sampler. Under M1 (per-read noise) the card's frozen programming and 1/f errors,
+    # about 3x its per-read σ, dominate (docs/results/machine.md)
+    "analog_pcm": {"device": "pcm_ibm_2020", "mapping": "M3", "copies": 8},
+    # Lin et al. 2023's RRAM, three devices per side summed (M4), as their chip does
+    "analog_rram": {"device": "rram_lin2023", "mapping": "M4", "devices_per_weight": 3},
+}
+"""The demo's analog rows: ``config.hardware`` with these changes (docs/machine.md)."""
+
 COMMAND_SECTIONS = {
-    # train and share store their whole config in the checkpoint: it is the default of every
-    # later evaluate, quantize and simulate of that checkpoint
-    "train": ALL_SECTIONS,
+    # train stores its whole config in the checkpoint: the defaults of every later evaluate,
+    # quantize and simulate of it ([sharing] excepted: nothing reads it from a mean-field one)
+    "train": tuple(s for s in ALL_SECTIONS if s != "sharing"),
     "share": ALL_SECTIONS,
     "evaluate": EVALUATE_SECTIONS,
     "quantize": QUANTIZE_SECTIONS,
     "simulate": SIMULATE_SECTIONS,
-    "demo": tuple(s for s in ALL_SECTIONS if s != "sharing"),
+    "simulate --train-constrained": CONSTRAINED_SECTIONS,
+    # the demo's chips take [hardware] but set these keys themselves (DEMO_ANALOG)
+    "demo": (*(s for s in ALL_SECTIONS if s not in ("sharing", "hardware")),
+             *(f"hardware.{key}" for key in HardwareConfig.model_fields
+               if not any(key in change for change in DEMO_ANALOG.values()))),
 }
-"""The config sections each command uses: a ``--set`` key of any other section is refused
-(bayesim.config.check_override_sections) instead of being ignored."""
+"""What each command uses (whole sections, or "section.key" for single keys): a ``--set`` or
+``--config`` key of anything else is refused (bayesim.config.check_override_sections,
+check_file_sections) instead of being ignored."""
 
 
 @dataclass
@@ -141,14 +167,10 @@ def evaluation_config(checkpoint_experiment: dict[str, Any], config_path: str | 
     merged = dict(checkpoint_experiment)
     if config_path is not None:
         file_data = read_toml(config_path)
-        foreign = sorted(set(file_data) - set(sections) - {"name"})
-        if foreign:
-            raise ConfigError(f"{config_path}: {command} takes only the sections "
-                              f"{', '.join(sections)} from --config, "
-                              f"not {', '.join(foreign)}")
-        for section in sections:
-            if section in file_data:
-                merged[section] = {**merged.get(section, {}), **file_data[section]}
+        check_file_sections(file_data, sections, command, config_path)
+        for section, value in file_data.items():
+            merged[section] = ({**merged.get(section, {}), **value} if isinstance(value, dict)
+                               else value)
     return validate(ExperimentConfig, apply_overrides(merged, overrides),
                     "the checkpoint's config" + (f" with {config_path}" if config_path else ""))
 
@@ -270,17 +292,6 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
                                               "source_checkpoint": str(checkpoint)})
 
 
-DEMO_ANALOG: dict[str, dict[str, Any]] = {
-    # IBM's PCM model as a quenched ensemble of 8 programmed copies (M3): its programming noise
-    # is the sampler. Under M1 (per-read noise) the card's frozen programming and 1/f errors,
-    # about 3x its per-read σ, dominate (docs/results/machine.md)
-    "analog_pcm": {"device": "pcm_ibm_2020", "mapping": "M3", "copies": 8},
-    # Lin et al. 2023's RRAM, three devices per side summed (M4), as their chip does
-    "analog_rram": {"device": "rram_lin2023", "mapping": "M4", "devices_per_weight": 3},
-}
-"""The demo's analog rows: ``config.hardware`` with these changes (docs/machine.md)."""
-
-
 DEMO_SAMPLES = 30
 """Monte-Carlo samples per prediction of the demo's four rows when the config leaves
 ``eval.n_samples`` unset (other commands: 100). The guideline sweeps found S = 10–30 enough
@@ -379,7 +390,10 @@ def simulate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentCon
                 model, hw, inputs, config.eval.n_samples, config.seed, on_step=step,
                 reference=reference, machine=machine)
         if config.eval.n_samples >= 4:
-            hardware["sampling"] = sampling_report(reference["clean"], hw.read_correlation)
+            states = hardware["scheme"].get("programmed_states")
+            hardware["sampling"] = sampling_report(
+                reference["clean"], hw.read_correlation,
+                states if hardware["scheme"].get("realised") == "copies" else None)
     result.report["hardware"] = hardware
     result.report["cost"] = machine_cost(machine, config.eval.n_samples, config.cost,
                                          benchmark.test["clean"].x)
@@ -435,13 +449,21 @@ def simulate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
                                    overrides or [], SIMULATE_SECTIONS, "simulate")
         benchmark = build_benchmark(config.data, config.seed)
         chip = simulate_shared(shared.net, benchmark, config, progress)
+        # the chip programs every weight to its codebook entry's marginal and draws each weight
+        # independently: its software reference is that mean-field export, not the shared
+        # sampler (one draw per Gaussian, shared by its members)
+        exported = shared.net.export_mean_field()
         reference = cached_reference(
             checkpoint, reference_settings(benchmark, config),
-            lambda: evaluate_shared(shared.net, benchmark, config, progress=progress).report)
+            lambda: evaluate_model(exported, benchmark, config, progress).report,
+            note="the software predictor of the shared checkpoint's mean-field export (each "
+                 "weight drawn independently from its codebook entry's marginal, as the chip "
+                 "draws it), same S, data and seed")
         return write_evaluation(with_verdict(chip, reference), out_dir, extra)
     model, metadata = load_model(checkpoint)
+    command = "simulate --train-constrained" if constrained_epochs > 0 else "simulate"
     config = evaluation_config(metadata.get("experiment", {}), config_path, overrides or [],
-                               SIMULATE_SECTIONS, "simulate")
+                               COMMAND_SECTIONS[command], command)
     check_cards(config.cost, device_technology(config.hardware))
     benchmark = build_benchmark(config.data, config.seed)
     check_own_data(model, benchmark, config, metadata)

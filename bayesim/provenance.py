@@ -3,6 +3,7 @@ the commit (and whether the tree had uncommitted changes). Reports carry it, `--
 it."""
 
 import functools
+import hashlib
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,18 @@ def _git(*args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
+
+
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 over the names and bytes of every module of the installed bayesim package: changes
+    whenever the code does, committed or not (it keys cached results)."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(f"{path.relative_to(root)}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 @functools.cache

@@ -1,8 +1,10 @@
 """The last step before a report is written: its provenance stamped in, its floats rounded.
 
-Every float of a report is written with :data:`SIGNIFICANT` significant digits, whatever section
-it comes from, so that a report reads consistently and does not pretend to a precision that no
-Monte-Carlo estimate in it has (docs/reports.md). Integers, strings and None pass unchanged.
+Every measured float of a report is written with :data:`SIGNIFICANT` significant digits, whatever
+section it comes from, so that a report reads consistently and does not pretend to a precision
+that no Monte-Carlo estimate in it has (docs/reports.md). The inputs the run was given stay as
+given (:data:`AS_GIVEN`: the configs, the data's description, the provenance), and integers,
+strings and None pass unchanged.
 """
 
 import datetime
@@ -22,13 +24,18 @@ are probabilities and W₂ distances whose Monte-Carlo standard errors are ≥ 1
 sets' sizes, so six digits keep two guard digits below any difference that means something."""
 
 
+AS_GIVEN = ("config", "predictor", "periphery", "data", "provenance")
+"""Keys whose values are inputs, not measurements: never rounded (a drift_time of 31557601 s
+stays 31557601)."""
+
+
 def rounded(value: Any, digits: int = SIGNIFICANT) -> Any:
-    """``value`` with every float (in any dict or list inside it) rounded to ``digits``
-    significant digits; NaN and ±inf unchanged."""
+    """``value`` with every float (in any dict or list inside it, except under the keys of
+    :data:`AS_GIVEN`) rounded to ``digits`` significant digits; NaN and ±inf unchanged."""
     if isinstance(value, float):
         return value if not math.isfinite(value) or value == 0 else float(f"{value:.{digits}g}")
     if isinstance(value, dict):
-        return {k: rounded(v, digits) for k, v in value.items()}
+        return {k: v if k in AS_GIVEN else rounded(v, digits) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [rounded(v, digits) for v in value]
     return value

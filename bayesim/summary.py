@@ -3,6 +3,8 @@
 
 from typing import Any
 
+from bayesim.reports import rounded
+
 HEADLINE = (("accuracy", "in_distribution"), ("nll", "in_distribution"),
             ("ece", "in_distribution"), ("auroc_aleatoric", "uncertainty"),
             ("auroc_epistemic", "uncertainty"), ("auroc_epistemic_pe", "uncertainty"))
@@ -28,7 +30,7 @@ def summary_row(report: dict[str, Any]) -> dict[str, Any]:
     energy = cost.get("energy_per_inference_J")
     energy_sample = cost.get("energy_per_sample_J")
     latency = cost.get("latency_per_inference_s")
-    return {
+    return rounded({
         "predictor": label(report["predictor"]),
         "kind": report["predictor"]["kind"],
         "n_samples": report["n_samples"],
@@ -42,4 +44,4 @@ def summary_row(report: dict[str, Any]) -> dict[str, Any]:
         "energy_per_sample_nJ": None if energy_sample is None else energy_sample * 1e9,
         "latency_per_inference_us": None if latency is None else latency * 1e6,
         "verdict": (report.get("verdict") or {}).get("status"),
-    }
+    })

@@ -15,8 +15,11 @@ of the chip's report (docs/reports.md):
 :data:`AUROC_DROP`) *and* larger than :data:`Z` standard errors of the difference, so that a
 small test set's noise raises no warning. The standard errors treat the two runs as independent
 samples of their test sets: the binomial one for accuracy, Hanley & McNeil's (Radiology 143, 29,
-1982, eq. 2) for an AUROC. Both runs see the same images, so these overstate the error of the
-difference (a conservative test: it warns less, never more).
+1982) for an AUROC. Both runs see the same images, and their errors on them are positively
+correlated, so the independent standard error of the difference is larger than the paired one:
+the test is conservative (a small real drop on a small test set may go unflagged). Hanley &
+McNeil's formula is itself an approximation (exact for exponentially distributed scores), so
+"3 standard errors" is approximate too.
 
 The reference of a checkpoint is cached (:func:`cached_reference`): a second chip run of the same
 checkpoint, data, S and seed reuses it.
@@ -31,8 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bayesim import __version__
 from bayesim.atomic import write_json
+from bayesim.provenance import code_digest
 from bayesim.summary import HEADLINE, headline
 
 ACCURACY_DROP = 0.02
@@ -47,7 +50,8 @@ standard errors raises a warning: the S = 10 / 30 / 100 spread of the guideline 
 0.004 (docs/results/guidelines.md), so 0.05 is an uncertainty estimate that has changed."""
 
 Z = 3.0
-"""Standard errors a drop must exceed to be more than test-set noise (two-sided p ≈ 0.003)."""
+"""Standard errors a drop must exceed to be more than test-set noise (one-sided p ≈ 0.0013 for a
+normal difference)."""
 
 CACHE_ENV = "BAYESIM_CACHE"
 REALISED_FAILS = "realised posterior fails"
@@ -55,10 +59,14 @@ REALISED_FAILS = "realised posterior fails"
 warned of it when it compiled; bayesim.machine.machine)."""
 
 
-def reference_section(report: dict[str, Any], cached: bool) -> dict[str, Any]:
+SAME_CHECKPOINT = "the software predictor of the same checkpoint, same S, data and seed"
+
+
+def reference_section(report: dict[str, Any], cached: bool,
+                      note: str = SAME_CHECKPOINT) -> dict[str, Any]:
     """The ``reference`` section of a chip's report from the software reference's ``report``."""
     return {
-        "note": "the software predictor of the same checkpoint, same S, data and seed",
+        "note": note,
         "predictor": report["predictor"],
         "n_samples": report["n_samples"],
         "seed": report["seed"],
@@ -146,18 +154,20 @@ def cache_dir() -> Path:
 
 def reference_key(checkpoint: str | os.PathLike[str], settings: dict[str, Any]) -> str:
     """SHA-256 of the checkpoint's bytes, the ``settings`` that decide its software evaluation
-    (data, eval, seed) and the bayesim version."""
+    (the data found, with the digests of a user's own files; eval; seed) and the code (every
+    module of the package, bayesim.provenance.code_digest)."""
     digest = hashlib.sha256()
     with open(checkpoint, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    digest.update(json.dumps({"settings": settings, "version": __version__},
+    digest.update(json.dumps({"settings": settings, "code": code_digest()},
                              sort_keys=True).encode())
     return digest.hexdigest()
 
 
 def cached_reference(checkpoint: str | os.PathLike[str], settings: dict[str, Any],
-                     compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+                     compute: Callable[[], dict[str, Any]],
+                     note: str = SAME_CHECKPOINT) -> dict[str, Any]:
     """The ``reference`` section of a chip run of ``checkpoint``: from the cache
     (:func:`cache_dir`/references) when a run with the same checkpoint bytes and ``settings`` made
     it, else from ``compute()`` (the software report), then cached. A cache that cannot be read
@@ -167,7 +177,7 @@ def cached_reference(checkpoint: str | os.PathLike[str], settings: dict[str, Any
         return {**json.loads(path.read_text()), "from_cache": True}
     except (OSError, ValueError):
         pass
-    section = reference_section(compute(), cached=False)
+    section = reference_section(compute(), cached=False, note=note)
     with contextlib.suppress(OSError):
         write_json(path, section)
     return section

@@ -108,7 +108,11 @@ def test_demo_with_overrides(data_root: Path, tiny_overrides: list[str], tmp_pat
         assert (tmp_path / "demo" / name / "sigma_realised.png").is_file()
         # the chip's verdict is against the fp32 row: same model, S, data and seed
         assert analog["reference"]["accuracy"] == report["in_distribution"]["accuracy"]
-        assert analog["verdict"]["status"] in ("ok", "warning")
+        judged = analog["verdict"]
+        assert judged["status"] == ("warning" if judged["warnings"] else "ok")
+        assert judged["differences"]["accuracy"] == pytest.approx(
+            analog["in_distribution"]["accuracy"] - report["in_distribution"]["accuracy"],
+            abs=2e-6)
 
 
 def test_quantize_then_evaluate_the_quantized_checkpoint(

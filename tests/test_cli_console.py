@@ -13,6 +13,13 @@ import pytest
 from tests.conftest import write_dataset
 
 CONSOLE = Path(sys.executable).parent / "bayesim"
+
+
+def checkpoint_experiment(path: Path) -> dict:
+    """The experiment config stored in a checkpoint."""
+    from bayesim.bnn.checkpoint import load_checkpoint
+
+    return load_checkpoint(path).metadata["experiment"]
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -49,18 +56,47 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return root / "run" / "model.safetensors", env
 
 
-@pytest.mark.parametrize("command,key", [
-    ("simulate", "train.epochs=5"),     # the example its own --help used to give
-    ("evaluate", "model.prior_std=0.1"),
-    ("quantize", "hardware.adc_bits=6"),
+@pytest.mark.parametrize("command,key,what", [
+    ("simulate", "train.epochs=5", "[train]"),     # the example its own --help used to give
+    ("evaluate", "model.prior_std=0.1", "[model]"),
+    ("quantize", "hardware.adc_bits=6", "[hardware]"),
+    ("quantize", "train.epochs=3", "train.epochs"),    # QAT runs quant.qat_epochs
 ])
 def test_a_set_key_the_command_does_not_use_is_refused(
-        command: str, key: str, checkpoint: tuple[Path, dict], tmp_path: Path) -> None:
+        command: str, key: str, what: str, checkpoint: tuple[Path, dict],
+        tmp_path: Path) -> None:
     path, env = checkpoint
     out = tmp_path / "out"
     done = bayesim(command, "--checkpoint", path, "--out", out, "-q", "--set", key, env=env)
-    section = key.split(".")[0]
-    assert_refused(done, f"{command} does not use [{section}]; it takes --set keys of", out)
+    assert_refused(done, f"--set {key}: {command} does not use {what}; it takes keys of", out)
+
+
+@pytest.mark.parametrize("argv,what", [
+    (["demo", "--set", "hardware.device='rram_lin2023'"], "hardware.device"),  # its chips set it
+    (["train", "--config", "experiments/dirty_mnist_lenet.toml", "--set",
+      "sharing.n_clusters=8"], "[sharing]"),
+])
+def test_keys_the_demo_and_train_would_ignore_are_refused(argv: list[str], what: str,
+                                                          tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert_refused(bayesim(*argv, "--out", out, "-q"), f"does not use {what}", out)
+
+
+def test_the_keys_fine_tuning_reads_are_accepted(checkpoint: tuple[Path, dict],
+                                                 tmp_path: Path) -> None:
+    """simulate --train-constrained reads quant.qat_lr and train.batch_size; quantize reads
+    train.batch_size: the key check lets them through, and they take effect."""
+    path, env = checkpoint
+    done = bayesim("simulate", "--checkpoint", path, "--out", tmp_path / "c", "-q",
+                   "--train-constrained", 1, "--samples", 2, "--set", "quant.qat_lr=3e-4",
+                   "--set", "train.batch_size=32", "--set", "hardware.mapping=M1",
+                   "--set", "hardware.decomposition_inputs=0", env=env)
+    assert done.returncode == 0, done.stderr
+    stored = checkpoint_experiment(tmp_path / "c" / "model.safetensors")
+    assert stored["quant"]["qat_lr"] == 3e-4 and stored["train"]["batch_size"] == 32
+    done = bayesim("quantize", "--checkpoint", path, "--out", tmp_path / "q", "-q",
+                   "--qat-epochs", 1, "--set", "train.batch_size=32", env=env)
+    assert done.returncode == 0, done.stderr
 
 
 def test_an_out_file_is_refused_before_any_work(checkpoint: tuple[Path, dict],
@@ -107,8 +143,13 @@ def test_help_keeps_brackets_names_types_in_words_and_gives_an_example() -> None
 
 
 def test_version() -> None:
+    from bayesim import __version__
+    from bayesim.provenance import provenance
+
     done = bayesim("--version")
-    assert done.returncode == 0 and done.stdout.startswith("bayesim 0.")
+    commit = provenance()["git_commit"]
+    expected = f"bayesim {__version__}" + (f" (git {commit[:12]})" if commit else "")
+    assert done.returncode == 0 and done.stdout.strip() == expected
 
 
 def test_json_on_data_and_devices(checkpoint: tuple[Path, dict]) -> None:

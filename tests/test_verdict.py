@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from bayesim import __version__
 from bayesim.cli import main
 from bayesim.verdict import (
     ACCURACY_DROP,
@@ -20,31 +21,46 @@ from bayesim.verdict import (
 )
 
 
-def report(accuracy: float, auroc_mi: float, n: int = 10_000, not_realised=()) -> dict:
-    """A made-up report with the keys a verdict reads."""
+def report(accuracy: float, auroc_mi: float, n: int = 10_000, not_realised=(),
+           n_ood: int | None = None) -> dict:
+    """A made-up report with the keys a verdict reads (``n`` clean, ``n_ood`` OOD images)."""
     hardware = {"realised_posterior": {"not_realised": list(not_realised),
                                        "layers": [{}, {}]}}
     return {"predictor": {"kind": "analog", "label": "chip"}, "n_samples": 10, "seed": 0,
             "in_distribution": {"accuracy": accuracy, "nll": 0.3, "ece": 0.02, "n": n},
             "uncertainty": {"auroc_aleatoric": 0.9, "auroc_epistemic": auroc_mi,
                             "auroc_epistemic_pe": 0.9,
-                            "subsets": {"clean": {"n": n}, "ood": {"n": n}}},
+                            "subsets": {"clean": {"n": n}, "ood": {"n": n_ood or n // 2}}},
             "hardware": hardware}
 
 
 def test_hanley_mcneil_standard_error_matches_simulated_aurocs() -> None:
-    """400 replicate data sets of binormal scores (AUROC ≈ 0.76): the spread of their AUROCs
-    (scikit-learn's, an independent implementation) agrees with the closed form within 15 % (the
-    standard deviation of 400 draws has a relative standard error of 1/√800 ≈ 3.5 %)."""
+    """Hanley & McNeil's formula is exact for exponentially distributed scores: 600 replicate
+    data sets of 1,000 negatives and 50 positives (AUROC 2/3), their AUROCs by scikit-learn (an
+    independent implementation). The spread agrees with the closed form within 10 % (the
+    standard deviation of 600 draws has a relative standard error of 1/√1200 ≈ 2.9 %); with the
+    two counts swapped the formula is 15 % off, so the test tells the argument order apart."""
     rng = np.random.default_rng(0)
-    n_neg, n_pos = 300, 200
+    n_neg, n_pos = 1000, 50
     aucs = []
-    for _ in range(400):
-        neg, pos = rng.normal(0, 1, n_neg), rng.normal(1, 1, n_pos)
-        aucs.append(roc_auc_score(np.r_[np.zeros(n_neg), np.ones(n_pos)], np.r_[neg, pos]))
+    labels = np.r_[np.zeros(n_neg), np.ones(n_pos)]
+    for _ in range(600):
+        neg, pos = rng.exponential(1.0, n_neg), rng.exponential(2.0, n_pos)
+        aucs.append(roc_auc_score(labels, np.r_[neg, pos]))
     spread = float(np.std(aucs, ddof=1))
-    predicted = auroc_se(float(np.mean(aucs)), n_neg, n_pos)
-    assert abs(predicted / spread - 1) < 0.15, (predicted, spread)
+    mean = float(np.mean(aucs))
+    assert abs(mean - 2 / 3) < 0.005
+    assert abs(auroc_se(mean, n_neg, n_pos) / spread - 1) < 0.10
+    assert abs(auroc_se(mean, n_pos, n_neg) / spread - 1) > 0.12
+
+
+def test_the_verdict_takes_clean_as_negatives_and_ood_as_positives() -> None:
+    reference = reference_section(report(0.95, 0.90, n=5000, n_ood=40), cached=False)
+    judged = verdict(report(0.95, 0.85, n=5000, n_ood=40), reference)
+    expected = math.hypot(auroc_se(0.85, 5000, 40), auroc_se(0.90, 5000, 40))
+    assert judged["standard_errors"]["auroc_epistemic"] == pytest.approx(expected)
+    assert expected != pytest.approx(math.hypot(auroc_se(0.85, 40, 5000),
+                                                auroc_se(0.90, 40, 5000)))
 
 
 def test_binomial_standard_error() -> None:
@@ -122,8 +138,25 @@ def test_simulate_prints_the_software_reference_and_warns_when_the_chip_fails(
     assert "does not realise layer 0" in err  # warned once by the machine, not again
     assert err.count("does not realise layer 0") == 1
     assert len(list((reference_cache / "references").glob("*.json"))) == 1
+    assert chip["verdict"]["status"] == ("warning" if chip["verdict"]["warnings"] else "ok")
+    assert chip["provenance"]["version"] == __version__
     assert main([*args, "--out", str(tmp_path / "again")]) == 0
     again = json.loads((tmp_path / "again" / "report.json").read_text())
     assert again["reference"]["from_cache"] is True
     assert {k: v for k, v in again["reference"].items() if k != "from_cache"} == \
         {k: v for k, v in chip["reference"].items() if k != "from_cache"}
+    # the reference is what `bayesim evaluate` gives at the same S and seed
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "sw"),
+                 "--samples", "4", "-q"]) == 0
+    software = json.loads((tmp_path / "sw" / "report.json").read_text())
+    for key in ("accuracy", "nll", "ece"):
+        assert chip["reference"][key] == pytest.approx(software["in_distribution"][key],
+                                                       rel=1e-5)
+    for key in ("auroc_aleatoric", "auroc_epistemic"):
+        assert chip["reference"][key] == pytest.approx(software["uncertainty"][key], rel=1e-5)
+    # another S is another reference
+    args[args.index("--samples") + 1] = "3"
+    assert main([*args, "--out", str(tmp_path / "s3")]) == 0
+    other = json.loads((tmp_path / "s3" / "report.json").read_text())
+    assert other["reference"]["from_cache"] is False and other["reference"]["n_samples"] == 3
+    capsys.readouterr()

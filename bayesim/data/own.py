@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from bayesim.data.idx import read_images, read_labels
-from bayesim.data.sources import _idx_file, file_digest
+from bayesim.data.sources import _idx_file, file_digest, tree_digest
 from bayesim.errors import DataError
 
 KEYS = ("x_test", "y_test", "x_ood", "x_ambiguous", "x_train", "y_train")
@@ -139,7 +139,7 @@ def own_subsets(path: Path, n_classes: int, mean: float, std: float, n_ambiguous
     info = {
         "benchmark": "own data",
         "file": str(path),
-        "sha256": file_digest(path) if path.is_file() else None,
+        "sha256": file_digest(path) if path.is_file() else tree_digest(path),
         "in_distribution": f"x_test of {path}",
         "ood": f"x_ood of {path}" if "x_ood" in arrays else None,
         "ambiguous": ambiguous,

@@ -243,6 +243,15 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
+def tree_digest(directory: Path) -> str:
+    """SHA-256 over the names and SHA-256s of every file below ``directory``, in sorted order:
+    one digest of a directory of IDX files."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(directory)}\0{file_digest(path)}\n".encode())
+    return digest.hexdigest()
+
+
 def md5_of(path: Path) -> str:
     return file_digest(path, "md5")
 
