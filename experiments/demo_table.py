@@ -4,7 +4,8 @@
     python experiments/demo_table.py runs/demo --write      # store the rows and update README.md
 
 ``--write`` stores the four reports' headline rows (bayesim.summary.summary_row, with each chip's
-worst layer) in docs/results/demo_summary.json and rewrites the block of README.md between the
+worst layer), the run's provenance and each row's evaluation seconds in
+docs/results/demo_summary.json and rewrites the block of README.md between the
 markers below from them; tests/test_docs.py checks that README.md holds exactly the table this
 script renders from that file.
 """
@@ -68,8 +69,13 @@ def readme_block(text: str) -> str:
     return text[start:end].strip("\n")
 
 
-def write(summary: list[dict]) -> None:
-    SUMMARY.write_text(json.dumps({"rows": summary}, indent=1, ensure_ascii=False) + "\n")
+def write(summary: list[dict], demo_dir: Path) -> None:
+    first = json.loads((demo_dir / REPORT_NAME).read_text())
+    stored = {"rows": summary, "provenance": first.get("provenance"),
+              "eval_seconds": {row["predictor"]: seconds for row, seconds in zip(
+                  summary, (json.loads((demo_dir / name / REPORT_NAME).read_text())
+                            .get("eval_seconds") for name in RUNS), strict=True)}}
+    SUMMARY.write_text(json.dumps(stored, indent=1, ensure_ascii=False) + "\n")
     text = README.read_text()
     readme_block(text)  # both markers present
     start, end = text.index(START) + len(START), text.index(END)
@@ -85,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     summary = rows(args.demo_dir)
     if args.write:
-        write(summary)
+        write(summary, args.demo_dir)
     print(render(summary))
 
 
