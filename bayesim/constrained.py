@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bayesim.bnn.layers import attach_generator, bayesian_layers
+from bayesim.bnn.layers import attach_generator, bayesian_layers, inverse_softplus
 from bayesim.crossbar.mapping import choose_alpha
 from bayesim.devices.laws import closed_form
 from bayesim.errors import ConfigError
@@ -117,18 +117,12 @@ def export_constrained(model: nn.Module) -> nn.Module:
             transform = layer.transform
             if isinstance(transform, DeviceConstraint):
                 _, sigma = transform.variational(layer.weight_mu, layer.weight_sigma, "weight")
-                layer.weight_rho.copy_(_softplus_inverse(sigma))
+                layer.weight_rho.copy_(inverse_softplus(sigma, floor=1e-30))
             layer.transform = None
     generator = bayesian_layers(model)[0].generator if bayesian_layers(model) else None
     for layer in bayesian_layers(plain):
         layer.generator = generator
     return plain
-
-
-def _softplus_inverse(sigma: torch.Tensor) -> torch.Tensor:
-    """ρ with softplus(ρ) = σ (σ > 0), stable for small and large σ."""
-    s = sigma.clamp_min(1e-30).double()
-    return torch.where(s > 20, s, torch.log(torch.expm1(s))).to(sigma.dtype)
 
 
 def constraint_report(model: nn.Module) -> list[dict[str, Any]]:

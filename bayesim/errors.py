@@ -10,8 +10,9 @@ class BayesimError(Exception):
     """Base class of every error bayesim reports to a user."""
 
 
-class ConfigError(BayesimError):
-    """A configuration file, override or argument is invalid."""
+class ConfigError(BayesimError, ValueError):
+    """A configuration file, override or argument is invalid (a ValueError too, so that Python
+    code catching the builtin for a bad argument keeps working)."""
 
 
 class DataError(BayesimError):

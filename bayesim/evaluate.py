@@ -9,6 +9,7 @@ of entropies), so memory does not grow with the number of samples S.
 import math
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -20,6 +21,7 @@ from torch import nn
 from bayesim import metrics
 from bayesim.bnn.layers import sampling
 from bayesim.data.dirty import Benchmark
+from bayesim.errors import ConfigError
 from bayesim.quant.strategies import model_memory, quantization_of
 from bayesim.schema import StrictModel
 from bayesim.seeding import derive_seed
@@ -63,6 +65,30 @@ class Predictor(Protocol):
     def memory(self) -> dict[str, Any]: ...
 
 
+def check_samples(n_samples: int) -> None:
+    """A ConfigError unless ``n_samples`` is a positive number of Monte-Carlo samples."""
+    if n_samples < 1:
+        raise ConfigError(f"the number of Monte-Carlo samples must be ≥ 1, got {n_samples}")
+
+
+def monte_carlo(x: torch.Tensor, n_samples: int, seed: int, sample_offset: int,
+                batch_size: int,
+                draw: Callable[[int], AbstractContextManager[Callable[[torch.Tensor],
+                                                                      torch.Tensor]]]
+                ) -> torch.Tensor:
+    """``[n_samples, N, C]`` softmax probabilities of software samples ``sample_offset …`` of
+    ``x`` in batches of ``batch_size``: sample s enters ``draw(derive_seed(seed, "mc", s))``,
+    a context in which the callable it yields maps a batch to logits with one weight draw for
+    every input (the software and shared predictors' loop)."""
+    check_samples(n_samples)
+    samples = []
+    for i in range(n_samples):
+        with draw(derive_seed(seed, "mc", sample_offset + i)) as forward:
+            samples.append(torch.cat([torch.softmax(forward(x[a:a + batch_size]), dim=-1)
+                                      for a in range(0, x.shape[0], batch_size)]))
+    return torch.stack(samples)
+
+
 class SoftwarePredictor:
     """Software sampling of a mean-field BNN with a digital RNG: sample s uses one weight draw
     ``μ + σ·ε_s`` for all inputs, with ε_s drawn from a generator seeded by
@@ -80,15 +106,8 @@ class SoftwarePredictor:
     @torch.no_grad()
     def sample_probs(self, x: torch.Tensor, n_samples: int, seed: int, *,
                      sample_offset: int = 0) -> torch.Tensor:
-        if n_samples < 1:
-            raise ValueError(f"n_samples must be ≥ 1, got {n_samples}")
-        samples = []
-        for i in range(n_samples):
-            with sampling(self.model, "fixed", seed=derive_seed(seed, "mc", sample_offset + i)):
-                samples.append(torch.cat([
-                    torch.softmax(self.model(x[a:a + self.batch_size]), dim=-1)
-                    for a in range(0, x.shape[0], self.batch_size)]))
-        return torch.stack(samples)
+        return monte_carlo(x, n_samples, seed, sample_offset, self.batch_size,
+                           lambda sample_seed: sampling(self.model, "fixed", seed=sample_seed))
 
     def describe(self) -> dict[str, Any]:
         quant = {} if self.quant is None else {"quant": self.quant.model_dump(mode="json"),

@@ -308,6 +308,9 @@ def philox_block(counter, key):
 
 GAUSSIAN, LAPLACE = 0, 1
 """Shape codes of unit-variance noise (device cards' ``shape``)."""
+NOISE_SHAPES = {"gaussian": GAUSSIAN, "laplace": LAPLACE}
+"""The noise shapes a card may name, and the kernels' code of each: the one table of them
+(device laws, DeviceModel and tiles read it)."""
 _SQRT_HALF = math.sqrt(0.5)
 
 

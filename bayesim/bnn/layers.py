@@ -59,6 +59,16 @@ KL_SIGMA_FLOOR = 1e-8
 this value, so the objective stays finite."""
 
 
+def inverse_softplus(sigma: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
+    """ρ with softplus(ρ) = σ, computed in float64 as ρ = σ + log(−expm1(−σ)) (stable for small
+    and large σ) and returned in float32, bayesim's parameter dtype. ``floor`` clamps σ from
+    below first (0: no clamp; σ ≤ 0 then gives −inf or NaN, which callers check)."""
+    s = sigma.double()
+    if floor > 0:
+        s = s.clamp_min(floor)
+    return (s + torch.log(-torch.expm1(-s))).float()
+
+
 def kl_normal(mu_q: torch.Tensor, sigma_q: torch.Tensor, mu_p: torch.Tensor,
               sigma_p: torch.Tensor) -> torch.Tensor:
     """Closed-form KL(N(μ_q, σ_q²) ‖ N(μ_p, σ_p²)) summed over all elements, in nats."""

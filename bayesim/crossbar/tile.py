@@ -20,7 +20,6 @@ import numpy as np
 from pydantic import Field
 
 from bayesim.crossbar.kernels import (
-    GAUSSIAN,
     LAPLACE,
     add_ar1_output_noise,
     add_output_noise,
@@ -32,10 +31,9 @@ from bayesim.crossbar.kernels import (
 )
 from bayesim.crossbar.periphery import Periphery, PeripheryConfig, weight_noise_variance
 from bayesim.errors import MappingError
-from bayesim.rng import Stream, stream_key
+from bayesim.rng import NOISE_SHAPES, Stream, stream_key
 from bayesim.schema import StrictModel
 
-NOISE_SHAPES = {"gaussian": GAUSSIAN, "laplace": LAPLACE}
 READ_PATHS = ("fast", "explicit")
 
 

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from bayesim.data.own import BLEND_ALPHA_RANGE, own_subsets
 from bayesim.data.sources import DATASETS, ImageSet, load_split, locate
-from bayesim.errors import DataError
+from bayesim.errors import ConfigError, DataError
 from bayesim.schema import StrictModel
 from bayesim.seeding import derive_seed
 
@@ -237,7 +237,8 @@ def build_benchmark(config: DataConfig, seed: int) -> Benchmark:
 
 def own_benchmark(config: DataConfig, seed: int) -> Benchmark:
     """The benchmark of ``config.file`` (bayesim.data.own)."""
-    assert config.file is not None
+    if config.file is None:
+        raise ConfigError("own_benchmark needs data.file (an .npz or a directory of IDX files)")
     subsets, train, info = own_subsets(Path(config.file), config.n_classes, config.file_mean,
                                        config.file_std, config.ambiguous_test_images,
                                        np.random.default_rng(derive_seed(seed, "data", "own")))

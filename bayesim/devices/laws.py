@@ -30,8 +30,10 @@ import numpy as np
 import torch
 
 from bayesim.devices.kernels import uniform_interp
+from bayesim.rng import NOISE_SHAPES
 
-SHAPES = ("gaussian", "laplace")
+SHAPES = tuple(NOISE_SHAPES)
+"""The noise shapes a law's draws may take (bayesim.rng.NOISE_SHAPES)."""
 
 
 def _as_array(g: np.ndarray | float) -> np.ndarray:

@@ -26,9 +26,7 @@ from bayesim.devices.laws import (
     folded_exp_moment,
 )
 from bayesim.errors import DeviceRangeError
-from bayesim.rng import GAUSSIAN, LAPLACE, Stream, stream_key
-
-SHAPE_CODES = {"gaussian": GAUSSIAN, "laplace": LAPLACE}
+from bayesim.rng import NOISE_SHAPES, Stream, stream_key
 
 
 @dataclass(frozen=True)
@@ -235,7 +233,7 @@ class DeviceModel:
         kernels.write_kernel(
             flat, np.ascontiguousarray(sigma), float(self.g_min),
             float(self.g_max), int(self.levels), float(self.d2d_rel), float(self.p_stuck_min),
-            float(self.p_stuck_max), SHAPE_CODES[self.program_shape],
+            float(self.p_stuck_max), NOISE_SHAPES[self.program_shape],
             stream_key(seed, Stream.PROGRAM, layer, tile),
             stream_key(devices, Stream.D2D, layer, tile),
             stream_key(devices, Stream.FAULT, layer, tile), out)
@@ -293,6 +291,6 @@ class DeviceModel:
         sigma = self.sigma_read(flat)  # also checks the calibrated range
         out = np.empty((n_reads, flat.size), dtype=np.float64)
         kernels.read_devices_kernel(flat, np.ascontiguousarray(sigma),
-                                    SHAPE_CODES[self.read_shape],
+                                    NOISE_SHAPES[self.read_shape],
                                     stream_key(seed, Stream.READ, layer, tile), int(sample0), out)
         return out.reshape((n_reads, *g.shape))

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from bayesim.bnn.checkpoint import save_checkpoint
-from bayesim.bnn.layers import BayesianLayer
+from bayesim.bnn.layers import BayesianLayer, inverse_softplus
 from bayesim.bnn.models import ModelConfig, build_model
 from bayesim.data.sources import file_digest
 from bayesim.errors import CheckpointError
@@ -66,9 +66,10 @@ def check_posterior(key: str, mu: torch.Tensor, sigma: torch.Tensor) -> None:
 
 
 def rho_of(sigma: torch.Tensor, key: str) -> torch.Tensor:
-    """bayesim's ρ for σ (σ = softplus ρ), computed in float64: ρ = σ + log(−expm1(−σ))."""
+    """bayesim's ρ for σ (σ = softplus ρ, bayesim.bnn.layers.inverse_softplus), refusing a σ too
+    small for a float32 ρ."""
     s = sigma.double()
-    rho = (s + torch.log(-torch.expm1(-s))).float()
+    rho = inverse_softplus(s)
     back = torch.nn.functional.softplus(rho)
     if not bool(torch.isfinite(rho).all()) or not bool((back > 0).all()):
         raise CheckpointError(f"{key}: σ {float(s.min()):g} is too small for a float32 ρ "

@@ -22,19 +22,13 @@ import copy
 import torch
 from torch import nn
 
-from bayesim.bnn.layers import BayesianLayer, bayesian_layers, kl_normal
+from bayesim.bnn.layers import BayesianLayer, bayesian_layers, inverse_softplus, kl_normal
 from bayesim.quant.strategies import Quantizer
 from bayesim.sharing.codebook import Codebook
 from bayesim.sharing.gaussians import kl_gaussians
 
 _SIGMA_FLOOR = 1e-10
 """Smallest outlier σ at initialisation (the code clamps at 1e-10)."""
-
-
-def inverse_softplus(y: torch.Tensor) -> torch.Tensor:
-    """ρ with softplus(ρ) = y (y > 0)."""
-    y = y.double().clamp_min(_SIGMA_FLOOR)
-    return (y + torch.log(-torch.expm1(-y))).float()
 
 
 def flat_posterior(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
@@ -269,7 +263,8 @@ class SharedNet(nn.Module):
                                torch.split(std, self.layer_sizes), strict=True):
             with torch.no_grad():
                 layer.weight_mu.copy_(m.reshape(layer.weight_mu.shape))
-                rho = torch.where(s > 0, inverse_softplus(s), torch.full_like(s, -30.0))
+                rho = torch.where(s > 0, inverse_softplus(s, floor=_SIGMA_FLOOR),
+                                  torch.full_like(s, -30.0))
                 layer.weight_rho.copy_(rho.reshape(layer.weight_rho.shape))
                 if layer.bias_rho is not None:
                     layer.bias_rho.fill_(-30.0)

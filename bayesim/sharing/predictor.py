@@ -8,13 +8,15 @@ through the uniform quantizer (μ) and the logarithmic quantizer (σ) as one ten
 every layer's sampled weights on the static range of bayesim.quant.strategies.
 """
 
+import contextlib
 import copy
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 
+from bayesim.evaluate import monte_carlo
 from bayesim.quant.strategies import QuantConfig, Quantizer
-from bayesim.seeding import derive_seed
 from bayesim.sharing.model import SharedNet
 from bayesim.sharing.storage import storage_report
 
@@ -46,21 +48,20 @@ class SharedPredictor:
     @torch.no_grad()
     def sample_probs(self, x: torch.Tensor, n_samples: int, seed: int, *,
                      sample_offset: int = 0) -> torch.Tensor:
-        if n_samples < 1:
-            raise ValueError(f"n_samples must be ≥ 1, got {n_samples}")
+        return monte_carlo(x, n_samples, seed, sample_offset, self.batch_size, self._draw)
+
+    @contextlib.contextmanager
+    def _draw(self, sample_seed: int) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
+        """One network drawn from a generator seeded by ``sample_seed``; the net's own generator
+        is restored afterwards."""
         previous = self.net.generator
-        samples = []
+        self.net.generator = torch.Generator()
+        self.net.generator.manual_seed(sample_seed)
         try:
-            for i in range(n_samples):
-                self.net.generator = torch.Generator()
-                self.net.generator.manual_seed(derive_seed(seed, "mc", sample_offset + i))
-                weights = self.net.layer_weights()
-                samples.append(torch.cat([
-                    torch.softmax(self.net.run(x[a:a + self.batch_size], weights), dim=-1)
-                    for a in range(0, x.shape[0], self.batch_size)]))
+            weights = self.net.layer_weights()
+            yield lambda batch: self.net.run(batch, weights)
         finally:
             self.net.generator = previous
-        return torch.stack(samples)
 
     def describe(self) -> dict[str, Any]:
         counts = self.net.codebook().counts()
