@@ -1,9 +1,11 @@
 """Evaluation of any ``Predictor`` on a benchmark: the report of docs/reports.md.
 
-Every way of producing predictions (fp32 software sampling here; the digital b-bit and analog
-predictors later) implements :class:`Predictor`. Monte-Carlo samples are processed in chunks of
-``sample_chunk`` and reduced on the fly (running log-sum-exp of log-probabilities and running sum
-of entropies), so memory does not grow with the number of samples S.
+Every way of producing predictions implements :class:`Predictor`: software sampling here (fp32,
+or the digital b-bit predictor of a quantized model), the shared-Gaussian predictor
+(bayesim.sharing.predictor) and the analog machine (bayesim.machine.BayesianMachine).
+Monte-Carlo samples are processed in chunks of ``sample_chunk`` and reduced on the fly (running
+log-sum-exp of log-probabilities and running sum of entropies), so memory does not grow with the
+number of samples S.
 """
 
 import math

@@ -1,4 +1,10 @@
-"""Mean-field Bayesian neural networks: layers, models, SVI training, checkpoints."""
+"""Mean-field Bayesian neural networks (docs/bnn.md): layers (``BayesLinear``, ``BayesConv2d``,
+σ = softplus ρ), models (MLP, LeNet-5, a residual net), SVI training, signed checkpoints.
+
+A new architecture: a module built from these layers and a builder taking the ModelConfig,
+registered with ``models.register_architecture(name, builder)``; ``model.arch = name`` then
+trains, saves and loads it, and the machine compiles it (its own forward runs digitally).
+"""
 
 from bayesim.bnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from bayesim.bnn.layers import (

@@ -11,6 +11,10 @@
 - ``report``: the report's ``hardware`` section;
 - ``decomposition``: the share of each noise source, on the same chip;
 - ``machine``: BayesianMachine, the Predictor.
+
+A new mapping: a subclass of ``schemes.Scheme`` (its sampling clock, the noise law it targets,
+devices per weight, programmed states, how its realised posterior is known) registered in
+``schemes.SCHEMES`` and named in ``HardwareConfig.mapping``; docs/machine.md, "Mappings".
 """
 
 from bayesim.machine.config import HardwareConfig, device_for, layer_alphas, periphery_config

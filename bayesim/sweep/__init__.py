@@ -1,2 +1,14 @@
-"""Sweeps: general specs run point by point with cached models (spec.py, runner.py, store.py)
-and the reproduction grid of the quantization paper (qbnn.py)."""
+"""Sweeps (docs/sweeps.md).
+
+- ``spec``: a sweep spec — a base config, ``[[grid]]`` tables or random draws over any dotted
+  config path, seeds, the run (fp32, digital, analog, shared) and software references;
+- ``runner``: points run locally or on Dask, models trained once and cached, every point's
+  metrics from the report it writes;
+- ``store``: the resumable SQLite store of points, exported as results.csv / Parquet;
+- ``qbnn``: the grid of the quantization paper's reproduction (strategy × bits × QAT), with its
+  own runner and plots (bayesim.plots.qbnn), chosen by `bayesim sweep` for a spec with a
+  ``strategies`` key.
+
+A new swept parameter needs no code: any key of the experiment config is a dotted path of a
+``[[grid]]`` table. A new metric is a key of the report that ``runner`` copies into the row.
+"""
