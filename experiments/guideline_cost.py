@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bayesim.config import ExperimentConfig, validate
-from bayesim.plots.sweep import parse_cell, read_spec
+from bayesim.sweep.results import parse_cell, read_spec
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
     python experiments/guideline_tables.py runs/guideline_pcm [runs/guideline_rram ...]
 
 Each table holds the grid's parameters at their values and every other swept parameter at the
-spec's base (bayesim.plots.sweep.SweepResults.select), with mean ± standard deviation over the
+spec's base (bayesim.sweep.results.SweepResults.select), with mean ± standard deviation over the
 sweep's seeds, and the reference predictors' rows first. Wall time: the sum of the points'
 seconds (one thread each).
 """
@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from bayesim.plots.sweep import SweepResults, format_value, parse_cell, read_spec
+from bayesim.sweep.results import SweepResults, format_value, parse_cell, read_spec
 
 METRICS = {"accuracy": "accuracy", "ece": "ECE", "auroc_aleatoric": "AUROC EE",
            "auroc_epistemic": "AUROC MI", "w2_median_worst": "W₂/σ worst layer",

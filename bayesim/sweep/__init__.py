@@ -5,6 +5,7 @@
 - ``runner``: points run locally or on Dask, models trained once and cached, every point's
   metrics from the report it writes;
 - ``store``: the resumable SQLite store of points, exported as results.csv / Parquet;
+- ``results``: a finished sweep directory as the plots and tables read it (SweepResults);
 - ``qbnn``: the grid of the quantization paper's reproduction (strategy × bits × QAT), with its
   own runner and plots (bayesim.plots.qbnn), chosen by `bayesim sweep` for a spec with a
   ``strategies`` key.
