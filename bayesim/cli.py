@@ -159,7 +159,7 @@ def summary_table(reports: list[dict], title: str,
     the table already holds it) and the differences chip − software. ``extra``: further columns,
     one cell per report."""
     extra = extra or {}
-    from bayesim.summary import HEADLINE, headline, label, summary_row
+    from bayesim.reports import HEADLINE, headline, label, summary_row
 
     table = Table(title=title)
     for column in ("predictor", "bits/w or devices/w", "acc", "NLL", "ECE", "AUROC EE", "AUROC MI",
@@ -197,7 +197,7 @@ def summary_table(reports: list[dict], title: str,
 def _print_report_summary(report_paths: list[Path], plots: list[Path]) -> None:
     """The table of the reports (or, under --json, their rows), then each chip's verdict; its
     warnings go to stderr."""
-    from bayesim.summary import label, summary_row
+    from bayesim.reports import label, summary_row
 
     reports = [json.loads(p.read_text()) for p in report_paths]
     if _json_mode[0]:
@@ -515,7 +515,7 @@ def compare(
     written = write_comparison(loaded, out) if out is not None else []
     reports = [run.report for run in loaded]
     if as_json:
-        from bayesim.summary import summary_row
+        from bayesim.reports import summary_row
 
         _print_json({"runs": [{**summary_row(run.report), "run": str(run.directory)}
                               for run in loaded], "files": [str(p) for p in written]})
@@ -583,8 +583,8 @@ def sweep(
                                       callback=output_directory)],
     set_: Annotated[list[str] | None, typer.Option(
         "--set", metavar="KEY=VALUE",
-        help="Override a value of the spec's base config (repeatable), e.g. --set "
-             "eval.n_samples=30.")] = None,
+        help="Override a value of the spec itself (repeatable), e.g. --set "
+             "base.eval.n_samples=30 or --set 'seeds=[0]'.")] = None,
     workers: Annotated[int, typer.Option("--workers", metavar="N",
                                          help="Worker processes (general specs).")] = 1,
     scheduler: Annotated[str | None, typer.Option(

@@ -1,4 +1,4 @@
-"""`bayesim compare`: several runs side by side — their headline rows (bayesim.summary) and one
+"""`bayesim compare`: several runs side by side — their headline rows (bayesim.reports) and one
 figure of their reliability diagrams and EE/MI histograms overlaid (bayesim.plots.compare)."""
 
 import dataclasses
@@ -10,8 +10,7 @@ import numpy as np
 
 from bayesim.atomic import write_json
 from bayesim.errors import DataError
-from bayesim.reports import REPORT_NAME, SCORES_NAME
-from bayesim.summary import label, summary_row
+from bayesim.reports import REPORT_NAME, SCORES_NAME, label, summary_row
 
 FIGURE_NAME = "comparison.png"
 TABLE_NAME = "comparison.json"

@@ -36,7 +36,7 @@ from typing import Any
 
 from bayesim.atomic import write_json
 from bayesim.provenance import code_digest
-from bayesim.summary import HEADLINE, headline
+from bayesim.reports import HEADLINE, headline
 
 ACCURACY_DROP = 0.02
 """Accuracy below the software's by more than this (absolute, 2 percentage points) and by more

@@ -3,7 +3,7 @@
     python experiments/demo_table.py runs/demo              # print the table
     python experiments/demo_table.py runs/demo --write      # store the rows and update README.md
 
-``--write`` stores the four reports' headline rows (bayesim.summary.summary_row, with each chip's
+``--write`` stores the four reports' headline rows (bayesim.reports.summary_row, with each chip's
 worst layer), the run's provenance and each row's evaluation seconds in
 docs/results/demo_summary.json and rewrites the block of README.md between the
 markers below from them; tests/test_docs.py checks that README.md holds exactly the table this
@@ -14,8 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bayesim.reports import REPORT_NAME
-from bayesim.summary import summary_row
+from bayesim.reports import REPORT_NAME, summary_row
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY = REPO / "docs" / "results" / "demo_summary.json"

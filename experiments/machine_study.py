@@ -30,7 +30,7 @@ from bayesim.pipeline import (  # noqa: E402
     load_model,
     simulate_model,
 )
-from bayesim.sweep.runner import summary  # noqa: E402
+from bayesim.reports import sweep_row  # noqa: E402
 
 CARDS = {"pcm_ibm_2020": "PCM (IBM 2020)", "rram_neurram_2022": "RRAM (NeuRRAM 2022)"}
 SWEEPS: dict[str, list] = {
@@ -118,7 +118,7 @@ def main() -> None:
             start = time.perf_counter()
             result = evaluate_model(ref_model, benchmark, base, progress=False)
             record({"card": name, "param": "reference", "value": None,
-                    "seconds": time.perf_counter() - start, **summary(result.report)})
+                    "seconds": time.perf_counter() - start, **sweep_row(result.report)})
     for card, param, value in points():
         if (card, param, json.dumps(value)) in done:
             continue
@@ -127,7 +127,7 @@ def main() -> None:
         start = time.perf_counter()
         result = simulate_model(model, benchmark, config, progress=False)
         entry = {"card": card, "param": param, "value": value,
-                 "seconds": time.perf_counter() - start, **summary(result.report)}
+                 "seconds": time.perf_counter() - start, **sweep_row(result.report)}
         record(entry)
         print(json.dumps(entry), flush=True)
     write_results(done, args)

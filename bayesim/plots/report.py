@@ -11,6 +11,7 @@ import numpy as np
 
 from bayesim.errors import DataError
 from bayesim.plots.figures import save_figure
+from bayesim.reports import REPORT_NAME, SCORES_NAME
 
 SUBSET_COLOURS = {"clean": "tab:blue", "ambiguous": "tab:orange", "ood": "tab:red"}
 RELIABILITY_NAME = "reliability.png"
@@ -138,9 +139,10 @@ def plot_cost_breakdown(report: dict[str, Any], path: str | os.PathLike[str]) ->
 def render_report_plots(out_dir: str | os.PathLike[str]) -> list[Path]:
     """Draw the figures of ``out_dir/report.json`` and ``out_dir/scores.npz`` next to them."""
     out = Path(out_dir)
-    report_path, scores_path = out / "report.json", out / "scores.npz"
+    report_path, scores_path = out / REPORT_NAME, out / SCORES_NAME
     if not report_path.is_file() or not scores_path.is_file():
-        raise DataError(f"{out} holds no report.json and scores.npz; run 'bayesim evaluate' first")
+        raise DataError(f"{out} holds no {REPORT_NAME} and {SCORES_NAME}; run 'bayesim evaluate' "
+                        f"first")
     report = json.loads(report_path.read_text())
     with np.load(scores_path) as data:
         scores = {k: data[k] for k in data.files}

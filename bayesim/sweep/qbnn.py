@@ -28,7 +28,6 @@ from bayesim.config import ExperimentConfig, apply_overrides, read_toml, validat
 from bayesim.data.dirty import build_benchmark
 from bayesim.pipeline import (
     CHECKPOINT_NAME,
-    REPORT_NAME,
     evaluate_model,
     load_model,
     quantize_trained,
@@ -36,6 +35,7 @@ from bayesim.pipeline import (
     write_evaluation,
 )
 from bayesim.progress import progress_bar
+from bayesim.reports import REPORT_NAME, sweep_row
 from bayesim.schema import StrictModel
 
 METRICS = ("accuracy", "nll", "ece", "auroc_aleatoric", "auroc_epistemic", "auroc_epistemic_pe",
@@ -72,19 +72,18 @@ class QbnnGrid(StrictModel):
     ablations: list[Ablation] = Field(default_factory=list)
 
 
+QBNN_COLUMNS = ("accuracy", "nll", "ece", "auroc_aleatoric", "auroc_epistemic",
+                "auroc_epistemic_pe", *(f"mean_{k}_{name}" for name in ("clean", "ambiguous", "ood")
+                                        for k in ("ee", "mi")),
+                "bits_per_weight", "compression_vs_fp32", "energy_per_inference_J")
+"""The metric columns of the grid's results.csv, in order: a subset of the sweep row
+(bayesim.reports.sweep_row) and the compression against fp32."""
+
+
 def _row(report: dict, **keys: Any) -> dict[str, Any]:
-    ind, unc = report["in_distribution"], report["uncertainty"]
-    subsets = unc["subsets"]
-    row = dict(keys)
-    row.update({k: ind[k] for k in ("accuracy", "nll", "ece")})
-    row.update({k: unc[k] for k in ("auroc_aleatoric", "auroc_epistemic", "auroc_epistemic_pe")})
-    for name in ("clean", "ambiguous", "ood"):
-        row[f"mean_ee_{name}"] = subsets.get(name, {}).get("ee")  # own data: OOD optional
-        row[f"mean_mi_{name}"] = subsets.get(name, {}).get("mi")
-    row["bits_per_weight"] = report["memory"]["bits_per_weight"]
-    row["compression_vs_fp32"] = report["memory"]["compression_vs_fp32"]
-    row["energy_per_inference_J"] = report.get("cost", {}).get("energy_per_inference_J")
-    return row
+    metrics = {**sweep_row(report),
+               "compression_vs_fp32": report["memory"]["compression_vs_fp32"]}
+    return {**keys, **{k: metrics.get(k) for k in QBNN_COLUMNS}}  # own data: OOD optional
 
 
 def load_grid(path: str | os.PathLike[str], overrides: list[str] = ()) -> QbnnGrid:

@@ -27,6 +27,7 @@ from typing import Any
 
 from bayesim.atomic import write_bytes
 from bayesim.errors import ConfigError
+from bayesim.reports import sweep_row
 from bayesim.sweep.spec import Point, SweepSpec, expand, spec_hash
 from bayesim.sweep.store import ResultsStore, canonical_json
 
@@ -35,39 +36,6 @@ CSV_NAME = "results.csv"
 PARQUET_NAME = "results.parquet"
 SPEC_NAME = "spec.json"
 """The validated spec, next to the results (the plots read its base and its [[plots]])."""
-
-
-def summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The metrics of a report that a sweep keeps."""
-    ind, unc = report["in_distribution"], report["uncertainty"]
-    row = {k: ind[k] for k in ("accuracy", "nll", "brier", "ece", "mce")}
-    row.update({k: unc[k] for k in ("auroc_aleatoric", "auroc_epistemic", "auroc_epistemic_pe")})
-    for name, means in unc["subsets"].items():
-        row.update({f"mean_{k}_{name}": means[k] for k in ("pe", "ee", "mi")})
-    cost = report.get("cost", {})
-    row["energy_per_inference_J"] = cost.get("energy_per_inference_J")
-    row["latency_per_inference_s"] = cost.get("latency_per_inference_s")
-    memory = report["memory"]
-    row["bits_per_weight"] = memory["bits_per_weight"]
-    row["stored_bytes"] = memory.get("total_bytes")
-    row["trainable_parameters"] = memory.get("trainable_parameters")
-    hardware = report.get("hardware")
-    if hardware:
-        row["fraction_feasible"] = hardware["feasibility"]["fraction_feasible"]
-        realised = hardware.get("realised_posterior")
-        if realised:  # measured on the chip: the worst layer, and all weights pooled
-            row["fraction_feasible_pooled"] = realised["pooled"]["fraction_sigma_within"]
-            row["w2_median_worst"] = realised["w2_median_worst"]
-            row["w2_median_worst_with_periphery"] = realised.get("w2_median_worst_with_periphery")
-            row["bias_median_pooled"] = realised["pooled"]["bias_median"]
-            row["std_ratio_median_pooled"] = realised["pooled"]["std_ratio_median"]
-        row["n_devices"] = hardware["n_devices"]
-        row["devices_per_weight"] = hardware["n_devices"] / hardware["n_weights"]
-        states = hardware.get("device_states", {})
-        if "pairs" in states:
-            row["device_state_pairs"] = states["pairs"]
-            row["device_conductances"] = states["conductances"]
-    return row
 
 
 def _key(config: dict[str, Any], parts: tuple[str, ...]) -> str:
@@ -129,7 +97,7 @@ def run_point(config: dict[str, Any], cache: str) -> dict[str, Any]:
         result = simulate_model(model, benchmark, experiment, progress=False)
     else:
         result = evaluate_model(model, benchmark, experiment, progress=False)
-    return summary(result.report)
+    return sweep_row(result.report)
 
 
 def _run_shared(run: str, config: dict[str, Any], experiment: Any, cache: str
@@ -155,7 +123,7 @@ def _run_shared(run: str, config: dict[str, Any], experiment: Any, cache: str
     else:
         result = evaluate_shared(net, benchmark, experiment, quantized=run == "shared_digital",
                                  progress=False)
-    return {**summary(result.report), "n_gaussians": net.n_gaussians}
+    return {**sweep_row(result.report), "n_gaussians": net.n_gaussians}
 
 
 def _guarded(config: dict[str, Any], cache: str) -> tuple[str, Any, float]:
