@@ -42,7 +42,7 @@ from bayesim.machine import (
 )
 from bayesim.machine.schemes import scheme_for
 from bayesim.progress import progress_bar
-from bayesim.quant.strategies import QuantConfig, quantization_of, quantize_model
+from bayesim.quant.strategies import QuantConfig, quantize_model
 from bayesim.reports import REPORT_NAME, SCORES_NAME, finished
 from bayesim.seeding import derive_seed
 from bayesim.sharing.codebook import check_config_for
@@ -133,16 +133,38 @@ def _sampling_bits(quant: QuantConfig | None) -> int | None:
     return None if quant is None or quant.strategy == "fp" else quant.bits
 
 
+def predictor_for(model: nn.Module, config: ExperimentConfig,
+                  quantized: bool = False) -> SoftwarePredictor | SharedPredictor:
+    """The software predictor of a model of either family: a mean-field model's (fp32, or the
+    digital b-bit predictor of a quantized one) or a SharedNet's (``quantized``: its codebook
+    quantized by ``config.quant``)."""
+    if isinstance(model, SharedNet):
+        return shared_predictor(model, config, quantized)
+    return SoftwarePredictor(model, config.eval.batch_size,
+                             {"model": config.model.model_dump(mode="json")})
+
+
+def software_cost(predictor: SoftwarePredictor | SharedPredictor, config: ExperimentConfig,
+                  benchmark: Benchmark, memory: dict[str, Any]) -> dict[str, Any]:
+    """The cost section of a software predictor's report (digital sampling at its precision)."""
+    x = benchmark.test["clean"].x
+    bits = _sampling_bits(predictor.quant)
+    if isinstance(predictor, SharedPredictor):
+        return shared_digital_cost(predictor.net, bits, config.eval.n_samples, config.cost, x,
+                                   memory)
+    return digital_cost(predictor.model, bits, config.eval.n_samples, config.cost, x)
+
+
 def evaluate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentConfig,
-                   progress: bool = True) -> EvaluationResult:
-    """Monte-Carlo evaluation of the fp32 software predictor of ``model``."""
-    predictor = SoftwarePredictor(model, config.eval.batch_size,
-                                  {"model": config.model.model_dump(mode="json")})
-    with progress_bar(f"evaluating, S = {config.eval.n_samples}", progress) as update:
+                   progress: bool = True, quantized: bool = False) -> EvaluationResult:
+    """Monte-Carlo evaluation of the software predictor of ``model``, either family
+    (:func:`predictor_for`), with its cost."""
+    predictor = predictor_for(model, config, quantized)
+    name = predictor.describe().get("label")
+    with progress_bar(f"evaluating{f' {name}' if name else ''}, S = {config.eval.n_samples}",
+                      progress) as update:
         result = evaluate(predictor, benchmark, config.eval, config.seed, on_progress=update)
-    result.report["cost"] = digital_cost(model, _sampling_bits(quantization_of(model)),
-                                         config.eval.n_samples, config.cost,
-                                         benchmark.test["clean"].x)
+    result.report["cost"] = software_cost(predictor, config, benchmark, result.report["memory"])
     return result
 
 
@@ -176,7 +198,12 @@ def evaluation_config(checkpoint_experiment: dict[str, Any], config_path: str | 
 
 
 def load_model(checkpoint: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a checkpoint; a quantized one comes back with its quantizers attached."""
+    """Load a checkpoint of either family with its metadata: a mean-field model (a quantized one
+    with its quantizers attached) or, for ``bayesim share``'s shared.safetensors, the SharedNet.
+    Every command takes the model this returns (evaluate_model, simulate_model)."""
+    if is_shared_checkpoint(checkpoint):
+        shared = load_shared(checkpoint)
+        return shared.net, shared.metadata
     loaded = load_checkpoint(checkpoint)
     model = loaded.model
     if "quant" in loaded.metadata:
@@ -190,18 +217,13 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
                         progress: bool = True) -> Path:
     """Load a checkpoint (mean-field, quantized or shared-Gaussian), rebuild its benchmark (same
     seed → same splits), evaluate, report."""
-    if is_shared_checkpoint(checkpoint):
-        shared = load_shared(checkpoint)
-        config = evaluation_config(shared.metadata.get("experiment", {}), config_path,
-                                   overrides or [])
-        check_cards(config.cost, None)
-        benchmark = build_benchmark(config.data, config.seed)
-        result = evaluate_shared(shared.net, benchmark, config, progress=progress)
-        return write_evaluation(result, out_dir, {"checkpoint": str(Path(checkpoint))})
     model, metadata = load_model(checkpoint)
     config = evaluation_config(metadata.get("experiment", {}), config_path, overrides or [])
     check_cards(config.cost, None)
     benchmark = build_benchmark(config.data, config.seed)
+    if isinstance(model, SharedNet):  # trained by `share` on its own benchmark, no own data
+        return write_evaluation(evaluate_model(model, benchmark, config, progress), out_dir,
+                                {"checkpoint": str(Path(checkpoint))})
     trained_on = metadata.get("data_info", {}).get("in_distribution")
     same_data = trained_on == benchmark.info["in_distribution"]
     check_own_data(model, benchmark, config, metadata)
@@ -366,7 +388,16 @@ def simulate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentCon
                    progress: bool = True) -> EvaluationResult:
     """Compile ``model`` onto the chip of ``config.hardware``, run Monte-Carlo inference on it and
     return the report with its ``hardware`` section (feasibility, counters, variance
-    decomposition) and the σ pairs behind the realised-σ plot."""
+    decomposition) and the σ pairs behind the realised-σ plot. A SharedNet is compiled as one
+    device pair per weight programmed to its codebook entry's marginal (μ, σ)
+    (SharedNet.export_mean_field), so the chip draws every weight independently; its report's
+    ``hardware.device_states`` counts the distinct states that needs, and ``sharing`` the
+    codebook behind them."""
+    if isinstance(model, SharedNet):
+        result = simulate_model(model.export_mean_field(), benchmark, config, progress)
+        result.report["sharing"] = {"codebook": model.codebook().counts(),
+                                    "memory": storage_report(model)}
+        return result
     hw = config.hardware
     machine = BayesianMachine.compile(model, hw, calibration=calibration_inputs(benchmark))
     with progress_bar(f"simulating {machine.describe()['label']}, S = {config.eval.n_samples}",
@@ -440,33 +471,18 @@ def simulate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
     ``constrained_epochs`` > 0 the model is first fine-tuned in the device-constrained family
     (saved as ``out_dir/model.safetensors``) and compiled with the layer scales of training."""
     extra: dict[str, Any] = {"checkpoint": str(Path(checkpoint))}
-    if is_shared_checkpoint(checkpoint):
-        if constrained_epochs > 0:
-            raise ConfigError("--train-constrained applies to mean-field checkpoints, not to a "
-                              "shared-Gaussian one")
-        shared = load_shared(checkpoint)
-        config = evaluation_config(shared.metadata.get("experiment", {}), config_path,
-                                   overrides or [], SIMULATE_SECTIONS, "simulate")
-        benchmark = build_benchmark(config.data, config.seed)
-        chip = simulate_shared(shared.net, benchmark, config, progress)
-        # the chip programs every weight to its codebook entry's marginal and draws each weight
-        # independently: its software reference is that mean-field export, not the shared
-        # sampler (one draw per Gaussian, shared by its members)
-        exported = shared.net.export_mean_field()
-        reference = cached_reference(
-            checkpoint, reference_settings(benchmark, config),
-            lambda: evaluate_model(exported, benchmark, config, progress).report,
-            note="the software predictor of the shared checkpoint's mean-field export (each "
-                 "weight drawn independently from its codebook entry's marginal, as the chip "
-                 "draws it), same S, data and seed")
-        return write_evaluation(with_verdict(chip, reference), out_dir, extra)
     model, metadata = load_model(checkpoint)
+    shared = isinstance(model, SharedNet)
+    if shared and constrained_epochs > 0:
+        raise ConfigError("--train-constrained applies to mean-field checkpoints, not to a "
+                          "shared-Gaussian one")
     command = "simulate --train-constrained" if constrained_epochs > 0 else "simulate"
     config = evaluation_config(metadata.get("experiment", {}), config_path, overrides or [],
                                COMMAND_SECTIONS[command], command)
     check_cards(config.cost, device_technology(config.hardware))
     benchmark = build_benchmark(config.data, config.seed)
-    check_own_data(model, benchmark, config, metadata)
+    if not shared:
+        check_own_data(model, benchmark, config, metadata)
     compiled = Path(checkpoint)
     if constrained_epochs > 0:
         model, config, compiled = train_constrained(model, benchmark, config, constrained_epochs,
@@ -474,9 +490,21 @@ def simulate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
         extra = {"checkpoint": str(compiled), "source_checkpoint": str(checkpoint),
                  "device_constrained_epochs": constrained_epochs}
     result = simulate_model(model, benchmark, config, progress)
-    reference = cached_reference(compiled, reference_settings(benchmark, config),
-                                 lambda: evaluate_model(model, benchmark, config, progress).report)
+    # the reference is the software predictor of what the chip compiles: for a shared model its
+    # mean-field export (every weight drawn independently from its entry's marginal, as the
+    # chip draws it), not the shared sampler (one draw per Gaussian, shared by its members)
+    software = model.export_mean_field() if shared else model
+    reference = cached_reference(
+        compiled, reference_settings(benchmark, config),
+        lambda: evaluate_model(software, benchmark, config, progress).report,
+        **({"note": SHARED_REFERENCE} if shared else {}))
     return write_evaluation(with_verdict(result, reference), out_dir, extra)
+
+
+SHARED_REFERENCE = ("the software predictor of the shared checkpoint's mean-field export (each "
+                    "weight drawn independently from its codebook entry's marginal, as the chip "
+                    "draws it), same S, data and seed")
+"""The ``reference.note`` of a chip compiled from a shared checkpoint."""
 
 
 SHARED_CHECKPOINT_NAME = "shared.safetensors"
@@ -528,39 +556,13 @@ def shared_predictor(net: SharedNet, config: ExperimentConfig, quantized: bool =
                            {"sharing": config.sharing.model_dump(mode="json")})
 
 
-def evaluate_shared(net: SharedNet, benchmark: Benchmark, config: ExperimentConfig,
-                    quantized: bool = False, progress: bool = True) -> EvaluationResult:
-    """Monte-Carlo evaluation of the shared-Gaussian model (codebook quantized by
-    ``config.quant`` if ``quantized``)."""
-    predictor = shared_predictor(net, config, quantized)
-    with progress_bar(f"evaluating {predictor.describe()['label']}, S = "
-                      f"{config.eval.n_samples}", progress) as update:
-        result = evaluate(predictor, benchmark, config.eval, config.seed, on_progress=update)
-    result.report["cost"] = shared_digital_cost(
-        predictor.net, _sampling_bits(predictor.quant), config.eval.n_samples, config.cost,
-        benchmark.test["clean"].x, result.report["memory"])
-    return result
-
-
-def simulate_shared(net: SharedNet, benchmark: Benchmark, config: ExperimentConfig,
-                    progress: bool = True) -> EvaluationResult:
-    """Compile the shared-Gaussian model onto the chip of ``config.hardware``: one device pair
-    per weight programmed to its codebook entry's marginal (μ, σ) (SharedNet.export_mean_field),
-    so a chip draws every weight independently; the report's ``hardware.device_states`` counts
-    the distinct states that needs, and ``sharing`` the codebook behind them."""
-    result = simulate_model(net.export_mean_field(), benchmark, config, progress)
-    result.report["sharing"] = {"codebook": net.codebook().counts(),
-                                "memory": storage_report(net)}
-    return result
-
-
 def run_sharing(config: ExperimentConfig, out_dir: str | os.PathLike[str],
                          progress: bool = True) -> Path:
     """`bayesim share`: run the pipeline, evaluate the shared model, write its report (with the
     training log) next to the checkpoint."""
     check_cards(config.cost, None)
     shared = share_experiment(config, out_dir, progress)
-    result = evaluate_shared(shared.net, shared.benchmark, config, progress=progress)
+    result = evaluate_model(shared.net, shared.benchmark, config, progress)
     return write_evaluation(result, out_dir, {"checkpoint": str(shared.checkpoint),
                                               "sharing": shared.log.as_json()})
 

@@ -70,60 +70,43 @@ def run_point(config: dict[str, Any], cache: str) -> dict[str, Any]:
     from bayesim.data.dirty import build_benchmark
     from bayesim.pipeline import (
         CHECKPOINT_NAME,
+        SHARED_CHECKPOINT_NAME,
         evaluate_model,
         load_model,
         quantize_trained,
+        share_experiment,
         simulate_model,
         train_experiment,
     )
 
     run = config["run"]
     experiment = ExperimentConfig.model_validate({k: v for k, v in config.items() if k != "run"})
-    if run.startswith("shared"):
-        return _run_shared(run, config, experiment, cache)
     benchmark = build_benchmark(experiment.data, experiment.seed)
-    model_dir = Path(cache) / "models" / _key(config, ("data", "model", "train", "seed"))
-    trained = _cached(model_dir, CHECKPOINT_NAME,
-                      lambda: train_experiment(experiment, model_dir, progress=False))
-    model, _ = load_model(trained)
-    if run != "fp32" and experiment.quant.strategy != "fp":
-        quant_dir = Path(cache) / "quantized" / _key(config, ("data", "model", "train", "seed",
-                                                              "quant"))
-        quantized = _cached(quant_dir, CHECKPOINT_NAME,
-                            lambda: quantize_trained(model, benchmark, experiment, quant_dir,
-                                                     str(trained), progress=False))
-        model, _ = load_model(quantized)
-    if run == "analog":
+    if run.startswith("shared"):  # a shared-Gaussian model, trained once per its config
+        model_dir = Path(cache) / "shared" / _key(config, ("data", "model", "train", "sharing",
+                                                           "seed"))
+        model, _ = load_model(_cached(model_dir, SHARED_CHECKPOINT_NAME, lambda: share_experiment(
+            experiment, model_dir, progress=False)))
+        extra = {"n_gaussians": model.n_gaussians}
+    else:
+        model_dir = Path(cache) / "models" / _key(config, ("data", "model", "train", "seed"))
+        trained = _cached(model_dir, CHECKPOINT_NAME,
+                          lambda: train_experiment(experiment, model_dir, progress=False))
+        model, _ = load_model(trained)
+        extra = {}
+        if run != "fp32" and experiment.quant.strategy != "fp":
+            quant_dir = Path(cache) / "quantized" / _key(config, ("data", "model", "train",
+                                                                  "seed", "quant"))
+            quantized = _cached(quant_dir, CHECKPOINT_NAME,
+                                lambda: quantize_trained(model, benchmark, experiment, quant_dir,
+                                                         str(trained), progress=False))
+            model, _ = load_model(quantized)
+    if run in ("analog", "shared_analog"):
         result = simulate_model(model, benchmark, experiment, progress=False)
-    else:
-        result = evaluate_model(model, benchmark, experiment, progress=False)
-    return sweep_row(result.report)
-
-
-def _run_shared(run: str, config: dict[str, Any], experiment: Any, cache: str
-                ) -> dict[str, Any]:
-    """A ``shared*`` point: train (or reuse) the shared-Gaussian model, then evaluate it in
-    software, with its codebook quantized, or on the chip."""
-    from bayesim.data.dirty import build_benchmark
-    from bayesim.pipeline import (
-        SHARED_CHECKPOINT_NAME,
-        evaluate_shared,
-        share_experiment,
-        simulate_shared,
-    )
-    from bayesim.sharing.storage import load_shared
-
-    model_dir = Path(cache) / "shared" / _key(config, ("data", "model", "train", "sharing",
-                                                       "seed"))
-    net = load_shared(_cached(model_dir, SHARED_CHECKPOINT_NAME,
-                              lambda: share_experiment(experiment, model_dir, progress=False))).net
-    benchmark = build_benchmark(experiment.data, experiment.seed)
-    if run == "shared_analog":
-        result = simulate_shared(net, benchmark, experiment, progress=False)
-    else:
-        result = evaluate_shared(net, benchmark, experiment, quantized=run == "shared_digital",
-                                 progress=False)
-    return {**sweep_row(result.report), "n_gaussians": net.n_gaussians}
+    else:  # fp32, digital, shared, shared_digital: software
+        result = evaluate_model(model, benchmark, experiment, progress=False,
+                                quantized=run == "shared_digital")
+    return {**sweep_row(result.report), **extra}
 
 
 def _guarded(config: dict[str, Any], cache: str) -> tuple[str, Any, float]:
