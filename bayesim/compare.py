@@ -1,30 +1,17 @@
 """`bayesim compare`: several runs side by side — their headline rows (bayesim.reports) and one
 figure of their reliability diagrams and EE/MI histograms overlaid (bayesim.plots.compare)."""
 
-import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from bayesim.atomic import write_json
 from bayesim.errors import DataError
-from bayesim.reports import REPORT_NAME, SCORES_NAME, label, summary_row
+from bayesim.reports import REPORT_NAME, SCORES_NAME, Run, label, summary_row
 
 FIGURE_NAME = "comparison.png"
 TABLE_NAME = "comparison.json"
-
-
-@dataclasses.dataclass
-class Run:
-    """One run directory: its report, its per-example scores (None if it has none) and the name
-    it goes by in the table and the legends (its predictor, made unique by its directory)."""
-
-    directory: Path
-    report: dict[str, Any]
-    scores: dict[str, np.ndarray] | None
-    name: str
 
 
 def read_runs(directories: list[Path]) -> list[Run]:

@@ -12,9 +12,13 @@ given (:data:`AS_GIVEN`: the configs, the data's description, the provenance), a
 strings and None pass unchanged.
 """
 
+import dataclasses
 import datetime
 import math
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from bayesim.provenance import provenance
 
@@ -128,3 +132,14 @@ def sweep_row(report: dict[str, Any]) -> dict[str, Any]:
             row["device_state_pairs"] = states["pairs"]
             row["device_conductances"] = states["conductances"]
     return row
+
+
+@dataclasses.dataclass
+class Run:
+    """One run directory: its report, its per-example scores (None if it has none) and the name
+    it goes by in the table and the legends (its predictor, made unique by its directory)."""
+
+    directory: Path
+    report: dict[str, Any]
+    scores: dict[str, np.ndarray] | None
+    name: str

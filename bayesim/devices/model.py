@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bayesim.devices import kernels
+import bayesim.devices.kernels as kernels
 from bayesim.devices.laws import (
     DriftLaw,
     OneOverF,

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bayesim.devices import laws
+import bayesim.devices.laws as laws
 from bayesim.devices.model import DeviceModel
 from bayesim.errors import ConfigError
 

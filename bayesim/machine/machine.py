@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+import bayesim.machine.realised as realised_mod
 from bayesim.errors import MappingError
-from bayesim.machine import realised as realised_mod
 from bayesim.machine.adapters import digital_parameters, find_layers
 from bayesim.machine.chip import AnalogLayer, Chip
 from bayesim.machine.config import HardwareConfig, read_backend

@@ -2,22 +2,19 @@
 overlaid, one colour per run."""
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from bayesim.plots.figures import save_figure
-
-if TYPE_CHECKING:
-    from bayesim.compare import Run
+from bayesim.reports import Run
 
 MIN_BIN_COUNT = 10
 """Reliability points of bins holding fewer clean test images are drawn hollow: their accuracy
 has a standard error above 0.15 (binomial, p = 0.5)."""
 
 
-def plot_comparison(runs: list["Run"], path: Path) -> Path:
+def plot_comparison(runs: list[Run], path: Path) -> Path:
     """Three panels: accuracy vs confidence per calibration bin (marker area ∝ examples in the
     bin); EE of the clean (solid) and ambiguous (dashed) test images; MI of the clean (solid)
     and OOD (dashed) test images. Histograms share bins across runs so their shapes compare."""
