@@ -72,18 +72,12 @@ class QbnnGrid(StrictModel):
     ablations: list[Ablation] = Field(default_factory=list)
 
 
-QBNN_COLUMNS = ("accuracy", "nll", "ece", "auroc_aleatoric", "auroc_epistemic",
-                "auroc_epistemic_pe", *(f"mean_{k}_{name}" for name in ("clean", "ambiguous", "ood")
-                                        for k in ("ee", "mi")),
-                "bits_per_weight", "compression_vs_fp32", "energy_per_inference_J")
-"""The metric columns of the grid's results.csv, in order: a subset of the sweep row
-(bayesim.reports.sweep_row) and the compression against fp32."""
-
-
 def _row(report: dict, **keys: Any) -> dict[str, Any]:
+    """A point's row: its keys and :data:`METRICS`, from the sweep row (bayesim.reports.sweep_row)
+    and the compression against fp32 (a subset missing with own data, e.g. no OOD, is None)."""
     metrics = {**sweep_row(report),
                "compression_vs_fp32": report["memory"]["compression_vs_fp32"]}
-    return {**keys, **{k: metrics.get(k) for k in QBNN_COLUMNS}}  # own data: OOD optional
+    return {**keys, **{k: metrics.get(k) for k in METRICS}}
 
 
 def load_grid(path: str | os.PathLike[str], overrides: list[str] = ()) -> QbnnGrid:
