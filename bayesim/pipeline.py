@@ -19,7 +19,7 @@ from bayesim.atomic import write_bytes, write_json
 from bayesim.bnn.checkpoint import load_checkpoint, save_checkpoint
 from bayesim.bnn.layers import bayesian_layers, sampling
 from bayesim.bnn.models import build_model
-from bayesim.bnn.train import EpochStats, TrainConfig, fit
+from bayesim.bnn.train import EpochStats, fit
 from bayesim.config import (
     ExperimentConfig,
     apply_overrides,
@@ -62,8 +62,9 @@ DIGITAL_DEMO_DIR = "digital"
 EVALUATE_SECTIONS = ("data", "eval", "cost")
 SIMULATE_SECTIONS = ("data", "eval", "hardware", "cost")
 QAT_KEYS = ("train.batch_size", "train.kl_weight", "train.mc_train")
-"""What fine-tuning (QAT, device-constrained training) takes from [train]; its epochs and
-learning rate are quant.qat_epochs (or --train-constrained) and quant.qat_lr."""
+"""What fine-tuning (QAT, device-constrained training) takes from [train]
+(TrainConfig.fine_tuning); its epochs and learning rate are quant.qat_epochs (or
+--train-constrained) and quant.qat_lr."""
 QUANTIZE_SECTIONS = ("data", "eval", "quant", "cost", *QAT_KEYS)
 CONSTRAINED_SECTIONS = (*SIMULATE_SECTIONS, *QAT_KEYS, "quant.qat_lr")
 """simulate --train-constrained: the chip's sections and what its fine-tuning reads."""
@@ -277,9 +278,7 @@ def quantize_trained(model: nn.Module, benchmark: Benchmark, config: ExperimentC
     qmodel = quantize_model(model, quant, source=source)
     history: list[EpochStats] = []
     if quant.qat_epochs:
-        qat = TrainConfig(epochs=quant.qat_epochs, batch_size=config.train.batch_size,
-                          lr=quant.qat_lr, kl_weight=config.train.kl_weight,
-                          mc_train=config.train.mc_train)
+        qat = config.train.fine_tuning(quant.qat_epochs, quant.qat_lr)
         with progress_bar(f"QAT {quant.label}", progress) as update:
             history = fit(qmodel, benchmark.train, qat, derive_seed(config.seed, "qat"),
                           on_step=update)
@@ -443,9 +442,7 @@ def train_constrained(model: nn.Module, benchmark: Benchmark, config: Experiment
     returns the exported model and the config whose ``hardware.alpha`` holds the layer scales."""
     constrained, alphas = constrain_model(model, config.hardware)
     clamped_before = constraint_report(constrained)
-    train = TrainConfig(epochs=epochs, batch_size=config.train.batch_size,
-                        lr=config.quant.qat_lr, kl_weight=config.train.kl_weight,
-                        mc_train=config.train.mc_train)
+    train = config.train.fine_tuning(epochs, config.quant.qat_lr)
     with progress_bar(f"device-constrained training on {config.hardware.device}",
                       progress) as update:
         history = fit(constrained, benchmark.train, train, derive_seed(config.seed, "constrained"),

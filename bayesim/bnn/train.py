@@ -46,6 +46,12 @@ class TrainConfig(StrictModel):
     mc_train: int = Field(default=1, ge=1)
     """Weight samples per training step (1 is the common default; the KL is analytic)."""
 
+    def fine_tuning(self, epochs: int, lr: float) -> "TrainConfig":
+        """The config of a fine-tuning run from this one (QAT, device-constrained training):
+        ``epochs`` at ``lr``, this batch size, KL weight and MC samples, no KL warm-up."""
+        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=lr,
+                           kl_weight=self.kl_weight, mc_train=self.mc_train)
+
 
 @dataclass
 class EpochStats:
