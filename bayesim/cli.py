@@ -138,15 +138,12 @@ def print_table(table: Table) -> None:
         out_console.width = width
 
 
-def _say(text: str) -> None:
+def _say(text: str, as_json: bool) -> None:
     """An informational line: stdout, or stderr under --json (stdout then holds only JSON)."""
-    if _json_mode[0]:
+    if as_json:
         print(text, file=sys.stderr)
     else:
         out_console.print(text, soft_wrap=True)
-
-
-_json_mode = [False]
 
 
 def _print_json(obj: object) -> None:
@@ -159,7 +156,7 @@ def summary_table(reports: list[dict], title: str,
     the table already holds it) and the differences chip − software. ``extra``: further columns,
     one cell per report."""
     extra = extra or {}
-    from bayesim.reports import HEADLINE, headline, label, summary_row
+    from bayesim.reports import HEADLINE, label, summary_row
 
     table = Table(title=title)
     for column in ("predictor", "bits/w or devices/w", "acc", "NLL", "ECE", "AUROC EE", "AUROC MI",
@@ -181,7 +178,7 @@ def summary_table(reports: list[dict], title: str,
         distance = "–" if row["w2_median_worst"] is None else f"{row['w2_median_worst']:.2f}"
         energy = ("–" if row["energy_per_inference_uJ"] is None
                   else f"{row['energy_per_inference_uJ']:.3g}")
-        table.add_row(row["predictor"], size, *cells(headline(report), "{:.4f}"), distance,
+        table.add_row(row["predictor"], size, *cells(row, "{:.4f}"), distance,
                       energy, *(cells_[i] for cells_ in extra.values()))
         reference = report.get("reference")
         if reference is None:
@@ -194,13 +191,13 @@ def summary_table(reports: list[dict], title: str,
     return table
 
 
-def _print_report_summary(report_paths: list[Path], plots: list[Path]) -> None:
+def _print_report_summary(report_paths: list[Path], plots: list[Path], as_json: bool) -> None:
     """The table of the reports (or, under --json, their rows), then each chip's verdict; its
     warnings go to stderr."""
     from bayesim.reports import label, summary_row
 
     reports = [json.loads(p.read_text()) for p in report_paths]
-    if _json_mode[0]:
+    if as_json:
         _print_json({"reports": [{**summary_row(r), "report": str(p),
                                   "verdict": r.get("verdict")}
                                  for r, p in zip(reports, report_paths, strict=True)],
@@ -216,16 +213,11 @@ def _print_report_summary(report_paths: list[Path], plots: list[Path]) -> None:
         if judged is not None:
             name = label(report["predictor"])
             _say(f"verdict: {name}: {judged['status']}: {judged['summary']} (software: same "
-                 f"checkpoint, S, data and seed)")
+                 f"checkpoint, S, data and seed)", as_json)
             for line in judged["warnings"]:
                 if not line.startswith(REALISED_FAILS):  # the machine warned of those already
                     print(f"bayesim: warning: {name}: {line}", file=sys.stderr)
-        _say(f"report: {path}")
-
-
-def _nanojoules(report: dict) -> str:
-    energy = report.get("cost", {}).get("energy_per_sample_J")
-    return "–" if energy is None else f"{energy * 1e9:.3g}"
+        _say(f"report: {path}", as_json)
 
 
 def _render_plots(out_dir: Path) -> list[Path]:
@@ -238,10 +230,9 @@ def _report_on_checkpoint(command: Callable[..., Path], checkpoint: Path, out: P
                           config: Path | None, overrides: list[str], quiet: bool,
                           as_json: bool) -> None:
     """Run a checkpoint → report command of the pipeline, then draw and summarise its report."""
-    _json_mode[0] = as_json
     report = command(checkpoint, out, str(config) if config else None, overrides,
                      progress=not quiet)
-    _print_report_summary([report], _render_plots(out))
+    _print_report_summary([report], _render_plots(out), as_json)
 
 
 def _with_samples(overrides: list[str] | None, samples: int | None,
@@ -296,17 +287,16 @@ def demo(
     from bayesim.config import load_config
     from bayesim.pipeline import DEMO_SAMPLES, demo_config, run_demo
 
-    _json_mode[0] = as_json
     experiment = load_config(config, _sets(set_, "demo"))
     chosen = demo_config(experiment)
     if chosen is not experiment:
         _say(f"demo: S = {DEMO_SAMPLES} Monte-Carlo samples per prediction (other commands use "
              f"{experiment.eval.n_samples}; the guideline sweeps found S = 10–30 enough, "
              f"docs/results/guidelines.md); --set eval.n_samples={experiment.eval.n_samples} "
-             f"for the full run")
+             f"for the full run", as_json)
     reports = run_demo(chosen, out, progress=not quiet)
     plots = [path for report in reports for path in _render_plots(report.parent)]
-    _print_report_summary(reports, plots)
+    _print_report_summary(reports, plots, as_json)
 
 
 @app.command()
@@ -434,13 +424,12 @@ def share(
     from bayesim.plots.sharing import CODEBOOK_NAME, plot_codebook
     from bayesim.sharing.storage import load_shared
 
-    _json_mode[0] = as_json
     experiment = load_config(config, _with_samples(_sets(set_, "share"), samples))
     report = run_sharing(experiment, out, progress=not quiet)
     plots = _render_plots(out)
     plots.append(plot_codebook(load_shared(out / SHARED_CHECKPOINT_NAME).net,
                                out / CODEBOOK_NAME))
-    _print_report_summary([report], plots)
+    _print_report_summary([report], plots, as_json)
 
 
 @app.command()
@@ -508,24 +497,24 @@ def compare(
       bayesim compare runs/demo runs/demo/digital runs/demo/analog_pcm \\
           runs/demo/analog_rram --out runs/compare
     """
-    from bayesim.compare import read_runs, write_comparison
+    from bayesim.compare import comparison_rows, read_runs, write_comparison
 
-    _json_mode[0] = as_json
     loaded = read_runs(runs)
     written = write_comparison(loaded, out) if out is not None else []
-    reports = [run.report for run in loaded]
+    rows = comparison_rows(loaded)
     if as_json:
-        from bayesim.reports import summary_row
-
-        _print_json({"runs": [{**summary_row(run.report), "run": str(run.directory)}
-                              for run in loaded], "files": [str(p) for p in written]})
+        _print_json({"runs": rows, "files": [str(p) for p in written]})
         return
+
+    def cell(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3g}"
+
     print_table(summary_table(
-        reports, "runs compared (AUROC EE: clean vs ambiguous; MI and PE: clean vs OOD)",
-        {"S": [str(r["n_samples"]) for r in reports],
-         "seed": [str(r["seed"]) for r in reports],
-         "nJ/sample": [_nanojoules(r) for r in reports],
-         "run": [str(run.directory) for run in loaded]}))
+        [run.report for run in loaded],
+        "runs compared (AUROC EE: clean vs ambiguous; MI and PE: clean vs OOD)",
+        {"S": [str(r["n_samples"]) for r in rows], "seed": [str(r["seed"]) for r in rows],
+         "nJ/sample": [cell(r["energy_per_sample_nJ"]) for r in rows],
+         "run": [r["run"] for r in rows]}))
     for path in written:
         out_console.print(f"plot:   {path}", soft_wrap=True)
 

@@ -43,12 +43,18 @@ def read_runs(directories: list[Path]) -> list[Run]:
     return runs
 
 
+def comparison_rows(runs: list[Run]) -> list[dict]:
+    """The summary row of every run (bayesim.reports.summary_row) with its name and directory:
+    comparison.json and `bayesim compare --json`."""
+    return [{**summary_row(run.report), "name": run.name, "run": str(run.directory)}
+            for run in runs]
+
+
 def write_comparison(runs: list[Run], out: Path) -> list[Path]:
     """``out/comparison.png`` and ``.pdf`` (the figure) and ``out/comparison.json`` (the rows)."""
     from bayesim.plots.compare import plot_comparison
 
     png = plot_comparison(runs, Path(out) / FIGURE_NAME)
     table = Path(out) / TABLE_NAME
-    write_json(table, {"runs": [{**summary_row(run.report), "name": run.name,
-                                 "run": str(run.directory)} for run in runs]})
+    write_json(table, {"runs": comparison_rows(runs)})
     return [png, png.with_suffix(".pdf"), table]

@@ -420,10 +420,8 @@ def simulate_model(model: nn.Module, benchmark: Benchmark, config: ExperimentCon
                 model, hw, inputs, config.eval.n_samples, config.seed, on_step=step,
                 reference=reference, machine=machine)
         if config.eval.n_samples >= 4:
-            states = hardware["scheme"].get("programmed_states")
-            hardware["sampling"] = sampling_report(
-                reference["clean"], hw.read_correlation,
-                states if hardware["scheme"].get("realised") == "copies" else None)
+            hardware["sampling"] = sampling_report(reference["clean"], hw.read_correlation,
+                                                   machine.chip.scheme.cycled_states(hw))
     result.report["hardware"] = hardware
     result.report["cost"] = machine_cost(machine, config.eval.n_samples, config.cost,
                                          benchmark.test["clean"].x)
@@ -490,10 +488,10 @@ def simulate_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Pa
     # the reference is the software predictor of what the chip compiles: for a shared model its
     # mean-field export (every weight drawn independently from its entry's marginal, as the
     # chip draws it), not the shared sampler (one draw per Gaussian, shared by its members)
-    software = model.export_mean_field() if shared else model
     reference = cached_reference(
         compiled, reference_settings(benchmark, config),
-        lambda: evaluate_model(software, benchmark, config, progress).report,
+        lambda: evaluate_model(model.export_mean_field() if shared else model, benchmark,
+                               config, progress).report,
         **({"note": SHARED_REFERENCE} if shared else {}))
     return write_evaluation(with_verdict(result, reference), out_dir, extra)
 

@@ -78,25 +78,24 @@ def label(predictor: dict[str, Any]) -> str:
 def summary_row(report: dict[str, Any]) -> dict[str, Any]:
     """One report's row: predictor, storage per weight, the headline metrics, the worst layer's
     median W₂/σ (chips), the cost per inference and per sample, and the verdict's status."""
-    hardware = report.get("hardware")
-    realised = (hardware or {}).get("realised_posterior")
-    cost = report.get("cost", {})
-    energy = cost.get("energy_per_inference_J")
-    energy_sample = cost.get("energy_per_sample_J")
-    latency = cost.get("latency_per_inference_s")
+    metrics = sweep_row(report)
+    chip = "hardware" in report
+
+    def scaled(value: float | None, factor: float) -> float | None:
+        return None if value is None else value * factor
+
     return rounded({
         "predictor": label(report["predictor"]),
         "kind": report["predictor"]["kind"],
         "n_samples": report["n_samples"],
         "seed": report["seed"],
-        "devices_per_weight": (hardware["n_devices"] / hardware["n_weights"]
-                               if hardware else None),
-        "bits_per_weight": None if hardware else report["memory"]["bits_per_weight"],
+        "devices_per_weight": metrics.get("devices_per_weight"),
+        "bits_per_weight": None if chip else metrics["bits_per_weight"],
         **headline(report),
-        "w2_median_worst": realised["w2_median_worst"] if realised else None,
-        "energy_per_inference_uJ": None if energy is None else energy * 1e6,
-        "energy_per_sample_nJ": None if energy_sample is None else energy_sample * 1e9,
-        "latency_per_inference_us": None if latency is None else latency * 1e6,
+        "w2_median_worst": metrics.get("w2_median_worst"),
+        "energy_per_inference_uJ": scaled(metrics["energy_per_inference_J"], 1e6),
+        "energy_per_sample_nJ": scaled(report.get("cost", {}).get("energy_per_sample_J"), 1e9),
+        "latency_per_inference_us": scaled(metrics["latency_per_inference_s"], 1e6),
         "verdict": (report.get("verdict") or {}).get("status"),
     })
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bayesim.atomic import write_json
+from bayesim.data.sources import file_digest
 from bayesim.provenance import code_digest
 from bayesim.reports import HEADLINE, headline
 
@@ -156,13 +157,9 @@ def reference_key(checkpoint: str | os.PathLike[str], settings: dict[str, Any]) 
     """SHA-256 of the checkpoint's bytes, the ``settings`` that decide its software evaluation
     (the data found, with the digests of a user's own files; eval; seed) and the code (every
     module of the package, bayesim.provenance.code_digest)."""
-    digest = hashlib.sha256()
-    with open(checkpoint, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    digest.update(json.dumps({"settings": settings, "code": code_digest()},
-                             sort_keys=True).encode())
-    return digest.hexdigest()
+    key = {"checkpoint": file_digest(Path(checkpoint)), "settings": settings,
+           "code": code_digest()}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 def cached_reference(checkpoint: str | os.PathLike[str], settings: dict[str, Any],

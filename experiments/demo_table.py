@@ -27,19 +27,25 @@ NAMES = {"fp32": "fp32", "JQ-4": "digital JQ-4",
          "analog M4 rram_lin2023": "analog RRAM (Lin 2023), 3 devices per side (M4)"}
 
 
+def read_reports(demo_dir: Path) -> list[dict]:
+    """The demo's four reports, in :data:`RUNS` order."""
+    return [json.loads((demo_dir / name / REPORT_NAME).read_text()) for name in RUNS]
+
+
+def row_of(report: dict) -> dict:
+    """The headline row of one report, a chip's with its worst layer."""
+    row = summary_row(report)
+    realised = (report.get("hardware") or {}).get("realised_posterior")
+    if realised:
+        worst = realised["layers"][realised["worst_layer"]]
+        row["worst_layer"] = (f"layer {worst['layer']}, {worst['kind']} "
+                              f"{worst['shape'][0]}×{worst['shape'][1]}")
+    return row
+
+
 def rows(demo_dir: Path) -> list[dict]:
-    """The headline row of each of the demo's reports, a chip's with its worst layer."""
-    out = []
-    for name in RUNS:
-        report = json.loads((demo_dir / name / REPORT_NAME).read_text())
-        row = summary_row(report)
-        realised = (report.get("hardware") or {}).get("realised_posterior")
-        if realised:
-            worst = realised["layers"][realised["worst_layer"]]
-            row["worst_layer"] = (f"layer {worst['layer']}, {worst['kind']} "
-                                  f"{worst['shape'][0]}×{worst['shape'][1]}")
-        out.append(row)
-    return out
+    """The headline row of each of the demo's reports."""
+    return [row_of(report) for report in read_reports(demo_dir)]
 
 
 def render(summary: list[dict]) -> str:
@@ -68,17 +74,18 @@ def readme_block(text: str) -> str:
     return text[start:end].strip("\n")
 
 
-def write(summary: list[dict], demo_dir: Path) -> None:
-    first = json.loads((demo_dir / REPORT_NAME).read_text())
-    stored = {"rows": summary, "provenance": first.get("provenance"),
-              "eval_seconds": {row["predictor"]: seconds for row, seconds in zip(
-                  summary, (json.loads((demo_dir / name / REPORT_NAME).read_text())
-                            .get("eval_seconds") for name in RUNS), strict=True)}}
+def write(reports: list[dict]) -> list[dict]:
+    """Store the reports' rows, the run's provenance and each row's evaluation seconds, and
+    rewrite the README's block from the rows; returns the rows."""
+    summary = [row_of(report) for report in reports]
+    stored = {"rows": summary, "provenance": reports[0].get("provenance"),
+              "eval_seconds": {row["predictor"]: report.get("eval_seconds")
+                               for row, report in zip(summary, reports, strict=True)}}
     SUMMARY.write_text(json.dumps(stored, indent=1, ensure_ascii=False) + "\n")
     text = README.read_text()
-    readme_block(text)  # both markers present
     start, end = text.index(START) + len(START), text.index(END)
     README.write_text(f"{text[:start]}\n{render(summary)}\n{text[end:]}")
+    return summary
 
 
 def main() -> None:
@@ -88,9 +95,8 @@ def main() -> None:
                         help="store the rows in docs/results/demo_summary.json and update the "
                              "README's table")
     args = parser.parse_args()
-    summary = rows(args.demo_dir)
-    if args.write:
-        write(summary, args.demo_dir)
+    reports = read_reports(args.demo_dir)
+    summary = write(reports) if args.write else [row_of(report) for report in reports]
     print(render(summary))
 
 

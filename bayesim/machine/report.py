@@ -110,12 +110,13 @@ def sampling_report(probs: torch.Tensor, read_correlation: float,
 
     Geyer's estimate exceeds S when the sample autocorrelations come out negative: for
     independent draws that is estimation noise of a short sequence (it shrinks as S grows); for
-    M3, whose samples read the R programmed copies in turn, it is real anti-correlation, and an
+    M3, whose every block of R samples reads each programmed copy once, it is real
+    anti-correlation, and an
     ESS above S then measures the precision of the mean over the chip's R copies, not over the
     posterior. So the estimates are reported as they are, with the fraction of inputs above S,
-    and, where a chip holds a fixed number of programmed states that its samples cycle through
-    (``distinct_states``, M3's R), ``posterior_draws`` = min(S, R): how many independent draws
-    of the posterior the samples contain."""
+    and, where a chip holds a fixed number of programmed states that its samples take turns
+    reading (``distinct_states``: Scheme.cycled_states, M3's R), ``posterior_draws`` =
+    min(S, R): how many independent draws of the posterior the samples contain."""
     probs = probs.double()
     n_samples = probs.shape[0]
     top = probs.mean(0).argmax(-1)
@@ -131,8 +132,8 @@ def sampling_report(probs: torch.Tensor, read_correlation: float,
                                 else min(n_samples, distinct_states)),
             "statistic": "probability of the mean-predicted class, per input (Geyer's initial "
                          "positive sequence); above S where the samples are anti-correlated "
-                         "(estimation noise for independent draws; M3's cycle through its "
-                         "copies), see posterior_draws"}
+                         "(estimation noise for independent draws; M3 reads each copy once "
+                         "per block of R samples), see posterior_draws"}
 
 
 def predictive_statistics(probs: torch.Tensor) -> dict[str, float]:

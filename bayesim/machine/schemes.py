@@ -95,6 +95,12 @@ class Scheme:
         """Which kept state Monte-Carlo sample ``sample`` reads."""
         return 0
 
+    def cycled_states(self, hw: HardwareConfig) -> int | None:
+        """The number of kept states the samples take turns reading, where that number bounds
+        the independent posterior draws among them (M3's R copies); None where every sample
+        draws afresh (machine.report.sampling_report, ``posterior_draws``)."""
+        return None
+
     def fresh_per_sample(self, hw: HardwareConfig) -> bool:
         """Every sample reads a state of its own (seeded by :meth:`fresh_seed`, made by
         Chip.sample_state), so the read loop runs over samples outermost."""
@@ -209,6 +215,9 @@ class Copies(Scheme):
         return None
 
     def n_states(self, hw: HardwareConfig) -> int:
+        return hw.copies
+
+    def cycled_states(self, hw: HardwareConfig) -> int | None:
         return hw.copies
 
     def state_seeds(self, k: int, hw: HardwareConfig) -> tuple[int, int]:

@@ -12,6 +12,7 @@ import numpy as np
 from bayesim.errors import DataError
 from bayesim.plots.figures import save_figure
 from bayesim.reports import REPORT_NAME, SCORES_NAME
+from bayesim.reports import label as predictor_label
 
 SUBSET_COLOURS = {"clean": "tab:blue", "ambiguous": "tab:orange", "ood": "tab:red"}
 RELIABILITY_NAME = "reliability.png"
@@ -41,7 +42,7 @@ def plot_reliability(report: dict[str, Any], path: str | os.PathLike[str]) -> Pa
     ax.plot(centres, conf, "o", color="tab:red", ms=4, label="mean confidence (gap in red)")
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     ind = report["in_distribution"]
-    name = report["predictor"].get("label", report["predictor"].get("kind", ""))
+    name = predictor_label(report["predictor"])
     fig.suptitle(f"{name}, S = {report['n_samples']}: ECE = {ind['ece']:.3f}, accuracy = "
                  f"{ind['accuracy']:.3f} ({ind['n']} clean test images)", fontsize=9)
     ax.set_ylabel("accuracy in bin (fraction)")
@@ -126,10 +127,10 @@ def plot_cost_breakdown(report: dict[str, Any], path: str | os.PathLike[str]) ->
     ax.barh(names, [parts[n] * 1e9 for n in names], color="tab:blue")
     ax.set_xscale("log")
     ax.set_xlabel("energy per posterior sample (nJ; one input)")
-    label = report.get("predictor", {}).get("label", report.get("predictor", {}).get("kind", ""))
+    name = predictor_label(report["predictor"])
     total = cost["energy_per_inference_J"] * 1e6
     assumed = len(cost.get("assumed_constants", []))
-    ax.set_title(f"{label}: {total:.3g} µJ per inference (S = {report.get('n_samples')}); "
+    ax.set_title(f"{name}: {total:.3g} µJ per inference (S = {report.get('n_samples')}); "
                  f"{assumed} assumed card constant(s)", fontsize=8)
     ax.grid(alpha=0.3, axis="x")
     save_figure(fig, Path(path))
