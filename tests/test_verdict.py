@@ -160,3 +160,49 @@ def test_simulate_prints_the_software_reference_and_warns_when_the_chip_fails(
     other = json.loads((tmp_path / "s3" / "report.json").read_text())
     assert other["reference"]["from_cache"] is False and other["reference"]["n_samples"] == 3
     capsys.readouterr()
+
+
+def test_a_foreign_wide_posterior_gets_its_own_software_reference(
+        tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bayesian-torch posterior bayesim did not train (ρ = 0.5, so σ ≈ 0.97 > |μ|; biases
+    of ±3), imported and simulated on the PCM chip: its reference is the imported checkpoint in
+    software (what `bayesim evaluate` gives at the same S), and its verdict says why it is what
+    it is."""
+    torch = pytest.importorskip("torch")
+    layers = pytest.importorskip("bayesian_torch.layers")
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = layers.LinearReparameterization(784, 16, posterior_rho_init=0.5)
+            self.b = layers.LinearReparameterization(16, 10, posterior_rho_init=0.5)
+
+        def forward(self, x):
+            h, _ = self.a(x.flatten(1))
+            return self.b(torch.relu(h))[0]
+
+    torch.manual_seed(0)
+    net = Net()
+    with torch.no_grad():
+        net.a.mu_bias.uniform_(-3, 3)
+        net.b.mu_bias.uniform_(-3, 3)
+    torch.save(net.state_dict(), tmp_path / "bt.pt")
+    checkpoint = tmp_path / "bt.safetensors"
+    assert main(["import", str(tmp_path / "bt.pt"), "--from", "bayesian-torch", "--arch", "mlp",
+                 "--set", "model.hidden=[16]", "--out", str(checkpoint)]) == 0
+    assert main(["simulate", "--checkpoint", str(checkpoint), "--config",
+                 "experiments/machine_pcm.toml", "--samples", "4", "-q", "--set",
+                 "hardware.decomposition_inputs=0", "--out", str(tmp_path / "chip")]) == 0
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--samples", "4", "-q", "--out",
+                 str(tmp_path / "sw")]) == 0
+    capsys.readouterr()
+    chip = json.loads((tmp_path / "chip" / "report.json").read_text())
+    software = json.loads((tmp_path / "sw" / "report.json").read_text())
+    assert chip["reference"]["predictor"]["kind"] == "fp32"
+    assert chip["reference"]["accuracy"] == pytest.approx(
+        software["in_distribution"]["accuracy"], rel=1e-5)
+    assert chip["reference"]["auroc_epistemic"] == pytest.approx(
+        software["uncertainty"]["auroc_epistemic"], rel=1e-5)
+    judged = chip["verdict"]
+    assert judged["status"] == ("warning" if judged["warnings"] else "ok")
+    assert len(judged["warnings"]) >= len(chip["hardware"]["realised_posterior"]["not_realised"])
