@@ -17,7 +17,7 @@ from torch import nn
 
 from bayesim.atomic import write_bytes, write_json
 from bayesim.bnn.checkpoint import load_checkpoint, save_checkpoint
-from bayesim.bnn.layers import bayesian_layers, sampling
+from bayesim.bnn.layers import attach_generator, bayesian_layers, sampling
 from bayesim.bnn.models import build_model
 from bayesim.bnn.train import EpochStats, fit
 from bayesim.config import (
@@ -273,11 +273,19 @@ def check_own_data(model: nn.Module, benchmark: Benchmark, config: ExperimentCon
 def quantize_trained(model: nn.Module, benchmark: Benchmark, config: ExperimentConfig,
                      out_dir: str | os.PathLike[str], source: str,
                      progress: bool = True) -> tuple[nn.Module, Path]:
-    """PTQ of ``model`` with ``config.quant``, then ``qat_epochs`` of QAT; saves the checkpoint."""
+    """PTQ of ``model`` with ``config.quant``, then ``qat_epochs`` of QAT; saves the checkpoint.
+
+    QAT draws its weight noise from a generator seeded with ``config.seed``, the state a model
+    read back from its checkpoint starts in (bayesim.bnn.checkpoint builds it with the
+    experiment's seed), so a model trained in this process and the same model loaded from disk
+    fine-tune identically (not from wherever training and evaluation left its generator). The
+    draws are standard normal and independent of μ and σ,
+    so starting the stream where training started it biases nothing."""
     quant = config.quant
     qmodel = quantize_model(model, quant, source=source)
     history: list[EpochStats] = []
     if quant.qat_epochs:
+        attach_generator(qmodel, config.seed)
         qat = config.train.fine_tuning(quant.qat_epochs, quant.qat_lr)
         with progress_bar(f"QAT {quant.label}", progress) as update:
             history = fit(qmodel, benchmark.train, qat, derive_seed(config.seed, "qat"),
