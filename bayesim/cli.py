@@ -575,7 +575,7 @@ def sweep(
         help="Override a value of the spec itself (repeatable), e.g. --set "
              "base.eval.n_samples=30 or --set 'seeds=[0]'.")] = None,
     workers: Annotated[int, typer.Option("--workers", metavar="N",
-                                         help="Worker processes (general specs).")] = 1,
+                                         help="Worker processes.")] = 1,
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", metavar="ADDRESS",
         help="Run on the Dask cluster of this scheduler (tcp://HOST:PORT).")] = None,
@@ -587,8 +587,8 @@ def sweep(
                                        "OUT/cache).")] = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Run a sweep spec (docs/sweeps.md) or the quantization reproduction grid; finished points
-    are skipped, so an interrupted sweep resumes.
+    """Run a sweep spec (docs/sweeps.md); finished points are skipped, so an interrupted sweep
+    resumes.
 
     Example:
 
@@ -596,24 +596,6 @@ def sweep(
       bayesim sweep experiments/guideline_pcm.toml --out runs/guideline_pcm --workers 2
       bayesim plot runs/guideline_pcm
     """
-    from bayesim.config import read_toml
-
-    if "strategies" not in read_toml(spec):  # a general sweep spec
-        _general_sweep(spec, out, set_ or [], workers, quiet, scheduler, dask_local, cache)
-        return
-    from bayesim.plots.qbnn import plot_grid
-    from bayesim.sweep.qbnn import load_grid, run_grid
-
-    grid = load_grid(spec, set_ or [])
-    results = run_grid(grid, out, progress=not quiet, log=out_console.print)
-    for path in plot_grid(results):
-        out_console.print(f"plot:   {path}")
-    out_console.print(f"results: {results} and {results.with_suffix('.md')}")
-
-
-def _general_sweep(spec: Path, out: Path, overrides: list[str], workers: int, quiet: bool,
-                   scheduler: str | None, dask_local: int | None,
-                   cache: Path | None = None) -> None:
     from bayesim.progress import progress_bar
     from bayesim.sweep.runner import CSV_NAME, run_sweep
     from bayesim.sweep.spec import load_spec
@@ -624,7 +606,7 @@ def _general_sweep(spec: Path, out: Path, overrides: list[str], workers: int, qu
         raise ConfigError("give either --scheduler or --dask-local, not both")
     if dask_local is not None and dask_local < 1:
         raise ConfigError(f"--dask-local must be at least 1 worker, got {dask_local}")
-    sweep_spec = load_spec(spec, overrides)
+    sweep_spec = load_spec(spec, set_ or [])
     with progress_bar(f"sweep {sweep_spec.name}", not quiet) as update:
         store = run_sweep(sweep_spec, out, workers, on_progress=update, scheduler=scheduler,
                           dask_local=dask_local, cache=cache)

@@ -1,18 +1,62 @@
+"""The quantization grid is an ordinary sweep spec: the shipped spec holds the paper's grid and its
+ablations, a small copy runs, resumes, tabulates and plots, and QAT gives the same model whether it
+fine-tunes a model trained in this process or the same model read back from its checkpoint."""
+
 import csv
+import importlib.util
+from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 
 from bayesim.cli import main
-from bayesim.errors import ConfigError
-from bayesim.sweep.qbnn import load_grid
+from bayesim.config import ExperimentConfig, apply_overrides, validate
+from bayesim.pipeline import evaluate_model, load_model, quantize_trained, train_experiment
+from bayesim.sweep.spec import expand, load_spec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tables_module():
+    spec = importlib.util.spec_from_file_location("qbnn_tables", REPO / "experiments" /
+                                                  "qbnn_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_shipped_grid_holds_the_paper_grid_and_its_ablations() -> None:
+    points = expand(load_spec(REPO / "experiments" / "seed_qbnn.toml"))
+    tables = tables_module()
+    keys = [tables.point_keys({f"config.{k}": str(v) for k, v in _flat(p.config).items()})
+            for p in points]
+    assert len({tuple(k.values()) for k in keys}) == len(points) == 132
+    per_group = Counter(k["group"] for k in keys)
+    # 3 seeds: fp32; VPQ/SPQ/JQ x 5 widths x PTQ/QAT; uniform σ under JQ and VPQ at 3 and 4 bits,
+    # PTQ and QAT; plain ReLU's own fp32 model and its JQ at 3 and 4 bits, PTQ and QAT
+    assert per_group == {"base": 3, "grid": 90, "uniform-sigma": 12, "uniform-sigma-vpq": 12,
+                         "plain-relu": 15}
+    assert {k["mode"] for k in keys if k["strategy"] != "fp32"} == {"PTQ", "QAT"}
+    qat = {p.config["quant"]["qat_epochs"] for p in points if p.config["quant"]["qat_epochs"]}
+    assert qat == {5}
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
 
 SPEC = """
+name = "tiny-qbnn"
+run = "digital"
 seeds = [0]
-strategies = ["JQ", "VPQ"]
-bits = [2, 4]
-modes = ["PTQ"]
-qat_epochs = 1
+references = ["fp32"]
 
 [base.data]
 ambiguous_test_images = 20
@@ -25,54 +69,77 @@ epochs = 1
 batch_size = 64
 [base.eval]
 n_samples = 3
+[base.quant]
+strategy = "JQ"
+bits = 4
+qat_epochs = 1
 
-[[ablations]]
-name = "uniform-sigma"
-modes = ["PTQ", "QAT"]
-set = ["quant.sigma_quantizer='uniform'"]
+[[grid]]
+"quant.strategy" = ["JQ", "VPQ"]
+"quant.bits" = [2, 4]
+"quant.qat_epochs" = [0, 1]
 
-[[ablations]]
-name = "plain-relu"
-model_set = ["model.activation='relu'"]
+[[grid]]
+"quant.sigma_quantizer" = ["uniform"]
+"quant.bits" = [4]
+
+[[grid]]
+"model.activation" = ["relu"]
+"quant.strategy" = ["fp", "JQ"]
+
+[[plots]]
+kind = "bits"
+metric = "accuracy"
+
+[[plots]]
+kind = "bits"
+metric = "accuracy"
+where = { "quant.qat_epochs" = 0 }
 """
 
 
-def test_grid_runs_resumes_and_plots(data_root: Path, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_small_grid_runs_resumes_tabulates_and_plots(data_root: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
     spec = tmp_path / "grid.toml"
     spec.write_text(SPEC)
     out = tmp_path / "out"
     assert main(["sweep", str(spec), "--out", str(out), "-q"]) == 0, capsys.readouterr().err
-    with open(out / "results.csv") as f:
-        rows = list(csv.DictReader(f))
+    assert "12 points done, 0 failed" in capsys.readouterr().out
+    tables = tables_module()
+    assert tables.main([str(out), "--points", str(tmp_path / "points.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "points.csv").open()))
     keys = {(r["group"], r["strategy"], r["bits"], r["mode"]) for r in rows}
-    assert {("grid", "JQ", "2", "PTQ"), ("grid", "VPQ", "4", "PTQ"), ("base", "fp32", "32", "-"),
-            ("uniform-sigma", "JQ", "4", "QAT"), ("uniform-sigma", "JQ", "4", "PTQ"),
-            ("plain-relu", "JQ", "4", "QAT"),
-            ("plain-relu", "fp32", "32", "-")} <= keys
-    points = [(r["group"], r["strategy"], r["bits"], r["mode"], r["seed"]) for r in rows]
-    assert len(points) == len(set(points))  # the shared fp32 model is one row, not one per family
+    assert {k for k in keys if k[0] != "grid"} == {
+        ("base", "fp32", "32", "-"), ("uniform-sigma", "JQ", "4", "QAT"),
+        ("plain-relu", "fp32", "32", "-"), ("plain-relu", "JQ", "4", "QAT")}
+    assert len(rows) == 12 and len(keys) == 12
     jq2 = next(r for r in rows if r["strategy"] == "JQ" and r["bits"] == "2")
     assert float(jq2["compression_vs_fp32"]) == 16.0
-    for name in ("results.md", "metrics_vs_bits.png", "uncertainty_vs_bits.png"):
-        assert (out / name).stat().st_size > 0
-    # resume: every point exists, nothing is recomputed (reports keep their modification time)
-    reports = sorted(out.glob("points/*/report.json"))
-    stamps = [p.stat().st_mtime_ns for p in reports]
+    table = (out / "results.md").read_text()
+    assert table.count("\n| ") == 12 and "| plain-relu | fp32 | 32 | - | 1 |" in table
+    assert main(["plot", str(out)]) == 0
+    for held in ("", "_quant-qat_epochs_0"):  # a held value gets its own file
+        assert (out / f"bits_accuracy_quant-bits_by_quant-strategy{held}.png").stat().st_size
+    # resume: every point is finished, nothing runs again
     capsys.readouterr()
     assert main(["sweep", str(spec), "--out", str(out), "-q"]) == 0
-    assert [p.stat().st_mtime_ns for p in reports] == stamps
-    assert "training" not in capsys.readouterr().out
+    assert "12 points done, 0 failed" in capsys.readouterr().out
 
 
-def test_grid_spec_errors(tmp_path: Path) -> None:
-    spec = tmp_path / "bad.toml"
-    spec.write_text("bits = [4]\n[base.model]\narch = 'vgg'\n")
-    with pytest.raises(ConfigError, match="model.arch"):
-        load_grid(spec)
-    spec.write_text("strategies = ['XQ']\n")
-    with pytest.raises(ConfigError, match="strategies"):
-        load_grid(spec)
-    spec.write_text("[[ablations]]\nname = 'a'\nbits = [0]\n")
-    with pytest.raises(ConfigError, match="ablations.0.bits.0"):
-        load_grid(spec)
+def test_qat_of_a_model_in_memory_equals_qat_of_its_checkpoint(
+        data_root: Path, tmp_path: Path, tiny_overrides: list[str]) -> None:
+    """The grid fine-tunes models read back from the model cache, the demo the one it has just
+    trained and evaluated (which moved its generator): both must give the same QAT model."""
+    config = validate(ExperimentConfig, apply_overrides({}, [
+        *tiny_overrides, "quant.strategy='JQ'", "quant.bits=4", "quant.qat_epochs=1"]), "test")
+    trained = train_experiment(config, tmp_path / "fp32", progress=False)
+    evaluate_model(trained.model, trained.benchmark, config, progress=False)  # moves the stream
+    in_memory, _ = quantize_trained(trained.model, trained.benchmark, config, tmp_path / "a",
+                                    str(trained.checkpoint), progress=False)
+    loaded, _ = load_model(trained.checkpoint)
+    from_disk, _ = quantize_trained(loaded, trained.benchmark, config, tmp_path / "b",
+                                    str(trained.checkpoint), progress=False)
+    a, b = in_memory.state_dict(), from_disk.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -5,7 +5,7 @@
 - ``sweep``: the design-guideline plots of a sweep (heatmap, lines and the presets ``bits``,
   ``drift``, ``samples``, ``feasibility``, ``pareto``, ``energy``);
 - ``devices``: a device card (`bayesim devices plot`);
-- ``sharing``: a shared-Gaussian codebook; ``qbnn``: the quantization grid.
+- ``sharing``: a shared-Gaussian codebook.
 
 A new sweep plot kind: a preset in ``sweep.PRESETS`` (its x axis and grouping) when a line plot
 will do, otherwise a function beside ``heatmap`` dispatched in ``sweep.plot``.

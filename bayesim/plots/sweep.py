@@ -82,8 +82,12 @@ def _save(fig: plt.Figure, stem: Path) -> list[Path]:
     return [png, png.with_suffix(".pdf")]
 
 
-def _stem(results: SweepResults, *parts: str | None) -> Path:
-    return results.out_dir / "_".join(p for p in parts if p).replace(".", "-")
+def _stem(results: SweepResults, *parts: str | None,
+          where: dict[str, Any] | None = None) -> Path:
+    """The figure's path without suffix: its kind, metric and axes, then each held value (two
+    figures that differ only in ``where`` do not overwrite each other)."""
+    held = [f"{path}_{value}" for path, value in (where or {}).items()]
+    return results.out_dir / "_".join(p for p in (*parts, *held) if p).replace(".", "-")
 
 
 def _title(ax: plt.Axes, text: str, note: str) -> None:
@@ -141,7 +145,7 @@ def heatmap(out_dir: str | os.PathLike[str], x: str, y: str, metric: str = DEFAU
     if references:
         text += "; " + ", ".join(f"{label} {mean:.3f}" for label, mean, _ in references)
     _title(ax, text, note)
-    return _save(fig, _stem(results, "heatmap", metric, x, y))
+    return _save(fig, _stem(results, "heatmap", metric, x, y, where=where))
 
 
 def lines(out_dir: str | os.PathLike[str], x: str, metric: str = DEFAULT_METRIC,
@@ -186,7 +190,8 @@ def lines(out_dir: str | os.PathLike[str], x: str, metric: str = DEFAULT_METRIC,
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     _title(ax, f"{_label(metric)} vs {_label(x)} (mean ± std over seeds)", note)
-    return _save(fig, _stem(results, kind, metric, x, f"by_{by}" if by else None))
+    return _save(fig, _stem(results, kind, metric, x, f"by_{by}" if by else None,
+                                  where=where))
 
 
 def pareto_front(points: list[tuple[float, float, Any]],
@@ -264,7 +269,8 @@ def pareto(out_dir: str | os.PathLike[str], x: str = "bits_per_weight",
     axis = "cost" if x in COST_COLUMNS else "memory"
     _title(ax, f"{_label(metric)} vs {axis}: less {_label(x)}, {better} {metric} is better",
            "")
-    return _save(fig, _stem(results, "pareto", metric, x, f"by_{by}" if by else None))
+    return _save(fig, _stem(results, "pareto", metric, x, f"by_{by}" if by else None,
+                                  where=where))
 
 
 def plot(out_dir: str | os.PathLike[str], kind: str, x: str | None = None,
