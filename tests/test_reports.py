@@ -11,9 +11,9 @@ import torch
 from bayesim import __version__
 from bayesim.data.sources import tree_digest
 from bayesim.machine.report import sampling_report
-from bayesim.plots.devices import human_time
 from bayesim.provenance import code_digest, provenance
 from bayesim.reports import AS_GIVEN, finished, rounded
+from bayesim.units import human_time
 
 
 def test_measured_floats_are_rounded_and_inputs_kept_as_given() -> None:

@@ -11,29 +11,12 @@ from matplotlib.ticker import FixedLocator, NullFormatter
 
 from bayesim.devices.model import DeviceModel
 from bayesim.plots.figures import save_figure
-
-TIME_UNITS = (("year", 365.25 * 86400), ("month", 365.25 * 86400 / 12), ("week", 7 * 86400),
-              ("day", 86400), ("h", 3600), ("min", 60), ("s", 1), ("ms", 1e-3))
-"""The units a time is written in, largest first (a month is a twelfth of a Julian year)."""
+from bayesim.units import human_time
 
 TIME_TICKS = (1e-3, 1.0, 60.0, 3600.0, 86400.0, 365.25 * 86400 / 12, 365.25 * 86400,
               10 * 365.25 * 86400)
 """Tick positions of a log time axis, s: 1 ms, 1 s, 1 min, 1 h, 1 day, 1 month, 1 year, 10
 years (at least a factor 12 apart, so their labels do not collide)."""
-
-
-def human_time(seconds: float) -> str:
-    """``seconds`` in the largest unit of :data:`TIME_UNITS` it reaches: 3600 → "1 h", 86400 →
-    "1 day", 3.156e7 → "1 year", 20 → "20 s"; plural words take an s."""
-    if seconds <= 0:
-        return "0 s"
-    for name, size in TIME_UNITS:
-        if seconds >= size * 0.999 or name == "ms":
-            value = seconds / size
-            text = f"{value:.3g}"
-            plural = name in ("year", "month", "week", "day") and text != "1"
-            return f"{text} {name}{'s' if plural else ''}"
-    raise AssertionError("unreachable")
 
 
 def _times(model: DeviceModel) -> list[float]:

@@ -16,6 +16,7 @@ from bayesim.errors import ConfigError, DataError
 from bayesim.sweep.runner import CSV_NAME, SPEC_NAME
 from bayesim.sweep.spec import SweepSpec, base_config
 from bayesim.sweep.store import flatten
+from bayesim.units import human_time
 
 
 def parse_cell(text: str) -> float | str:
@@ -37,16 +38,14 @@ NONE_LABELS = {"hardware.levels_bits": "analog", "hardware.alpha": "auto",
 
 
 def format_value(value: float | str, path: str = "") -> str:
-    """A parameter value as an axis tick reads it (times after programming in s, min, h, d)."""
+    """A parameter value as an axis tick reads it (times after programming in human units,
+    bayesim.units.human_time)."""
     if value == "":
         return NONE_LABELS.get(path, "default")
     if not isinstance(value, float):
         return str(value)
     if path == "hardware.drift_time" and value > 0:
-        for unit, seconds in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
-            if value >= seconds:
-                return f"{value / seconds:g} {unit}"
-        return f"{value:g} s"
+        return human_time(value)
     return f"{value:g}"
 
 
