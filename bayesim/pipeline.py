@@ -118,14 +118,18 @@ def train_experiment(config: ExperimentConfig, out_dir: str | os.PathLike[str],
     with progress_bar(f"training {config.model.arch} on {config.data.benchmark}",
                       progress) as update:
         history = fit(model, benchmark.train, config.train, config.seed, on_step=update)
-    path = save_checkpoint(
-        Path(out_dir) / CHECKPOINT_NAME, model, config.model,
-        seed=config.seed,
-        experiment=config.model_dump(mode="json"),
-        data_info=benchmark.info,
-        history=[asdict(h) for h in history],
-    )
+    path = save_trained(out_dir, model, config, benchmark, history)
     return TrainedModel(model, benchmark, history, path)
+
+
+def save_trained(out_dir: str | os.PathLike[str], model: nn.Module, config: ExperimentConfig,
+                 benchmark: Benchmark, history: list[EpochStats], **extra: Any) -> Path:
+    """``out_dir/model.safetensors`` with the metadata every trained or fine-tuned checkpoint
+    carries (its architecture, seed, experiment config, data provenance and training history),
+    plus ``extra`` (the quantization, the source checkpoint, the device constraint)."""
+    return save_checkpoint(Path(out_dir) / CHECKPOINT_NAME, model, config.model, seed=config.seed,
+                           experiment=config.model_dump(mode="json"), data_info=benchmark.info,
+                           history=[asdict(h) for h in history], **extra)
 
 
 def _sampling_bits(quant: QuantConfig | None) -> int | None:
@@ -290,15 +294,8 @@ def quantize_trained(model: nn.Module, benchmark: Benchmark, config: ExperimentC
         with progress_bar(f"QAT {quant.label}", progress) as update:
             history = fit(qmodel, benchmark.train, qat, derive_seed(config.seed, "qat"),
                           on_step=update)
-    path = save_checkpoint(
-        Path(out_dir) / CHECKPOINT_NAME, qmodel, config.model,
-        seed=config.seed,
-        experiment=config.model_dump(mode="json"),
-        quant=quant.model_dump(mode="json"),
-        data_info=benchmark.info,
-        source_checkpoint=source,
-        history=[asdict(h) for h in history],
-    )
+    path = save_trained(out_dir, qmodel, config, benchmark, history,
+                        quant=quant.model_dump(mode="json"), source_checkpoint=source)
     return qmodel, path
 
 
@@ -456,10 +453,8 @@ def train_constrained(model: nn.Module, benchmark: Benchmark, config: Experiment
     plain = export_constrained(constrained)
     config = config.model_copy(update={"hardware": config.hardware.model_copy(
         update={"alpha": alphas})})
-    path = save_checkpoint(
-        Path(out_dir) / CHECKPOINT_NAME, plain, config.model, seed=config.seed,
-        experiment=config.model_dump(mode="json"), data_info=benchmark.info,
-        source_checkpoint=source, history=[asdict(h) for h in history],
+    path = save_trained(
+        out_dir, plain, config, benchmark, history, source_checkpoint=source,
         device_constraint={"device": config.hardware.device, "mapping": config.hardware.mapping,
                            "alpha_uS_per_unit": alphas, "epochs": epochs,
                            "clamped_before_training": clamped_before})
