@@ -766,8 +766,11 @@ def card_parameters(card: dict) -> list[dict]:
 
     def walk(node: object, path: str) -> None:
         if isinstance(node, dict) and "value" in node and "unit" in node:
-            rows.append({"parameter": path, "value": node["value"], "unit": str(node["unit"]),
-                         "source": str(node.get("source", ""))})
+            row = {"parameter": path, "value": node["value"], "unit": str(node["unit"]),
+                   "source": str(node.get("source", ""))}
+            if "ci95" in node:  # a fitted card's 95 % interval
+                row["ci95"] = node["ci95"]
+            rows.append(row)
         elif isinstance(node, dict):
             for key, value in node.items():
                 walk(value, f"{path}.{key}" if path else key)
@@ -777,7 +780,7 @@ def card_parameters(card: dict) -> list[dict]:
         elif path.endswith(("law", "shape", "relative")):
             rows.append({"parameter": path, "value": node, "unit": "", "source": ""})
 
-    walk({k: v for k, v in card.items() if k not in ("name", "summary", "sources")}, "")
+    walk({k: v for k, v in card.items() if k not in ("name", "summary", "sources", "fit")}, "")
     return rows
 
 
@@ -805,13 +808,87 @@ def devices_show(name: DeviceArgument, as_json: DevicesJson = False) -> None:
                       soft_wrap=True)
     out_console.print(str(card.get("summary", "")), markup=False)
     table = Table()
-    for column in ("parameter", "value", "unit", "source"):
+    fitted = any("ci95" in row for row in rows)  # a card of `bayesim devices fit`
+    for column in ("parameter", "value", "unit", "source") + (("95 % interval",) if fitted
+                                                               else ()):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["parameter"], str(row["value"]), row["unit"], row["source"])
+        cells = [row["parameter"], str(row["value"]), row["unit"], row["source"]]
+        table.add_row(*cells, *([str(row.get("ci95", ""))] if fitted else []))
     print_table(table)
     for key, citation in card.get("sources", {}).items():
         out_console.print(f"[{key}] {citation}", markup=False, soft_wrap=True)
+
+
+@devices_app.command("fit")
+def devices_fit(
+    data: Annotated[list[Path], typer.Argument(
+        metavar="DATA...", help="Measurement files (CSV or Parquet, docs/devices_fit.md): "
+                                "programming, repeated reads and/or drift traces.")],
+    out: Annotated[Path, typer.Option("--out", metavar="FILE", callback=output_file,
+                                      help="The card to write (.toml).")],
+    name: Annotated[str | None, typer.Option(
+        "--name", metavar="NAME", help="The card's name (default: the --out file's stem).")]
+    = None,
+    technology: Annotated[str, typer.Option("--technology", metavar="TEXT",
+                                            help="e.g. RRAM, PCM, FeFET, ECRAM.")] = "unknown",
+    g_unit: Annotated[str | None, typer.Option(
+        "--g-unit", metavar="UNIT", help="Conductance unit where the header gives none: S, "
+                                         "mS, uS or nS.")] = None,
+    t_unit: Annotated[str | None, typer.Option(
+        "--t-unit", metavar="UNIT", help="Time unit where the header gives none: s, ms, us, "
+                                         "min, h or day.")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", metavar="B",
+                                           help="Bootstrap replicates per law (95 % "
+                                                "intervals).")] = 200,
+    seed: Annotated[int, typer.Option("--seed", metavar="N",
+                                      help="Seeds the folds and the bootstrap.")] = 0,
+    plot: Annotated[bool, typer.Option(
+        "--plot", help="Also draw the fitted laws over the data (the card's name, .png and "
+                       ".pdf).")] = False,
+    as_json: DevicesJson = False,
+) -> None:
+    """Fit a device card to measurements: σ_prog(G) and σ_read(G) as the card's law families
+    (or a table) chosen by cross-validated likelihood, drift ν(G), bootstrap intervals on every
+    parameter; the calibrated range is the measured one.
+
+    Example:
+
+    \b
+      bayesim devices fit reads.csv drift.csv --out my_rram.toml --technology RRAM --plot
+      bayesim devices show my_rram.toml
+    """
+    from bayesim.atomic import write_text
+    from bayesim.devices.fitted_card import fit_card, to_toml
+
+    if bootstrap < 1:
+        raise ConfigError(f"--bootstrap must be at least 1, got {bootstrap}")
+    if out.suffix != ".toml":
+        raise ConfigError(f"--out {out}: a card is a .toml file")
+    card, by_kind = fit_card([str(p) for p in data], name or out.stem, technology, g_unit,
+                             t_unit, bootstrap, seed)
+    kinds = {str(d.path): kind for kind, d in by_kind.items()}
+    write_text(out, to_toml(card))
+    if plot:
+        from bayesim.devices.presets import build_model
+        from bayesim.plots.device_fit import plot_fit
+
+        figure = plot_fit(build_model(card, out.stem), by_kind, out.with_suffix(".png"))
+        out_console.print(f"plot: {figure} and {figure.with_suffix('.pdf')}", markup=False,
+                          soft_wrap=True)
+    laws = {key: {k: v for k, v in card[key].items() if k in ("law", "shape")}
+            for key in ("program", "read") if key in card}
+    if "drift" in card:
+        laws["drift"] = {"nu_mean": card["drift"]["nu_mean"]["law"], "nu_std": "constant"}
+    if as_json:
+        _print_json({"card": str(out), "kinds": kinds, "laws": laws})
+        return
+    for path, kind in kinds.items():
+        out_console.print(f"{path}: {kind}", markup=False, soft_wrap=True)
+    for key, law in laws.items():
+        out_console.print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in law.items()),
+                          markup=False)
+    out_console.print(f"card: {out} (bayesim devices show {out})", markup=False, soft_wrap=True)
 
 
 @devices_app.command("plot")

@@ -199,6 +199,25 @@ class DriftLaw:
         return self.nu_mean(g, g_max), self.nu_std(g, g_max)
 
 
+@dataclass(frozen=True)
+class Table:
+    """σ(g) measured at conductances ``g`` (µS, increasing), interpolated between them by a
+    monotone piecewise cubic (Fritsch–Carlson/PCHIP: no overshoot, so σ stays inside the range
+    of neighbouring measurements) and held at the end values outside; the law a fit falls back
+    to when no family describes the data (bayesim.devices.fit)."""
+    g: tuple[float, ...]
+    sigma: tuple[float, ...]
+
+    def __call__(self, g: np.ndarray, g_max: float) -> np.ndarray:
+        from scipy.interpolate import PchipInterpolator
+
+        knots, values = np.asarray(self.g), np.asarray(self.sigma)
+        x = np.clip(_as_array(g), knots[0], knots[-1])
+        if knots.size == 1:
+            return np.full_like(x, values[0])
+        return np.maximum(PchipInterpolator(knots, values)(x), 0.0)
+
+
 @dataclass(frozen=True, eq=False)
 class Tabulated:
     """σ(g) given at equally spaced conductances of [g_lo, g_hi] (µS), linearly interpolated

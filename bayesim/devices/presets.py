@@ -41,7 +41,7 @@ US, ONE, SECOND = "uS", "1", "s"
 
 # family → {parameter: unit-or-None}; None means "the law's output unit" (µS for σ laws,
 # 1 for dimensionless laws).
-_FAMILIES: dict[str, dict[str, str | None]] = {
+FAMILIES: dict[str, dict[str, str | None]] = {
     "constant": {"value": None},
     "proportional": {"k": ONE},
     "sqrt": {"k": "uS^0.5"},
@@ -51,6 +51,7 @@ _FAMILIES: dict[str, dict[str, str | None]] = {
     "power": {"k": None, "p": ONE, "lo": None, "hi": None},
     "log_linear": {"a": None, "b": None, "lo": None, "hi": None},
     "log10_linear": {"a": None, "b": None},
+    "table": {"g": US, "sigma": None},
 }
 _OPTIONAL = {"lo", "hi", "b"}
 
@@ -144,10 +145,10 @@ class _Reader:
 
     def law(self, table: dict[str, Any], path: str, out_unit: str) -> object:
         family = table.get("law")
-        if family not in _FAMILIES:
-            raise self.fail(f"{path}.law", f"must be one of {sorted(_FAMILIES)}, got {family!r}")
+        if family not in FAMILIES:
+            raise self.fail(f"{path}.law", f"must be one of {sorted(FAMILIES)}, got {family!r}")
         params = {}
-        for key, unit in _FAMILIES[family].items():
+        for key, unit in FAMILIES[family].items():
             value = self.number(table, key, path, unit or out_unit, optional=key in _OPTIONAL)
             if value is not None:
                 params[key] = value
@@ -167,6 +168,15 @@ class _Reader:
                 # a dimensionless fit in x = g / g_max does not rescale with g_max
                 return laws.Polynomial(tuple(coeffs), family == "polynomial", params.get("g_ref"),
                                        rescale=out_unit != ONE)
+            case "table":
+                g, sigma = params["g"], params["sigma"]
+                g, sigma = (g if isinstance(g, list) else [g]), (sigma if isinstance(
+                    sigma, list) else [sigma])
+                if len(g) != len(sigma) or any(b <= a for a, b in zip(g, g[1:], strict=False)):
+                    raise self.fail(f"{path}.g", "a table needs increasing g and one σ per g")
+                if min(sigma) < 0:
+                    raise self.fail(f"{path}.sigma", "σ must not be negative")
+                return laws.Table(tuple(g), tuple(sigma))
             case "power":
                 return laws.Power(params["k"], params["p"], params.get("lo", 0.0),
                                   params.get("hi", math.inf))

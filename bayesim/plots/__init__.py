@@ -4,7 +4,8 @@
 - ``compare``: several runs overlaid (`bayesim compare`);
 - ``sweep``: the design-guideline plots of a sweep (heatmap, lines and the presets ``bits``,
   ``drift``, ``samples``, ``feasibility``, ``pareto``, ``energy``);
-- ``devices``: a device card (`bayesim devices plot`);
+- ``devices``: a device card (`bayesim devices plot`); ``device_fit``: a fitted card over its
+  measurements (`bayesim devices fit --plot`);
 - ``sharing``: a shared-Gaussian codebook.
 
 A new sweep plot kind: a preset in ``sweep.PRESETS`` (its x axis and grouping) when a line plot

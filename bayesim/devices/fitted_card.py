@@ -1,0 +1,205 @@
+"""A device card from fitted laws (bayesim.devices.fit), written by `bayesim devices fit`.
+
+The card follows the card rules of bayesim.devices.presets: every number a table with its value,
+unit and source, the source naming the data (file, SHA-256, devices, measurements, date); each
+fitted parameter also carries its 95 % bootstrap interval (``ci95``), which the card reader
+ignores. The calibrated range is the measured range — conductances from the lowest to the highest
+measured target (or device mean), times from t₀ to the last measurement — so the machine refuses to
+extrapolate beyond the data. A ``[fit]`` table keeps the diagnostics: the cross-validated
+log-likelihood of every family and shape tried, the reads' lag-1 correlation, reads per device.
+"""
+
+import datetime
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from bayesim import __version__
+from bayesim.data.sources import file_digest
+from bayesim.devices import fit
+from bayesim.devices.fit import DriftFit, LawFit, ReadFit
+from bayesim.devices.measurements import Measurements, read_measurements
+from bayesim.devices.presets import FAMILIES, ONE, SECOND, US, build_model
+from bayesim.errors import DataError
+from bayesim.reports import rounded
+
+FIT = "fit"
+"""The source key of every fitted number."""
+
+
+def _law(fit: LawFit, what: str) -> dict[str, Any]:
+    units = FAMILIES[fit.family]
+    table: dict[str, Any] = {"shape": fit.shape, "law": fit.family}
+    for key, value in fit.params.items():
+        entry = {"value": value, "unit": units[key] or US,
+                 "source": f"{FIT} ({what}: maximum likelihood, {fit.n_devices} devices, "
+                           f"{fit.n_measurements} measurements)"}
+        if key in fit.ci95:
+            entry["ci95"] = fit.ci95[key]
+        table[key] = entry
+    return table
+
+
+def _number(value: float, unit: str, source: str, ci95: list[float] | None = None
+            ) -> dict[str, Any]:
+    entry: dict[str, Any] = {"value": value, "unit": unit, "source": source}
+    if ci95 is not None:
+        entry["ci95"] = ci95
+    return entry
+
+
+def build_card(name: str, technology: str, datasets: list[tuple[Measurements, str]],
+               reads: ReadFit | None, programming: LawFit | None, drift: DriftFit | None,
+               g_range: tuple[float, float]) -> dict[str, Any]:
+    """The card (a dict as TOML reads it) of the fitted laws; ``datasets`` the files fitted
+    (measurements, SHA-256 of the file), ``g_range`` the measured conductance range (µS)."""
+    today = datetime.date.today().isoformat()
+    sources = {}
+    for i, (data, digest) in enumerate(datasets):
+        sources[f"{FIT}{'' if i == 0 else i + 1}"] = (
+            f"fitted from {data.path.name} (SHA-256 {digest}), {data.n_devices} devices, "
+            f"{data.g.size} measurements, {today}, by bayesim {__version__} devices fit")
+    lo, hi = g_range
+    t_hi = 0.0 if drift is None else drift.t_max - drift.t0
+    card: dict[str, Any] = {
+        "name": name, "technology": technology, "status": "measured",
+        "summary": "Fitted by bayesim devices fit from "
+                   + ", ".join(d.path.name for d, _ in datasets)
+                   + "; the calibrated range is the measured one.",
+        "sources": sources,
+        "range": {
+            "g_min": _number(lo, US, f"{FIT} (lowest measured conductance)"),
+            "g_max": _number(hi, US, f"{FIT} (highest measured conductance)"),
+            "levels": _number(0, ONE, f"{FIT} (analog: no level grid measured)"),
+            "calibrated_g": _number([lo, hi], US, f"{FIT} (measured range)"),
+            "calibrated_t": _number([0.0, t_hi], SECOND,
+                                    f"{FIT} (measured times after t0)" if drift else
+                                    f"{FIT} (no drift measured)"),
+        },
+    }
+    diagnostics: dict[str, Any] = {}
+    program = programming or (reads.program if reads else None)
+    if program is not None:
+        card["program"] = _law(program, "achieved − target" if programming else
+                               "device means − targets, read noise removed")
+        diagnostics["program_cv_loglik"] = program.cv
+    if reads is not None:
+        card["read"] = _law(reads.read, "reads − device mean")
+        diagnostics["read_cv_loglik"] = reads.read.cv
+        diagnostics["reads_per_device"] = reads.reads_per_device
+        if reads.lag1 is not None:
+            diagnostics["read_lag1"] = reads.lag1
+            diagnostics["read_lag1_ci95"] = reads.lag1_ci95
+    if drift is not None:
+        source = f"{FIT} (per-device log-log slopes, {drift.n_devices} devices)"
+        mean: dict[str, Any] = {"law": drift.nu_mean_family}
+        for key, value in drift.nu_mean.items():
+            mean[key] = _number(value, ONE, source, drift.ci95.get(key))
+        card["drift"] = {
+            "t0": _number(drift.t0, SECOND, f"{FIT} (first measured time)"),
+            "nu_mean": mean,
+            "nu_std": {"law": "constant", "value": _number(drift.nu_std, ONE, source,
+                                                           drift.ci95.get("nu_std"))},
+        }
+        diagnostics["drift_cv_squared_error"] = drift.cv
+    card["fit"] = diagnostics
+    return rounded(card)  # 6 significant digits, as every report
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"a card cannot hold {value}")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def _key(key: str) -> str:
+    return key if key.replace("_", "").isalnum() else json.dumps(key)
+
+
+def to_toml(card: dict[str, Any]) -> str:
+    """TOML text of a card: top-level values, then one table per section (number tables and the
+    diagnostics inline), sub-tables of a section (``[drift.nu_mean]``) after it."""
+    lines = [f"{_key(k)} = {_value(v)}" for k, v in card.items() if not isinstance(v, dict)]
+
+    def section(path: str, table: dict[str, Any]) -> None:
+        lines.extend(["", f"[{path}]"])
+        nested = []
+        for key, value in table.items():
+            if isinstance(value, dict) and "value" not in value and path != FIT:
+                nested.append((key, value))
+            else:
+                lines.append(f"{_key(key)} = {_value(value)}")
+        for key, value in nested:
+            section(f"{path}.{key}", value)
+
+    for key, value in card.items():
+        if isinstance(value, dict):
+            section(key, value)
+    return "\n".join(lines) + "\n"
+
+
+def measurement_kind(data: Measurements) -> str:
+    """What a file measures: ``drift`` (several times per device), ``reads`` (several reads per
+    device) or ``programming`` (one achieved conductance per device)."""
+    counts = data.per_device()
+    if data.t is not None and counts.max() > 1:
+        return "drift"
+    return "reads" if counts.min() > 1 else "programming"
+
+
+def fit_card(paths: list[str], name: str, technology: str = "unknown",
+             g_unit: str | None = None, t_unit: str | None = None,
+             bootstrap: int = 200, seed: int = 0
+             ) -> tuple[dict[str, Any], dict[str, Measurements]]:
+    """Fit every file of ``paths`` (one of each kind at most) and build the card; returns the
+    card and the measurements by kind. The card reader validates the card before it is
+    returned (a ConfigError there is a fit this module got wrong)."""
+    datasets = []
+    by_kind: dict[str, Measurements] = {}
+    for path in paths:
+        data = read_measurements(path, g_unit, t_unit)
+        kind = measurement_kind(data)
+        if kind in by_kind:
+            raise DataError(f"{path} and {by_kind[kind].path} are both {kind} data; give one "
+                            f"file of each kind")
+        by_kind[kind] = data
+        datasets.append((data, file_digest(data.path)))
+    reads = programming = drift = None
+    covariates: list[np.ndarray] = []
+    if "reads" in by_kind:
+        data = by_kind["reads"]
+        reads = fit.fit_reads(data, bootstrap, seed)
+        # the calibrated range: the targets where there are some (the machine programs
+        # targets and clips what it programs to the window), else the devices' means
+        covariates.append(data.g_target if data.g_target is not None else
+                          fit.read_residuals(data)[0])
+    if "programming" in by_kind:
+        data = by_kind["programming"]
+        programming = fit.fit_programming(data, bootstrap, seed)
+        covariates.append(data.g_target)
+    if "drift" in by_kind:
+        data = by_kind["drift"]
+        covariates.append(data.g_target if data.g_target is not None else data.g)
+    g_range = (float(min(c.min() for c in covariates)), float(max(c.max() for c in covariates)))
+    if "drift" in by_kind:
+        drift = fit.fit_drift(by_kind["drift"], g_range[1], bootstrap, seed)
+    if g_range[1] <= g_range[0]:
+        raise DataError("the measurements span a single conductance; measure devices at "
+                        "several conductances")
+    card = build_card(name, technology, datasets, reads, programming, drift, g_range)
+    build_model(card, name)
+    return card, by_kind

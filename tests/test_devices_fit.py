@@ -1,0 +1,175 @@
+"""Device cards fitted from measurements: data drawn from shipped cards is fitted back (intervals
+that cover the truth, statistics that pass the same KS tests as the original), the machine runs on
+a fitted card, and bad data is refused with one line and nothing written."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bayesim.devices import load_preset
+from bayesim.devices.fit import fit_noise, fit_reads
+from bayesim.devices.fitted_card import fit_card, to_toml
+from bayesim.devices.measurements import read_measurements
+from bayesim.devices.presets import build_model
+
+PCM_READ_K = 0.0875  # pcm_ibm_2020 [read] sqrt law, uS^0.5
+PCM_PROGRAM_ABS = (0.26348, 1.9650 / 25, -1.1731 / 625)  # its normalised polynomial in µS
+
+
+def write_reads(path: Path, card: str, n_devices: int, n_reads: int, lo: float, hi: float,
+                seed: int = 0, header_units: bool = True) -> Path:
+    """Programmed-and-read data drawn from a shipped card: targets uniform in [lo, hi] µS, one
+    programming per device, ``n_reads`` reads of each."""
+    model = load_preset(card)
+    target = np.random.default_rng(seed).uniform(lo, hi, n_devices)
+    g = model.program(target, seed=seed + 1)  # programming noise and device-to-device spread
+    reads = model.read(g, n_reads, seed=seed + 2)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["device", "g_target[uS]" if header_units else "g_target",
+                         "g[uS]" if header_units else "g", "read"])
+        for d in range(n_devices):
+            for r in range(n_reads):
+                writer.writerow([f"dev{d}", target[d], reads[r, d], r])
+    return path
+
+
+def test_pcm_reads_and_programming_are_fitted_back(tmp_path: Path) -> None:
+    data = read_measurements(write_reads(tmp_path / "pcm.csv", "pcm_ibm_2020", 1500, 10, 2, 23))
+    fit = fit_reads(data, bootstrap=100)
+    assert (fit.read.family, fit.read.shape) == ("sqrt", "gaussian")
+    lo, hi = fit.read.ci95["k"]
+    assert lo <= PCM_READ_K <= hi
+    # the programmed spread of the fitted card against the card's own law, at three targets: the
+    # fit's σ within 4 standard errors of a σ estimated from the ~1500/8 devices of one bin
+    model = load_preset("pcm_ibm_2020")
+    g = np.array([4.0, 12.0, 20.0])
+    truth = model.sigma_program(g)
+    tolerance = 4 / np.sqrt(2 * 1500 / 8)
+    assert np.all(np.abs(fit.program.sigma(g) / truth - 1) < tolerance), fit.program.params
+    assert fit.lag1 is not None and abs(fit.lag1) < 4 / np.sqrt(1500 * 9)  # independent reads
+
+
+def test_the_fitted_card_draws_pass_the_ks_test_against_the_original(tmp_path: Path) -> None:
+    path = write_reads(tmp_path / "pcm.csv", "pcm_ibm_2020", 1500, 10, 2, 23)
+    card, by_kind = fit_card([str(path)], "pcm_fitted", bootstrap=20)
+    assert list(by_kind) == ["reads"]
+    fitted = build_model(card, "pcm_fitted")
+    original = load_preset("pcm_ibm_2020")
+    n = 2000  # a KS test of this size misses a σ error of a few per cent, not a wrong law
+    for g in (4.0, 12.0, 20.0):
+        target = np.full(n, g)
+        ours = fitted.program(target, seed=5) - g
+        theirs = original.program(target, seed=6) - g
+        assert stats.ks_2samp(ours, theirs).pvalue > 1e-3
+        reads_ours = fitted.read(np.full(n, g), 1, seed=7)[0] - g
+        reads_theirs = original.read(np.full(n, g), 1, seed=8)[0] - g
+        assert stats.ks_2samp(reads_ours, reads_theirs).pvalue > 1e-3
+    text = to_toml(card)
+    assert "ci95" in text and "SHA-256" in text and 'calibrated_g' in text
+
+
+def test_rram_laplace_read_noise_is_recognised(tmp_path: Path) -> None:
+    data = read_measurements(write_reads(tmp_path / "rram.csv", "rram_lin2023", 400, 30, 0.5,
+                                         3.9))
+    fit = fit_reads(data, bootstrap=20)
+    assert fit.read.shape == "laplace"
+    model = load_preset("rram_lin2023")
+    g = np.array([1.0, 2.0, 3.5])
+    assert np.all(np.abs(fit.read.sigma(g) / model.sigma_read(g) - 1) < 4 / np.sqrt(
+        2 * 400 * 29 / 8))
+
+
+def test_interval_coverage_of_a_known_law() -> None:
+    """40 repeated fits of σ = k √G data: the 95 % interval covers k in ≥ 80 % (the binomial
+    4.3-σ lower limit of 38 expected covers)."""
+    k, covered = 0.09, 0
+    for repeat in range(40):
+        rng = np.random.default_rng(repeat)
+        g = rng.uniform(1, 20, 300)
+        e = rng.normal(0, k * np.sqrt(g))
+        fit = fit_noise(g, e, np.arange(g.size), families=("sqrt",), bootstrap=100, seed=repeat)
+        lo, hi = fit.ci95["k"]
+        covered += lo <= k <= hi
+    assert covered >= 32
+
+
+def test_drift_exponents_are_fitted_back(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    times = np.array([20.0, 200.0, 2e3, 2e4, 2e5])
+    path = tmp_path / "drift.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["device", "g_target[uS]", "g[uS]", "t[s]"])
+        for d in range(600):
+            target = rng.uniform(2, 20)
+            nu = rng.normal(0.05, 0.01)
+            for t in times:
+                g = target * (t / 20.0) ** -nu * np.exp(rng.normal(0, 0.002))
+                writer.writerow([d, target, g, t])
+    card, by_kind = fit_card([str(path)], "drifty", bootstrap=100)
+    assert list(by_kind) == ["drift"]
+    drift = card["drift"]
+    assert drift["t0"]["value"] == 20.0
+    assert card["range"]["calibrated_t"]["value"] == [0.0, 2e5 - 20.0]
+    std = drift["nu_std"]["value"]
+    assert std["ci95"][0] <= 0.01 <= std["ci95"][1]
+    if drift["nu_mean"]["law"] == "constant":
+        lo, hi = drift["nu_mean"]["value"]["ci95"]
+        assert lo <= 0.05 <= hi
+    model = build_model(card, "drifty")
+    assert model.drift is not None
+
+
+CONSOLE = Path(sys.executable).parent / "bayesim"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The installed console script, as a user runs it."""
+    return subprocess.run([str(CONSOLE), *args], capture_output=True, text=True, timeout=600,
+                          check=False)
+
+
+def test_devices_fit_cli_writes_a_card_the_machine_loads(tmp_path: Path) -> None:
+    path = write_reads(tmp_path / "pcm.csv", "pcm_ibm_2020", 300, 5, 2, 23)
+    out = tmp_path / "card.toml"
+    result = cli("devices", "fit", str(path), "--out", str(out), "--name", "mine",
+                 "--bootstrap", "20", "--plot")
+    assert result.returncode == 0, result.stderr
+    assert out.with_suffix(".png").stat().st_size > 0 and out.with_suffix(".pdf").is_file()
+    model = load_preset(str(out))
+    assert model.read_law is not None and model.program_law is not None
+    shown = cli("devices", "show", str(out), "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["name"] == "mine"
+
+
+BAD = {
+    "missing column": ("device,g_target[uS]\n0,1.0\n", "missing column 'g'"),
+    "negative": ("device,g_target[uS],g[uS]\n0,1.0,1.1\n1,1.0,-0.2\n", "negative"),
+    "not finite": ("device,g_target[uS],g[uS]\n0,1.0,1.1\n1,1.0,nan\n", "not finite"),
+    "unit": ("device,g_target[uS],g[furlong]\n0,1.0,1.1\n1,1.0,1.0\n", "unit 'furlong'"),
+    "no unit": ("device,g_target,g\n0,1.0,1.1\n1,1.0,1.0\n", "has no unit"),
+    "one device": ("device,g_target[uS],g[uS]\n0,1.0,1.1\n", "fewer than 2 devices"),
+    "time": ("device,g[uS],t[s]\n0,1.0,20\n0,0.9,10\n1,1.0,20\n1,0.9,200\n",
+             "time is not increasing"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_data_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, case: str) -> None:
+    text, message = BAD[case]
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    out = tmp_path / "card.toml"
+    result = cli("devices", "fit", str(path), "--out", str(out), "--bootstrap", "5")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not out.exists()
