@@ -55,9 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--cases", help="comma-separated indices into CASES (default: all)")
     args = parser.parse_args(argv)
+    chosen = CASES if args.cases is None else [CASES[int(i)] for i in args.cases.split(",")]
     rows = []
-    for card, law, family, shape, truth, (lo, hi), counts in CASES:
+    for card, law, family, shape, truth, (lo, hi), counts in chosen:
         for n in counts:
             start = time.perf_counter()
             covered = {k: np.zeros(len(v), dtype=int) for k, v in truth.items()}

@@ -173,3 +173,21 @@ def test_bad_data_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, case:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
     assert not out.exists()
+
+
+def test_the_machine_runs_on_a_fitted_card(tmp_path: Path, data_root: Path,
+                                           tiny_overrides: list[str]) -> None:
+    from bayesim.config import ExperimentConfig, apply_overrides, validate
+    from bayesim.pipeline import simulate_model, train_experiment
+
+    card, _ = fit_card([str(write_reads(tmp_path / "pcm.csv", "pcm_ibm_2020", 400, 5, 0.5,
+                                        24.5))], "mine", "PCM", bootstrap=5)
+    path = tmp_path / "mine.toml"
+    path.write_text(to_toml(card))
+    config = validate(ExperimentConfig, apply_overrides({}, [
+        *tiny_overrides, f"hardware.device='{path}'", "hardware.mapping='M3'",
+        "hardware.copies=2", "hardware.decomposition_inputs=0"]), "test")
+    trained = train_experiment(config, tmp_path / "fp32", progress=False)
+    report = simulate_model(trained.model, trained.benchmark, config, progress=False).report
+    assert report["hardware"]["device"] == "mine"
+    assert 0.0 <= report["in_distribution"]["accuracy"] <= 1.0

@@ -1,7 +1,6 @@
 """The docs say what is true: the README's demo table is the demo's own output, its checkpoint
 example runs, and no citation points at a file a reader does not have."""
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -9,16 +8,13 @@ from pathlib import Path
 import pytest
 
 from bayesim.cli import main
+from tests.scripts import experiment_module
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def demo_table_module():
-    spec = importlib.util.spec_from_file_location("demo_table", REPO / "experiments" /
-                                                  "demo_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return experiment_module("demo_table")
 
 
 def test_the_readme_demo_table_is_rendered_from_the_stored_demo_output() -> None:

@@ -3,7 +3,6 @@ ablations, a small copy runs, resumes, tabulates and plots, and QAT gives the sa
 fine-tunes a model trained in this process or the same model read back from its checkpoint."""
 
 import csv
-import importlib.util
 from collections import Counter
 from pathlib import Path
 
@@ -14,16 +13,13 @@ from bayesim.cli import main
 from bayesim.config import ExperimentConfig, apply_overrides, validate
 from bayesim.pipeline import evaluate_model, load_model, quantize_trained, train_experiment
 from bayesim.sweep.spec import expand, load_spec
+from tests.scripts import experiment_module
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def tables_module():
-    spec = importlib.util.spec_from_file_location("qbnn_tables", REPO / "experiments" /
-                                                  "qbnn_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return experiment_module("qbnn_tables")
 
 
 def test_the_shipped_grid_holds_the_paper_grid_and_its_ablations() -> None:

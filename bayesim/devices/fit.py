@@ -153,7 +153,7 @@ def _fit(family: str, shape: str, g: np.ndarray, e: np.ndarray, extra: np.ndarra
         scale = np.array([rms, rms / max(g.max(), 1e-12), rms / max(g.max(), 1e-12) ** 2])
         result = minimize(lambda z: nll({"coeffs": z * scale}), first / scale,
                           method="Nelder-Mead",
-                          options={"xatol": 1e-7, "fatol": 1e-7, "maxiter": 4000})
+                          options={"xatol": 1e-4, "fatol": 1e-6, "maxiter": 2000})
         return {"coeffs": [float(c) for c in result.x * scale]}
     unit = {"constant": 1.0, "proportional": float(np.mean(g)),
             "sqrt": float(np.sqrt(np.mean(g)))}[family]
