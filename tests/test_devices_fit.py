@@ -191,3 +191,19 @@ def test_the_machine_runs_on_a_fitted_card(tmp_path: Path, data_root: Path,
     report = simulate_model(trained.model, trained.benchmark, config, progress=False).report
     assert report["hardware"]["device"] == "mine"
     assert 0.0 <= report["in_distribution"]["accuracy"] <= 1.0
+
+
+def test_parquet_reads_like_csv(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = write_reads(tmp_path / "pcm.csv", "pcm_ibm_2020", 50, 4, 2, 23)
+    rows = list(csv.DictReader(path.open()))
+    table = pa.table({"device": [r["device"] for r in rows],
+                      "g_target[mS]": [float(r["g_target[uS]"]) / 1000 for r in rows],
+                      "g[mS]": [float(r["g[uS]"]) / 1000 for r in rows],
+                      "read": [int(r["read"]) for r in rows]})
+    pq.write_table(table, tmp_path / "pcm.parquet")
+    a, b = read_measurements(path), read_measurements(tmp_path / "pcm.parquet")
+    assert a.names == b.names and np.allclose(a.g, b.g, rtol=1e-12)
+    assert np.array_equal(a.read, b.read)
