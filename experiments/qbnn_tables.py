@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from bayesim.atomic import write_text
+from bayesim.errors import BayesimError, DataError
 from bayesim.quant.memory import FP32_BITS_PER_WEIGHT
 from bayesim.sweep.results import SweepResults
 
 METRICS = ("accuracy", "nll", "ece", "auroc_aleatoric", "auroc_epistemic", "auroc_epistemic_pe",
            "mean_ee_clean", "mean_ee_ambiguous", "mean_ee_ood", "mean_mi_clean",
-           "mean_mi_ambiguous", "mean_mi_ood", "bits_per_weight", "compression_vs_fp32")
+           "mean_mi_ambiguous", "mean_mi_ood", "bits_per_weight", "energy_per_inference_J",
+           "compression_vs_fp32")
 SHOWN = ("accuracy", "ece", "auroc_aleatoric", "auroc_epistemic", "auroc_epistemic_pe",
          "mean_mi_ood", "compression_vs_fp32")
 GROUPS = ("base", "grid", "uniform-sigma", "uniform-sigma-vpq", "plain-relu")
@@ -34,18 +36,31 @@ STRATEGIES = ("fp32", "VPQ", "SPQ", "JQ")
 KEYS = ("group", "strategy", "bits", "mode")
 
 
+GROUP_OF = {  # (activation, σ quantizer, strategy) → group; None: any
+    ("relu6", None, "fp32"): "base", ("relu6", "log", "VPQ"): "grid",
+    ("relu6", "log", "SPQ"): "grid", ("relu6", "log", "JQ"): "grid",
+    ("relu6", "uniform", "JQ"): "uniform-sigma", ("relu6", "uniform", "VPQ"): "uniform-sigma-vpq",
+    ("relu", None, "fp32"): "plain-relu", ("relu", "log", "JQ"): "plain-relu",
+}
+"""The points experiments/seed_qbnn.toml makes; any other is not this grid's."""
+
+
 def point_keys(row: dict[str, str]) -> dict[str, Any]:
     """A results.csv row in the grid's terms: group, strategy, bits, mode (PTQ: no fine-tuning
-    epochs) and seed; an fp32 model reads as strategy fp32 at 32 bits."""
+    epochs) and seed; an fp32 model reads as strategy fp32 at 32 bits. A point the grid does not
+    make (another run, activation, σ quantizer or strategy) is a DataError naming it."""
+    if row["config.run"] not in ("digital", "fp32"):
+        raise DataError(f"point {row.get('point_id', '?')}: run {row['config.run']!r}; this table "
+                        f"reads the digital sweep of experiments/seed_qbnn.toml")
     fp32 = row["config.run"] == "fp32" or row["config.quant.strategy"] == "fp"
-    if row["config.model.activation"] == "relu":
-        group = "plain-relu"
-    elif fp32:
-        group = "base"
-    elif row["config.quant.sigma_quantizer"] == "uniform":
-        group = "uniform-sigma-vpq" if row["config.quant.strategy"] == "VPQ" else "uniform-sigma"
-    else:
-        group = "grid"
+    strategy = "fp32" if fp32 else row["config.quant.strategy"]
+    activation = row["config.model.activation"]
+    group = GROUP_OF.get((activation, None if fp32 else row["config.quant.sigma_quantizer"],
+                          strategy))
+    if group is None:
+        raise DataError(f"point {row.get('point_id', '?')}: activation {activation}, σ quantizer "
+                        f"{row['config.quant.sigma_quantizer']}, strategy {strategy} is not a "
+                        f"point of experiments/seed_qbnn.toml")
     if fp32:
         return {"group": group, "strategy": "fp32", "bits": 32, "mode": "-",
                 "seed": int(row["config.seed"])}
@@ -59,9 +74,13 @@ def points(results: SweepResults) -> list[dict[str, Any]]:
     """One row per point and seed (:data:`KEYS`, seed, :data:`METRICS`), in the grid's order."""
     out = []
     for row in results.rows:
-        metrics = {k: float(row[f"metric.{k}"]) for k in METRICS if row.get(f"metric.{k}")}
+        keys = point_keys(row)
+        missing = [k for k in METRICS[:-1] if not row.get(f"metric.{k}")]
+        if missing:
+            raise DataError(f"point {row.get('point_id', '?')} has no {', '.join(missing)}")
+        metrics = {k: float(row[f"metric.{k}"]) for k in METRICS[:-1]}
         metrics["compression_vs_fp32"] = FP32_BITS_PER_WEIGHT / metrics["bits_per_weight"]
-        out.append({**point_keys(row), **metrics})
+        out.append({**keys, **metrics})
     return sorted(out, key=lambda r: (r["seed"], GROUPS.index(r["group"]),
                                       STRATEGIES.index(r["strategy"]), r["bits"], r["mode"]))
 
@@ -99,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweep_dir", help="the --out directory of the seed_qbnn sweep")
     parser.add_argument("--points", type=Path, help="also write one row per point and seed here")
     args = parser.parse_args(argv)
-    rows = points(SweepResults.load(args.sweep_dir))
+    try:
+        rows = points(SweepResults.load(args.sweep_dir))
+    except BayesimError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     path = Path(args.sweep_dir) / "results.md"
     write_text(path, table(rows))
     print(f"table: {path}")

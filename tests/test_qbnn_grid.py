@@ -3,7 +3,6 @@ ablations, a small copy runs, resumes, tabulates and plots, and QAT gives the sa
 fine-tunes a model trained in this process or the same model read back from its checkpoint."""
 
 import csv
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -28,12 +27,20 @@ def test_the_shipped_grid_holds_the_paper_grid_and_its_ablations() -> None:
     keys = [tables.point_keys({f"config.{k}": str(v) for k, v in _flat(p.config).items()})
             for p in points]
     assert len({tuple(k.values()) for k in keys}) == len(points) == 132
-    per_group = Counter(k["group"] for k in keys)
-    # 3 seeds: fp32; VPQ/SPQ/JQ x 5 widths x PTQ/QAT; uniform σ under JQ and VPQ at 3 and 4 bits,
-    # PTQ and QAT; plain ReLU's own fp32 model and its JQ at 3 and 4 bits, PTQ and QAT
-    assert per_group == {"base": 3, "grid": 90, "uniform-sigma": 12, "uniform-sigma-vpq": 12,
-                         "plain-relu": 15}
-    assert {k["mode"] for k in keys if k["strategy"] != "fp32"} == {"PTQ", "QAT"}
+    # fp32; VPQ/SPQ/JQ x 5 widths x PTQ/QAT; uniform σ under JQ and VPQ at 3 and 4 bits, PTQ and
+    # QAT; plain ReLU's own fp32 model and its JQ at 3 and 4 bits, PTQ and QAT: the points of the
+    # deleted dedicated engine (bayesim/sweep/qbnn.py at d2e1cd5), each on seeds 0, 1, 2
+    modes = ("PTQ", "QAT")
+    expected = {("base", "fp32", 32, "-"), ("plain-relu", "fp32", 32, "-")}
+    expected |= {("grid", s, b, m) for s in ("VPQ", "SPQ", "JQ") for b in (2, 3, 4, 6, 8)
+                 for m in modes}
+    expected |= {(g, s, b, m) for g, s in (("uniform-sigma", "JQ"), ("uniform-sigma-vpq", "VPQ"),
+                                           ("plain-relu", "JQ")) for b in (3, 4) for m in modes}
+    seeds = {}
+    for k in keys:
+        seeds.setdefault((k["group"], k["strategy"], k["bits"], k["mode"]), set()).add(k["seed"])
+    assert set(seeds) == expected
+    assert all(s == {0, 1, 2} for s in seeds.values())
     qat = {p.config["quant"]["qat_epochs"] for p in points if p.config["quant"]["qat_epochs"]}
     assert qat == {5}
 
@@ -117,10 +124,13 @@ def test_a_small_grid_runs_resumes_tabulates_and_plots(data_root: Path, tmp_path
     assert main(["plot", str(out)]) == 0
     for held in ("", "_quant-qat_epochs_0"):  # a held value gets its own file
         assert (out / f"bits_accuracy_quant-bits_by_quant-strategy{held}.png").stat().st_size
-    # resume: every point is finished, nothing runs again
+    # resume: every point is finished, nothing runs again (a point run again would store its
+    # new wall time in the seconds column)
+    before = (out / "results.csv").read_text()
     capsys.readouterr()
     assert main(["sweep", str(spec), "--out", str(out), "-q"]) == 0
     assert "12 points done, 0 failed" in capsys.readouterr().out
+    assert (out / "results.csv").read_text() == before
 
 
 def test_qat_of_a_model_in_memory_equals_qat_of_its_checkpoint(

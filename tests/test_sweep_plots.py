@@ -161,3 +161,16 @@ def test_the_energy_preset_plots_auroc_against_energy(tmp_path: Path) -> None:
     paths = plot(out, "energy", over=["hardware.adc_bits"])
     assert paths and all(p.stat().st_size > 1000 for p in paths)
     assert any("energy_per_inference_J" in p.name for p in paths)
+
+
+def test_a_held_card_path_stays_one_file_name(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from bayesim.plots.sweep import _stem
+
+    stem = _stem(SimpleNamespace(out_dir=tmp_path), "lines", "accuracy",
+                 where={"hardware.device": "docs/results/my card.toml",
+                        "hardware.drift_time": 3600.0})
+    assert stem.parent == tmp_path
+    assert stem.name == ("lines_accuracy_hardware-device_docs-results-my-card-toml_"
+                         "hardware-drift_time_3600-0")

@@ -20,6 +20,7 @@ base), at the value ``where`` gives, or else averaged over (the figure says so).
 
 import math
 import os
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -85,9 +86,11 @@ def _save(fig: plt.Figure, stem: Path) -> list[Path]:
 def _stem(results: SweepResults, *parts: str | None,
           where: dict[str, Any] | None = None) -> Path:
     """The figure's path without suffix: its kind, metric and axes, then each held value (two
-    figures that differ only in ``where`` do not overwrite each other)."""
+    figures that differ only in ``where`` do not overwrite each other); every character but
+    letters, digits, ``_`` and ``-`` becomes ``-`` (a held card path stays one file name)."""
     held = [f"{path}_{value}" for path, value in (where or {}).items()]
-    return results.out_dir / "_".join(p for p in (*parts, *held) if p).replace(".", "-")
+    return results.out_dir / re.sub(r"[^A-Za-z0-9_-]", "-",
+                                    "_".join(p for p in (*parts, *held) if p))
 
 
 def _title(ax: plt.Axes, text: str, note: str) -> None:
