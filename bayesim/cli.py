@@ -843,6 +843,11 @@ def devices_fit(
                                                 "intervals).")] = 200,
     seed: Annotated[int, typer.Option("--seed", metavar="N",
                                       help="Seeds the folds and the bootstrap.")] = 0,
+    window: Annotated[tuple[float, float] | None, typer.Option(
+        "--window", metavar="LO HI",
+        help="The conductances the device clips to, µS: the programming law is fitted to "
+             "states clipped there, and the card's window is it (default: the measured "
+             "range, no clipping modelled).")] = None,
     plot: Annotated[bool, typer.Option(
         "--plot", help="Also draw the fitted laws over the data (the card's name, .png and "
                        ".pdf).")] = False,
@@ -866,16 +871,17 @@ def devices_fit(
     if out.suffix != ".toml":
         raise ConfigError(f"--out {out}: a card is a .toml file")
     card, by_kind = fit_card([str(p) for p in data], name or out.stem, technology, g_unit,
-                             t_unit, bootstrap, seed)
+                             t_unit, bootstrap, seed, window)
     kinds = {str(d.path): kind for kind, d in by_kind.items()}
-    write_text(out, to_toml(card))
-    if plot:
+    text = to_toml(card)
+    if plot:  # before the card: a figure that cannot be drawn leaves no card behind
         from bayesim.devices.presets import build_model
         from bayesim.plots.device_fit import plot_fit
 
         figure = plot_fit(build_model(card, out.stem), by_kind, out.with_suffix(".png"))
         out_console.print(f"plot: {figure} and {figure.with_suffix('.pdf')}", markup=False,
                           soft_wrap=True)
+    write_text(out, text)
     laws = {key: {k: v for k, v in card[key].items() if k in ("law", "shape")}
             for key in ("program", "read") if key in card}
     if "drift" in card:
@@ -898,21 +904,49 @@ def devices_plot(
         "--out", metavar="FILE", callback=output_file,
         help="The PNG to write; the PDF is written beside it (same name, .pdf).")]
     = Path("device.png"),
+    data: Annotated[list[Path] | None, typer.Option(
+        "--data", metavar="FILE",
+        help="Measurement files (docs/devices_fit.md): draw the card's laws over their binned "
+             "data instead (repeat for several files).")] = None,
+    g_unit: Annotated[str | None, typer.Option(
+        "--g-unit", metavar="UNIT", help="With --data: the conductance unit where the header "
+                                         "gives none.")] = None,
+    t_unit: Annotated[str | None, typer.Option(
+        "--t-unit", metavar="UNIT", help="With --data: the time unit where the header gives "
+                                         "none.")] = None,
 ) -> None:
     """σ_prog(G), σ_read(G), accumulated σ(G, t), ν(G) and the drift of G over time, as PNG and
-    PDF.
+    PDF; with --data, the card's laws over measured data (a fitted card over its own data, or
+    any card over yours).
 
     Example:
 
     \b
       bayesim devices plot rram_lin2023 --out figures/rram.png
+      bayesim devices plot my_rram.toml --data reads.csv --out figures/my_rram_fit.png
     """
     from bayesim.devices.presets import load_preset
     from bayesim.plots.devices import plot_device
 
     if out.suffix.lower() not in (".png", ".pdf"):
         raise ConfigError(f"--out must name a .png or .pdf file (both are written), got {out}")
-    png = plot_device(load_preset(name), out.with_suffix(".png"))
+    model = load_preset(name)
+    if data:
+        from bayesim.devices.fitted_card import measurement_kind
+        from bayesim.devices.measurements import read_measurements
+        from bayesim.plots.device_fit import plot_fit
+
+        by_kind = {}
+        for path in data:
+            measured = read_measurements(path, g_unit, t_unit)
+            kind = measurement_kind(measured)
+            if kind in by_kind:
+                raise ConfigError(f"--data {path} and {by_kind[kind].path} are both {kind} "
+                                  f"data; give one file of each kind")
+            by_kind[kind] = measured
+        png = plot_fit(model, by_kind, out.with_suffix(".png"))
+    else:
+        png = plot_device(model, out.with_suffix(".png"))
     out_console.print(f"plot: {png} and {png.with_suffix('.pdf')}", soft_wrap=True)
 
 

@@ -1,53 +1,87 @@
 """Coverage of the fitted cards' 95 % intervals (docs/devices_fit.md, "Recovery and coverage").
 
     python experiments/devices_fit_coverage.py --out docs/results/devices_fit_coverage.json \
-        [--repeats 100] [--bootstrap 200]
+        [--repeats 100] [--bootstrap 200] [--cases 0,2] [--devices 10000]
 
-For each case — a shipped card, a law of it, a device count — draws ``repeats`` independent data
-sets from the card (targets uniform inside the range, one programming per device, 10 reads each),
-fits the law with its true family and shape (the coverage of an interval given the family; which
-family the cross-validation picks is reported separately as ``family_picked``) and counts how
-often each parameter's 95 % interval covers the card's value. With 100 repeats a coverage of
-0.95 is measured to ±0.022 (one binomial standard error). Run time on 2 cores: minutes per case.
+For each case (a shipped card, a law of it, a device count) the script draws ``repeats``
+independent data sets from the card, in memory and in the format `bayesim devices fit` reads.
+Targets are uniform inside the range, each device is programmed once, and then it is read 10
+times, or not at all for one-row programming data. Each data set is fitted through the function
+the command uses (fit_reads or fit_programming), restricted to the law's true family. The
+intervals are then those of a card whose family is right; which family the full cross-validation
+picks is reported for the first 10 data sets as ``family_picked_of_10``. The script counts how
+often each parameter's 95 % interval covers the card's value. It does the same for σ(G) at three
+conductances (the numbers the machine uses) and, for reads, for the lag-1 correlation (0 for
+every card).
+
+Every data set has its own seed, a hash of (card, law, devices, repeat). So no two cases share
+random numbers, and the data sets of a smaller device count are not prefixes of a larger one's.
+With 100 repeats a coverage of 0.95 is measured to ±0.022 (one binomial standard error).
+``--devices`` runs only that count of the chosen cases. ``--out`` keeps the rows of an existing
+file that this run does not redo.
 """
 
 import argparse
 import json
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from bayesim.atomic import write_text
 from bayesim.devices import load_preset
-from bayesim.devices.fit import fit_noise
+from bayesim.devices.fit import fit_programming, fit_reads
+from bayesim.devices.measurements import Measurements
 
+# card, law, true family, truth (card parameters), target range (µS), device counts, σ(G) points
 CASES = [
-    # card, law, true family, shape, truth, target range (µS), device counts
-    ("pcm_ibm_2020", "read", "sqrt", "gaussian", {"k": [0.0875]}, (2.0, 23.0),
-     (100, 1000, 10000)),
-    ("pcm_ibm_2020", "program", "polynomial_abs", "gaussian",
-     {"coeffs": [0.26348, 1.9650 / 25, -1.1731 / 625]}, (2.0, 23.0), (100, 1000, 10000)),
-    ("rram_lin2023", "read", "polynomial_abs", "laplace",
-     {"coeffs": [0.019940, 0.045821, -0.0082024]}, (0.5, 3.9), (100, 1000)),
+    ("pcm_ibm_2020", "read", "sqrt", {"k": [0.0875]}, (2.0, 23.0), (100, 1000, 10000),
+     (4.0, 12.0, 20.0)),
+    ("pcm_ibm_2020", "program", "polynomial_abs",
+     {"coeffs": [0.26348, 1.9650 / 25, -1.1731 / 625]}, (2.0, 23.0), (100, 1000, 10000),
+     (4.0, 12.0, 20.0)),
+    ("pcm_ibm_2020", "program_from_reads", "polynomial_abs",
+     {"coeffs": [0.26348, 1.9650 / 25, -1.1731 / 625]}, (2.0, 23.0), (1000,),
+     (4.0, 12.0, 20.0)),
+    ("rram_lin2023", "read", "polynomial_abs", {"coeffs": [0.019940, 0.045821, -0.0082024]},
+     (0.5, 3.9), (100, 1000, 10000), (1.0, 2.0, 3.5)),
 ]
 READS = 10
+SIMULATED = Path("<simulated>")
+READ_FAMILY = {"pcm_ibm_2020": "sqrt", "rram_lin2023": "polynomial_abs"}
+"""The cards' read-law families: the read law fitted beside a programming law from reads."""
 
 
-def draw(card: str, law: str, n: int, lo: float, hi: float, seed: int
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """(G covariate, residual, device index, extra variance) of one data set."""
+def case_seed(card: str, law: str, devices: int, repeat: int) -> int:
+    return zlib.crc32(f"{card}|{law}|{devices}|{repeat}".encode())
+
+
+def draw(card: str, law: str, n: int, lo: float, hi: float, seed: int) -> Measurements:
+    """One data set: one row per device (``program``) or READS consecutive reads of each."""
     model = load_preset(card)
     target = np.random.default_rng(seed).uniform(lo, hi, n)
     g = model.program(target, seed=seed + 1)
-    if law == "program":  # one achieved conductance per device, no reads: σ_prog alone
-        return target, g - target, np.arange(n), None
-    reads = model.read(g, READS, seed=seed + 2)  # (reads, devices)
-    means = reads.mean(axis=0)
-    resid = (reads - means) * np.sqrt(READS / (READS - 1))
-    return (np.repeat(means, READS), resid.T.reshape(-1), np.repeat(np.arange(n), READS),
-            None)
+    if law == "program":  # one achieved conductance per device, no read noise
+        return Measurements(SIMULATED, np.arange(n), [str(i) for i in range(n)], g, target,
+                            None, None)
+    reads = model.read(g, READS, seed=seed + 2).T.reshape(-1)  # device-major
+    targets = np.repeat(target, READS) if law == "program_from_reads" else None
+    return Measurements(SIMULATED, np.repeat(np.arange(n), READS), [str(i) for i in range(n)],
+                        reads, targets, None, np.tile(np.arange(READS), n))
+
+
+def fit_case(data: Measurements, card: str, law: str, family: str, bootstrap: int, seed: int,
+             families: tuple[str, ...] | None = None):
+    """(the law's fit, the reads' fit or None); ``families`` replaces the true family."""
+    if law == "program":
+        return fit_programming(data, bootstrap, seed, families or (family,)), None
+    if law == "read":
+        fit = fit_reads(data, bootstrap, seed, families or (family,))
+        return fit.read, fit
+    fit = fit_reads(data, bootstrap, seed, (READ_FAMILY[card],), families or (family,))
+    return fit.program, fit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,35 +90,63 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--cases", help="comma-separated indices into CASES (default: all)")
+    parser.add_argument("--devices", type=int, help="only this device count")
     args = parser.parse_args(argv)
     chosen = CASES if args.cases is None else [CASES[int(i)] for i in args.cases.split(",")]
     rows = []
-    for card, law, family, shape, truth, (lo, hi), counts in chosen:
+    for card, law, family, truth, (lo, hi), counts, points in chosen:
+        model = load_preset(card)
+        at = np.asarray(points)
+        sigma_true = model.sigma_read(at) if law == "read" else model.sigma_program(at)
         for n in counts:
+            if args.devices is not None and n != args.devices:
+                continue
             start = time.perf_counter()
             covered = {k: np.zeros(len(v), dtype=int) for k, v in truth.items()}
+            covered_sigma = np.zeros(at.size, dtype=int)
+            covered_lag1 = 0
+            shapes: dict[str, int] = {}
             picked: dict[str, int] = {}
             for repeat in range(args.repeats):
-                g, e, device, extra = draw(card, law, n, lo, hi, 1000 * repeat)
-                fit = fit_noise(g, e, device, extra, (family,), args.bootstrap, seed=repeat,
-                                shapes=(shape,))
+                seed = case_seed(card, law, n, repeat)
+                data = draw(card, law, n, lo, hi, seed)
+                fit, reads = fit_case(data, card, law, family, args.bootstrap, seed % 2**31)
                 for key, values in truth.items():
                     intervals = np.atleast_2d(np.asarray(fit.ci95[key]))
                     covered[key] += [a <= v <= b for (a, b), v in zip(intervals, values,
                                                                       strict=True)]
+                low, high = fit.sigma_interval(at)
+                covered_sigma += (low <= sigma_true) & (sigma_true <= high)
+                if reads is not None and reads.lag1_ci95 is not None:
+                    covered_lag1 += reads.lag1_ci95[0] <= 0.0 <= reads.lag1_ci95[1]
+                shapes[fit.shape] = shapes.get(fit.shape, 0) + 1
                 if repeat < 10:  # which family the full cross-validation would pick
-                    best = fit_noise(g, e, device, extra, bootstrap=0, seed=repeat)
-                    picked[f"{best.family}/{best.shape}"] = picked.get(
-                        f"{best.family}/{best.shape}", 0) + 1
-            row = {"card": card, "law": law, "family": family, "shape": shape, "devices": n,
+                    best, _ = fit_case(data, card, law, family, 0, seed % 2**31,
+                                       families=("constant", "proportional", "sqrt",
+                                                 "polynomial_abs", "table"))
+                    name = f"{best.family}/{best.shape}"
+                    picked[name] = picked.get(name, 0) + 1
+            row = {"card": card, "law": law, "family": family, "devices": n,
                    "repeats": args.repeats, "bootstrap": args.bootstrap,
                    "coverage": {k: (v / args.repeats).round(3).tolist()
                                 for k, v in covered.items()},
-                   "family_picked_of_10": picked,
+                   "sigma_at_uS": points,
+                   "sigma_coverage": (covered_sigma / args.repeats).round(3).tolist(),
+                   "lag1_coverage": (round(covered_lag1 / args.repeats, 3) if law != "program"
+                                     else None),
+                   "shape_chosen": shapes, "family_picked_of_10": picked,
                    "seconds": round(time.perf_counter() - start, 1)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    write_text(args.out, json.dumps({"reads_per_device": READS, "cases": rows}, indent=1) + "\n")
+    redone = {(r["card"], r["law"], r["devices"]) for r in rows}
+    if args.out.is_file():
+        kept = [r for r in json.loads(args.out.read_text())["cases"]
+                if (r["card"], r["law"], r["devices"]) not in redone and "sigma_coverage" in r]
+        rows = kept + rows
+    order = {(c[0], c[1]): i for i, c in enumerate(CASES)}
+    rows.sort(key=lambda r: (order[(r["card"], r["law"])], r["devices"]))
+    write_text(args.out, json.dumps({"reads_per_device": READS, "cpu": "2-core AMD EPYC VM",
+                                     "cases": rows}, indent=1) + "\n")
     return 0
 
 

@@ -2,11 +2,23 @@
 (docs/devices_fit.md, "Worked example").
 
     python experiments/devices_fit_example.py pcm_ibm_2020 --out runs/pcm_reads.csv \
-        [--devices 1000] [--reads 10] [--lo 2] [--hi 23] [--seed 0]
+        [--devices 1000] [--reads 10] [--lo 2] [--hi 23] [--seed 0] [--at SECONDS] \
+        [--include-ends]
 
 Targets uniform in [lo, hi] µS, one programming of each device (programming noise and
 device-to-device spread of the card), then ``reads`` reads of each (the card's per-read noise):
 one row per read with device, g_target[uS], g[uS] and the read index.
+
+Without ``--at`` the devices are read as programmed, before anything the card lets happen after
+programming: the data then measure the card's programming law alone (the worked example compares
+its coefficients). With ``--at T`` they are read in the state the machine reads at
+``hardware.drift_time = T``: T s after the card's t₀, drifted, with the 1/f noise accumulated by
+then and any relaxation (DeviceModel.at_time) — what a measurement at that time sees, and what a
+card fitted from it must reproduce for the chip at that time (docs/devices_fit.md, "The machine on
+a fitted card"). An instrument reads no conductance below zero: reads are clipped at 0 (for
+pcm_ibm_2020 about 1 read in 10⁴, of devices programmed to within a read σ of 0 µS).
+``--include-ends`` programs two of the devices to ``lo`` and ``hi`` exactly, so that a card
+fitted with ``--window lo hi`` is calibrated over its whole window.
 """
 
 import argparse
@@ -20,11 +32,17 @@ from bayesim.atomic import write_text
 from bayesim.devices import load_preset
 
 
-def measurements(card: str, devices: int, reads: int, lo: float, hi: float, seed: int) -> str:
+def measurements(card: str, devices: int, reads: int, lo: float, hi: float, seed: int,
+                 at: float | None = None, ends: bool = False) -> str:
     model = load_preset(card)
     target = np.random.default_rng(seed).uniform(lo, hi, devices)
+    if ends:  # two devices at the range's ends: the fitted card is calibrated up to them
+        target[:2] = lo, hi
     g = model.program(target, seed=seed + 1)
-    read = model.read(g, reads, seed=seed + 2)  # (reads, devices)
+    if at is not None:
+        nu = model.drift_exponents(target, seed=seed + 3)
+        g = model.at_time(g, nu, at, seed=seed + 4)
+    read = np.maximum(model.read(g, reads, seed=seed + 2), 0.0)  # (reads, devices)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["device", "g_target[uS]", "g[uS]", "read"])
@@ -43,9 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lo", type=float, default=2.0)
     parser.add_argument("--hi", type=float, default=23.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--at", type=float, default=None, metavar="SECONDS",
+                        help="read the devices in their state this long after the card's t0 "
+                             "(drift, accumulated 1/f noise), as hardware.drift_time")
+    parser.add_argument("--include-ends", action="store_true",
+                        help="program two of the devices to lo and hi exactly")
     args = parser.parse_args(argv)
     write_text(args.out, measurements(args.card, args.devices, args.reads, args.lo, args.hi,
-                                      args.seed))
+                                      args.seed, args.at, args.include_ends))
     print(f"measurements: {args.out}")
     return 0
 

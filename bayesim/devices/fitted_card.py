@@ -52,9 +52,12 @@ def _number(value: float, unit: str, source: str, ci95: list[float] | None = Non
 
 def build_card(name: str, technology: str, datasets: list[tuple[Measurements, str]],
                reads: ReadFit | None, programming: LawFit | None, drift: DriftFit | None,
-               g_range: tuple[float, float]) -> dict[str, Any]:
+               g_range: tuple[float, float], window: tuple[float, float] | None = None
+               ) -> dict[str, Any]:
     """The card (a dict as TOML reads it) of the fitted laws; ``datasets`` the files fitted
-    (measurements, SHA-256 of the file), ``g_range`` the measured conductance range (µS)."""
+    (measurements, SHA-256 of the file), ``g_range`` the measured conductance range (µS), the
+    calibrated range; ``window`` the conductances the device clips to (µS; default the
+    measured range)."""
     today = datetime.date.today().isoformat()
     sources = {}
     for i, (data, digest) in enumerate(datasets):
@@ -70,8 +73,12 @@ def build_card(name: str, technology: str, datasets: list[tuple[Measurements, st
                    + "; the calibrated range is the measured one.",
         "sources": sources,
         "range": {
-            "g_min": _number(lo, US, f"{FIT} (lowest measured conductance)"),
-            "g_max": _number(hi, US, f"{FIT} (highest measured conductance)"),
+            "g_min": (_number(window[0], US, f"{FIT} (the window the device clips to, "
+                                             f"given to devices fit)") if window else
+                      _number(lo, US, f"{FIT} (lowest measured conductance)")),
+            "g_max": (_number(window[1], US, f"{FIT} (the window the device clips to, "
+                                             f"given to devices fit)") if window else
+                      _number(hi, US, f"{FIT} (highest measured conductance)")),
             "levels": _number(0, ONE, f"{FIT} (analog: no level grid measured)"),
             "calibrated_g": _number([lo, hi], US, f"{FIT} (measured range)"),
             "calibrated_t": _number([0.0, t_hi], SECOND,
@@ -89,6 +96,7 @@ def build_card(name: str, technology: str, datasets: list[tuple[Measurements, st
         card["read"] = _law(reads.read, "reads − device mean")
         diagnostics["read_cv_loglik"] = reads.read.cv
         diagnostics["reads_per_device"] = reads.reads_per_device
+        diagnostics["read_devices_without_spread"] = reads.devices_without_spread
         if reads.lag1 is not None:
             diagnostics["read_lag1"] = reads.lag1
             diagnostics["read_lag1_ci95"] = reads.lag1_ci95
@@ -114,9 +122,11 @@ def _value(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"a card cannot hold {value}")
-        return repr(value)
+        if math.isnan(value):
+            raise ValueError("a card cannot hold nan")
+        # TOML's own infinities: the cross-validated log-likelihood of a family whose σ
+        # vanishes where there are residuals (sqrt or proportional at 0 µS) is -inf
+        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
@@ -158,16 +168,22 @@ def measurement_kind(data: Measurements) -> str:
     counts = data.per_device()
     if data.t is not None and counts.max() > 1:
         return "drift"
+    if counts.min() == 1 < counts.max():
+        raise DataError(f"{data.path}: {int((counts == 1).sum())} devices have one row and "
+                        f"{int((counts > 1).sum())} several; a repeated-read file needs at least "
+                        f"two reads of every device, a programming file one row per device")
     return "reads" if counts.min() > 1 else "programming"
 
 
 def fit_card(paths: list[str], name: str, technology: str = "unknown",
              g_unit: str | None = None, t_unit: str | None = None,
-             bootstrap: int = 200, seed: int = 0
+             bootstrap: int = 200, seed: int = 0, window: tuple[float, float] | None = None
              ) -> tuple[dict[str, Any], dict[str, Measurements]]:
     """Fit every file of ``paths`` (one of each kind at most) and build the card; returns the
-    card and the measurements by kind. The card reader validates the card before it is
-    returned (a ConfigError there is a fit this module got wrong)."""
+    card and the measurements by kind. ``window`` (µS): the conductances the device clips to;
+    the programming law is then fitted to clipped states (fit.censored_loglik) and the card's
+    window is it. The card reader validates the card before it is returned (a ConfigError
+    there is a fit this module got wrong)."""
     datasets = []
     by_kind: dict[str, Measurements] = {}
     for path in paths:
@@ -182,24 +198,25 @@ def fit_card(paths: list[str], name: str, technology: str = "unknown",
     covariates: list[np.ndarray] = []
     if "reads" in by_kind:
         data = by_kind["reads"]
-        reads = fit.fit_reads(data, bootstrap, seed)
+        reads = fit.fit_reads(data, bootstrap, seed, window=window)
         # the calibrated range: the targets where there are some (the machine programs
         # targets and clips what it programs to the window), else the devices' means
         covariates.append(data.g_target if data.g_target is not None else
                           fit.read_residuals(data)[0])
     if "programming" in by_kind:
         data = by_kind["programming"]
-        programming = fit.fit_programming(data, bootstrap, seed)
+        programming = fit.fit_programming(data, bootstrap, seed, window=window)
         covariates.append(data.g_target)
     if "drift" in by_kind:
         data = by_kind["drift"]
         covariates.append(data.g_target if data.g_target is not None else data.g)
     g_range = (float(min(c.min() for c in covariates)), float(max(c.max() for c in covariates)))
     if "drift" in by_kind:
-        drift = fit.fit_drift(by_kind["drift"], g_range[1], bootstrap, seed)
+        drift = fit.fit_drift(by_kind["drift"], window[1] if window else g_range[1],
+                              bootstrap, seed)
     if g_range[1] <= g_range[0]:
         raise DataError("the measurements span a single conductance; measure devices at "
                         "several conductances")
-    card = build_card(name, technology, datasets, reads, programming, drift, g_range)
+    card = build_card(name, technology, datasets, reads, programming, drift, g_range, window)
     build_model(card, name)
     return card, by_kind

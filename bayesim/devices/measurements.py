@@ -72,12 +72,16 @@ def _table(path: Path) -> dict[str, list]:
     import csv
 
     try:
-        with path.open(newline="") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's BOM
             reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
                 raise DataError(f"{path} is empty; give a header row and one row per "
                                 f"measurement")
+            if len(set(header)) < len(header):
+                twice = next(name for name in header if header.count(name) > 1)
+                raise DataError(f"{path}: column {twice!r} appears twice in the header; give "
+                                f"each column once")
             columns: dict[str, list] = {name: [] for name in header}
             for number, row in enumerate(reader, start=2):
                 if len(row) != len(header):
@@ -104,6 +108,9 @@ def read_measurements(path: str | os.PathLike[str], g_unit: str | None = None,
         if match is None:
             raise DataError(f"{path}: column {header!r} is not NAME or NAME[UNIT]")
         name, unit = match.group(1).lower(), match.group(2)
+        if name in columns:
+            raise DataError(f"{path}: two columns are {name!r} (names are case-insensitive, "
+                            f"units aside); give each column once")
         columns[name] = (values, unit)
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
@@ -121,6 +128,10 @@ def read_measurements(path: str | os.PathLike[str], g_unit: str | None = None,
             bad = next(v for v in values if not _is_number(v))
             raise DataError(f"{path}: column {name}: {bad!r} is not a number") from None
         if units is None:
+            bad = np.flatnonzero(~np.isfinite(array) | (array != np.round(array)))
+            if bad.size:
+                raise DataError(f"{path}: column {name}, data row {bad[0] + 1}: "
+                                f"{values[bad[0]]!r} is not a whole number (a read index)")
             return array
         unit = unit or flag
         if unit is None:
