@@ -24,6 +24,7 @@ fitted with ``--window lo hi`` is calibrated over its whole window.
 import argparse
 import csv
 import io
+import os
 import sys
 
 import numpy as np
@@ -52,6 +53,30 @@ def measurements(card: str, devices: int, reads: int, lo: float, hi: float, seed
     return buffer.getvalue()
 
 
+def state_card(card: str, fitted: str, at: float, name: str) -> str:
+    """The card ``fitted`` with its programming law replaced by ``card``'s own spread of the
+    state at ``at`` s after t₀, before clipping: a table of √(σ_prog² + σ_1/f(at)²) at 51
+    conductances over the window. What a fit of data read at ``at`` would give with a family
+    that has the right shape (a diagnostic of the fitted law's shape, docs/devices_fit.md)."""
+    import re
+
+    model = load_preset(card)
+    g = np.linspace(model.g_min, model.g_max, 51)
+    sigma = np.sqrt(model.sigma_program(g) ** 2 + model.sigma_accumulated(g, at) ** 2)
+    source = f"{card}: sqrt(sigma_prog^2 + sigma_1/f({at:g} s)^2), the card's own laws"
+    law = (f'law = "table"\ng = {{ value = [{", ".join(f"{x:.6g}" for x in g)}], unit = "uS", '
+           f'source = "{source}" }}\nsigma = {{ value = [{", ".join(f"{x:.6g}" for x in sigma)}'
+           f'], unit = "uS", source = "{source}" }}\n')
+    with open(fitted, encoding="utf-8") as handle:
+        text = handle.read()
+    start = text.index("[program]")
+    end = text.index("\n[", start + 1)
+    program = re.sub(r'law = .*?(?=\n\[|\Z)', law.rstrip("\n"), text[start:end], count=1,
+                     flags=re.S)
+    text = re.sub(r'^name = ".*"$', f'name = "{name}"', text, count=1, flags=re.M)
+    return text[:start] + program + text[end:]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("card")
@@ -66,7 +91,17 @@ def main(argv: list[str] | None = None) -> int:
                              "(drift, accumulated 1/f noise), as hardware.drift_time")
     parser.add_argument("--include-ends", action="store_true",
                         help="program two of the devices to lo and hi exactly")
+    parser.add_argument("--state-card", nargs=2, metavar=("FITTED", "OUT"),
+                        help="instead: write FITTED (a card fitted to data drawn --at a time) "
+                             "with the card's own state spread at that time as its programming "
+                             "law, to OUT")
     args = parser.parse_args(argv)
+    if args.state_card:
+        out = args.state_card[1]
+        write_text(out, state_card(args.card, args.state_card[0], args.at or 0.0,
+                                   os.path.splitext(os.path.basename(out))[0]))
+        print(f"card: {args.state_card[1]}")
+        return 0
     write_text(args.out, measurements(args.card, args.devices, args.reads, args.lo, args.hi,
                                       args.seed, args.at, args.include_ends))
     print(f"measurements: {args.out}")

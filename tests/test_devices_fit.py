@@ -353,3 +353,50 @@ def test_a_window_recovers_the_law_of_clipped_states(tmp_path: Path) -> None:
                  "0", "9", "--bootstrap", "5")
     assert result.returncode == 2 and "outside the window" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "c.toml").exists()
+
+
+def test_the_sweep_table_compares_each_card_with_the_original(tmp_path: Path) -> None:
+    """experiments/devices_fit_sweep_table.py on a hand-made results.csv: the difference of
+    means, its standard error from the chips' spreads, z, and the paired differences."""
+    from tests.scripts import experiment_module
+
+    table = experiment_module("devices_fit_sweep_table")
+    columns = ["point_id", "status", "config.run", "config.hardware.device",
+               "config.hardware.mapping", "config.hardware.chip_seed",
+               *(f"metric.{m}" for m in table.METRICS)]
+    values = {"pcm_ibm_2020": [0.90, 0.92, 0.94], "cards/mine.toml": [0.91, 0.95, 0.96]}
+    with (tmp_path / "results.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for device, series in values.items():
+            for seed, value in enumerate(series):
+                writer.writerow([f"{device}{seed}", "done", "analog", device, "M3", seed,
+                                 *([value] * len(table.METRICS))])
+        writer.writerow(["ref", "done", "fp32", "", "", "", *([0.5] * len(table.METRICS))])
+    rows = table.compare(table.SweepResults.load(tmp_path))
+    assert len(rows) == len(table.METRICS) and {r["card"] for r in rows} == {"mine"}
+    row = rows[0]
+    assert row["difference"] == pytest.approx(0.02)
+    assert row["standard_error"] == pytest.approx(np.sqrt(0.02**2 / 3 + 0.0264575**2 / 3),
+                                                  rel=1e-4)
+    assert row["z"] == pytest.approx(row["difference"] / row["standard_error"])
+    assert row["paired_mean"] == pytest.approx(0.02) and row["paired_std"] == pytest.approx(
+        np.std([0.01, 0.03, 0.02], ddof=1))
+    assert "mine, |z| > 3: none" in table.markdown(rows)
+
+
+def test_the_state_card_holds_the_cards_own_spread_at_t0(tmp_path: Path) -> None:
+    from tests.scripts import experiment_module
+
+    example = experiment_module("devices_fit_example")
+    card, _ = fit_card([str(write_reads(tmp_path / "pcm.csv", "pcm_ibm_2020", 300, 4, 0.0,
+                                        25.0))], "mine", "PCM", bootstrap=5,
+                       window=(0.0, 25.0))
+    (tmp_path / "mine.toml").write_text(to_toml(card))
+    out = tmp_path / "state.toml"
+    out.write_text(example.state_card("pcm_ibm_2020", str(tmp_path / "mine.toml"), 0.0, "state"))
+    state, original = load_preset(str(out)), load_preset("pcm_ibm_2020")
+    g = np.array([1.0, 12.5, 24.0])
+    truth = np.sqrt(original.sigma_program(g) ** 2 + original.sigma_accumulated(g, 0.0) ** 2)
+    assert state.name == "state" and np.allclose(state.sigma_program(g), truth, rtol=1e-5)
+    assert np.allclose(state.sigma_read(g), load_preset(str(tmp_path / "mine.toml")).sigma_read(g))
