@@ -68,12 +68,11 @@ def state_card(card: str, fitted: str, at: float, name: str) -> str:
            f'source = "{source}" }}\nsigma = {{ value = [{", ".join(f"{x:.6g}" for x in sigma)}'
            f'], unit = "uS", source = "{source}" }}\n')
     with open(fitted, encoding="utf-8") as handle:
-        text = handle.read()
-    start = text.index("[program]")
+        text = re.sub(r'^name = ".*"$', f'name = "{name}"', handle.read(), count=1, flags=re.M)
+    start = text.index("\n[program]\n") + 1
     end = text.index("\n[", start + 1)
     program = re.sub(r'law = .*?(?=\n\[|\Z)', law.rstrip("\n"), text[start:end], count=1,
                      flags=re.S)
-    text = re.sub(r'^name = ".*"$', f'name = "{name}"', text, count=1, flags=re.M)
     return text[:start] + program + text[end:]
 
 

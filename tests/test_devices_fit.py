@@ -394,9 +394,16 @@ def test_the_state_card_holds_the_cards_own_spread_at_t0(tmp_path: Path) -> None
                        window=(0.0, 25.0))
     (tmp_path / "mine.toml").write_text(to_toml(card))
     out = tmp_path / "state.toml"
-    out.write_text(example.state_card("pcm_ibm_2020", str(tmp_path / "mine.toml"), 0.0, "state"))
+    text = example.state_card("pcm_ibm_2020", str(tmp_path / "mine.toml"), 0.0, "state_card")
+    out.write_text(text)
+    # every section of the fitted card but [program] is kept as it was
+    import tomllib
+
+    ours, theirs = tomllib.loads(text), tomllib.loads(to_toml(card))
+    assert {k: v for k, v in ours.items() if k not in ("name", "program")} == \
+        {k: v for k, v in theirs.items() if k not in ("name", "program")}
     state, original = load_preset(str(out)), load_preset("pcm_ibm_2020")
     g = np.array([1.0, 12.5, 24.0])
     truth = np.sqrt(original.sigma_program(g) ** 2 + original.sigma_accumulated(g, 0.0) ** 2)
-    assert state.name == "state" and np.allclose(state.sigma_program(g), truth, rtol=1e-5)
+    assert state.name == "state_card" and np.allclose(state.sigma_program(g), truth, rtol=1e-5)
     assert np.allclose(state.sigma_read(g), load_preset(str(tmp_path / "mine.toml")).sigma_read(g))
