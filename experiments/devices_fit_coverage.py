@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             covered = {k: np.zeros(len(v), dtype=int) for k, v in truth.items()}
             covered_sigma = np.zeros(at.size, dtype=int)
             covered_lag1 = 0
+            ratios = []
             shapes: dict[str, int] = {}
             picked: dict[str, int] = {}
             for repeat in range(args.repeats):
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                     covered[key] += [a <= v <= b for (a, b), v in zip(intervals, values,
                                                                       strict=True)]
                 low, high = fit.sigma_interval(at)
+                ratios.append(fit.sigma(at) / sigma_true)
                 covered_sigma += (low <= sigma_true) & (sigma_true <= high)
                 if reads is not None and reads.lag1_ci95 is not None:
                     covered_lag1 += reads.lag1_ci95[0] <= 0.0 <= reads.lag1_ci95[1]
@@ -132,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                                 for k, v in covered.items()},
                    "sigma_at_uS": points,
                    "sigma_coverage": (covered_sigma / args.repeats).round(3).tolist(),
+                   # the estimator's bias: mean and spread of fitted / true σ over the data sets
+                   "sigma_ratio_mean": np.mean(ratios, axis=0).round(5).tolist(),
+                   "sigma_ratio_std": np.std(ratios, axis=0, ddof=1).round(5).tolist(),
                    "lag1_coverage": (round(covered_lag1 / args.repeats, 3) if law != "program"
                                      else None),
                    "shape_chosen": shapes, "family_picked_of_10": picked,

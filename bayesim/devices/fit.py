@@ -39,8 +39,10 @@ NOISE_FAMILIES = ("constant", "proportional", "sqrt", "polynomial_abs", "table")
 FIT_SHAPES = ("gaussian", "laplace")
 FOLDS = 5
 BOOTSTRAP = 200
-"""Default bootstrap replicates (a 95 % percentile interval from 200 has a Monte-Carlo error of
-about ±0.015 in its coverage, Efron & Tibshirani 1993, ch. 13)."""
+"""Default bootstrap replicates. Efron & Tibshirani (An Introduction to the Bootstrap, 1993,
+ch. 19) advise 1,000 or more for percentile intervals; 200 keeps a 10,000-device fit near a
+minute on 2 cores, and the coverage study (docs/devices_fit.md) measured 0.88-0.98 with it from
+1,000 devices up. Raise it with --bootstrap."""
 MIN_DEVICES_PER_BIN = 2
 TABLE_BINS = 8
 
@@ -104,6 +106,17 @@ def _normal_logpdf(x: np.ndarray, variance: np.ndarray) -> np.ndarray:
     return -0.5 * np.log(2 * np.pi * variance) - 0.5 * x * x / variance
 
 
+def log_normal_interval(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """log(Φ(b) − Φ(a)) for a < b without cancellation: on the upper tail (a > 0) as
+    log Φ(−a) + log(1 − Φ(−b)/Φ(−a)), else log Φ(b) + log(1 − Φ(a)/Φ(b)), in log space."""
+    from scipy.special import log_ndtr
+
+    upper = a > 0
+    first = np.where(upper, log_ndtr(-a), log_ndtr(b))
+    second = np.where(upper, log_ndtr(-b), log_ndtr(a))
+    return first + np.log1p(-np.exp(np.minimum(second - first, 0.0)))
+
+
 def censored_loglik(e: np.ndarray, sigma: np.ndarray, extra: np.ndarray, lo: np.ndarray,
                     hi: np.ndarray) -> float:
     """Log-likelihood (nats) of residuals ``e`` of states clipped to a window: the state is
@@ -114,11 +127,11 @@ def censored_loglik(e: np.ndarray, sigma: np.ndarray, extra: np.ndarray, lo: np.
     extra = v > 0 each end's mass is blurred by N(0, v) and the inside is the normal's
     truncation to the window convolved with N(0, v),
     φ(e; σ² + v)·[Φ((hi − μ)/τ) − Φ((lo − μ)/τ)], μ = e σ²/(σ² + v), τ² = σ² v/(σ² + v)."""
-    from scipy.special import log_ndtr, ndtr
+    from scipy.special import log_ndtr
 
     if not np.all(sigma > 0):
         return -np.inf
-    out = np.empty_like(e)
+    out = np.empty(e.shape, dtype=np.float64)
     exact = extra <= 0
     if exact.any():
         x, sd, a, b = e[exact], sigma[exact], lo[exact], hi[exact]
@@ -131,8 +144,7 @@ def censored_loglik(e: np.ndarray, sigma: np.ndarray, extra: np.ndarray, lo: np.
         x, sd, v, a, b = e[blurred], sigma[blurred], extra[blurred], lo[blurred], hi[blurred]
         total = sd * sd + v
         mu, tau = x * sd * sd / total, sd * np.sqrt(v / total)
-        inside = _normal_logpdf(x, total) + np.log(np.maximum(
-            ndtr((b - mu) / tau) - ndtr((a - mu) / tau), 1e-300))
+        inside = _normal_logpdf(x, total) + log_normal_interval((a - mu) / tau, (b - mu) / tau)
         at_lo = log_ndtr(a / sd) + _normal_logpdf(x - a, v)
         at_hi = log_ndtr(-b / sd) + _normal_logpdf(x - b, v)
         out[blurred] = np.logaddexp(inside, np.logaddexp(at_lo, at_hi))
@@ -260,7 +272,8 @@ def fit_noise(g: np.ndarray, e: np.ndarray, device: np.ndarray, extra: np.ndarra
     still chosen (and written) by the cross-validated likelihood. For residuals that are not
     draws of the law itself: reads less their device's mean (a blend of n draws, closer to
     Gaussian than a Laplace law's draws: √2·mean|e| overestimates a Laplace σ by 3 % at n = 10,
-    5 % at n = 5) and device means that carry read noise.
+    5 % at n = 5) and device means that carry read noise. (For a truly Laplace programming law
+    seen through little read noise this is unbiased but less efficient than the Laplace fit.)
 
     ``window`` (µS): the conductances the device clips to, with ``g`` the programming targets;
     the states are then modelled as clipped there (censored_loglik), a Gaussian law only."""
@@ -398,13 +411,18 @@ def fit_reads(data: Measurements, bootstrap: int = BOOTSTRAP, seed: int = 0,
                             program_families or families, bootstrap, seed + 1,
                             variance_fit=True, window=window)
     lag1 = lag1_ci = None
-    if data.read is not None and all((np.diff(data.read[idx]) == 1).all() for idx in groups):
+    consecutive = data.read is not None and all((np.diff(data.read[idx]) == 1).all()
+                                                 for idx in groups)
+    if consecutive and (counts >= 3).sum() >= MIN_DEVICES_PER_BIN:
         sums = lag1_sums(data.g - means[data.device], data.device, data.n_devices)
+        informative = counts >= 3  # two demeaned reads are ±(x₁ − x₂)/2: a ratio of −1/2
+        sums = tuple(a[informative] for a in sums)
         lag1 = _lag1(*sums)
         rng = np.random.default_rng(seed + 2)
         boots = []
+        size = sums[0].size
         for _ in range(bootstrap):
-            chosen = rng.integers(0, data.n_devices, data.n_devices)
+            chosen = rng.integers(0, size, size)
             boots.append(_lag1(*(a[chosen] for a in sums)))
         lag1_ci = [float(v) for v in np.percentile(boots, [2.5, 97.5])] if boots else None
     return ReadFit(read, program, lag1, lag1_ci, float(n.mean()), int((~varies).sum()))
@@ -442,25 +460,27 @@ def lag1_sums(raw: np.ndarray, device: np.ndarray, n_devices: int
 
 
 def _lag1(num: np.ndarray, den: np.ndarray, count: np.ndarray) -> float:
-    """The lag-1 correlation ρ of AR(1) reads from the pooled lag-1 ratio r = Σ num / Σ den of
-    demeaned reads (lag1_sums, one entry per device): the ρ whose expected ratio
-    (demeaned_ar1_moments, each read count weighted by its devices' Σ yₜ² / (n − 1), their σ²)
-    is r. With many devices r converges to that ratio, so ρ is consistent at any ρ; adding 1/n
-    to r, right at ρ = 0, reads ρ = 0.3 as 0.23 at n = 10."""
+    """The lag-1 correlation ρ of AR(1) reads from the pooled lag-1 sums of demeaned reads
+    (lag1_sums, one entry per device; devices with at least 3 reads): the ρ at which
+    Σ num = Σ_n den_n·a_n(ρ)/b_n(ρ), with a_n, b_n the expectations of demeaned_ar1_moments per
+    unit variance and den_n the Σ yₜ² of the devices with n reads (den_n/b_n(ρ) estimates the sum
+    of their variances). With many devices both sides converge to their expectations, so ρ is
+    consistent at any ρ and any mix of read counts; adding 1/n to the ratio, right at ρ = 0,
+    reads ρ = 0.3 as 0.23 at n = 10. (With 2 reads the demeaned ratio is −1/2 whatever ρ is:
+    such devices carry no lag-1 information and are left out by the caller.)"""
     from scipy.optimize import brentq
 
-    total = float(den.sum())
-    if total <= 0:
+    if float(den.sum()) <= 0:
         return 0.0
-    ratio = float(num.sum()) / total
-    weight = {int(c): float(den[count == c].sum()) / (c - 1) for c in np.unique(count)}
+    total_num = float(num.sum())
+    by_count = {int(c): float(den[count == c].sum()) for c in np.unique(count)}
 
     def gap(rho: float) -> float:
-        out = 0.0
-        for c, w in weight.items():
+        expected = 0.0
+        for c, d in by_count.items():
             a, b = demeaned_ar1_moments(c, rho)
-            out += w * (a - ratio * b)
-        return out
+            expected += d * a / b
+        return expected - total_num
 
     lo, hi = -0.999, 0.999
     if gap(lo) >= 0:

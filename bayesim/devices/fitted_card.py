@@ -194,6 +194,10 @@ def fit_card(paths: list[str], name: str, technology: str = "unknown",
                             f"file of each kind")
         by_kind[kind] = data
         datasets.append((data, file_digest(data.path)))
+    if window is not None and "programming" not in by_kind and (
+            "reads" not in by_kind or by_kind["reads"].g_target is None):
+        raise DataError("--window models the clipping of programmed states; these files fit "
+                        "no programming law (give the targets, a g_target column)")
     reads = programming = drift = None
     covariates: list[np.ndarray] = []
     if "reads" in by_kind:
@@ -217,6 +221,10 @@ def fit_card(paths: list[str], name: str, technology: str = "unknown",
     if g_range[1] <= g_range[0]:
         raise DataError("the measurements span a single conductance; measure devices at "
                         "several conductances")
+    if window is not None and (g_range[0] < window[0] - 1e-9 or g_range[1] > window[1] + 1e-9):
+        raise DataError(f"the measured conductances [{g_range[0]:g}, {g_range[1]:g}] µS reach "
+                        f"beyond the window [{window[0]:g}, {window[1]:g}] µS; widen --window to "
+                        f"the conductances the device clips to")
     card = build_card(name, technology, datasets, reads, programming, drift, g_range, window)
     build_model(card, name)
     return card, by_kind
