@@ -725,6 +725,12 @@ DeviceArgument = Annotated[str, typer.Argument(
     metavar="CARD",
     help="A card name from 'bayesim devices list' or the path of a card file (.toml).")]
 DevicesJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of the table.")]
+ConductanceUnit = Annotated[str | None, typer.Option(
+    "--g-unit", metavar="UNIT", help="Measurements: the conductance unit where the header gives "
+                                     "none (S, mS, uS or nS).")]
+TimeUnit = Annotated[str | None, typer.Option(
+    "--t-unit", metavar="UNIT", help="Measurements: the time unit where the header gives none "
+                                     "(s, ms, us, min, h or day).")]
 
 
 @devices_app.command("list")
@@ -832,12 +838,8 @@ def devices_fit(
     = None,
     technology: Annotated[str, typer.Option("--technology", metavar="TEXT",
                                             help="e.g. RRAM, PCM, FeFET, ECRAM.")] = "unknown",
-    g_unit: Annotated[str | None, typer.Option(
-        "--g-unit", metavar="UNIT", help="Conductance unit where the header gives none: S, "
-                                         "mS, uS or nS.")] = None,
-    t_unit: Annotated[str | None, typer.Option(
-        "--t-unit", metavar="UNIT", help="Time unit where the header gives none: s, ms, us, "
-                                         "min, h or day.")] = None,
+    g_unit: ConductanceUnit = None,
+    t_unit: TimeUnit = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", metavar="B",
                                            help="Bootstrap replicates per law (95 % "
                                                 "intervals).")] = 200,
@@ -908,12 +910,8 @@ def devices_plot(
         "--data", metavar="FILE",
         help="Measurement files (docs/devices_fit.md): draw the card's laws over their binned "
              "data instead (repeat for several files).")] = None,
-    g_unit: Annotated[str | None, typer.Option(
-        "--g-unit", metavar="UNIT", help="With --data: the conductance unit where the header "
-                                         "gives none.")] = None,
-    t_unit: Annotated[str | None, typer.Option(
-        "--t-unit", metavar="UNIT", help="With --data: the time unit where the header gives "
-                                         "none.")] = None,
+    g_unit: ConductanceUnit = None,
+    t_unit: TimeUnit = None,
 ) -> None:
     """σ_prog(G), σ_read(G), accumulated σ(G, t), ν(G) and the drift of G over time, as PNG and
     PDF; with --data, the card's laws over measured data (a fitted card over its own data, or
@@ -932,19 +930,11 @@ def devices_plot(
         raise ConfigError(f"--out must name a .png or .pdf file (both are written), got {out}")
     model = load_preset(name)
     if data:
-        from bayesim.devices.fitted_card import measurement_kind
-        from bayesim.devices.measurements import read_measurements
+        from bayesim.devices.fitted_card import read_by_kind
         from bayesim.plots.device_fit import plot_fit
 
-        by_kind = {}
-        for path in data:
-            measured = read_measurements(path, g_unit, t_unit)
-            kind = measurement_kind(measured)
-            if kind in by_kind:
-                raise ConfigError(f"--data {path} and {by_kind[kind].path} are both {kind} "
-                                  f"data; give one file of each kind")
-            by_kind[kind] = measured
-        png = plot_fit(model, by_kind, out.with_suffix(".png"))
+        png = plot_fit(model, read_by_kind([str(p) for p in data], g_unit, t_unit),
+                       out.with_suffix(".png"))
     else:
         png = plot_device(model, out.with_suffix(".png"))
     out_console.print(f"plot: {png} and {png.with_suffix('.pdf')}", soft_wrap=True)

@@ -175,6 +175,21 @@ def measurement_kind(data: Measurements) -> str:
     return "reads" if counts.min() > 1 else "programming"
 
 
+def read_by_kind(paths: list[str], g_unit: str | None = None, t_unit: str | None = None
+                 ) -> dict[str, Measurements]:
+    """The measurement files of ``paths`` by what they measure (measurement_kind), in the order
+    given; two files of one kind are refused."""
+    by_kind: dict[str, Measurements] = {}
+    for path in paths:
+        data = read_measurements(path, g_unit, t_unit)
+        kind = measurement_kind(data)
+        if kind in by_kind:
+            raise DataError(f"{path} and {by_kind[kind].path} are both {kind} data; give one "
+                            f"file of each kind")
+        by_kind[kind] = data
+    return by_kind
+
+
 def fit_card(paths: list[str], name: str, technology: str = "unknown",
              g_unit: str | None = None, t_unit: str | None = None,
              bootstrap: int = 200, seed: int = 0, window: tuple[float, float] | None = None
@@ -184,16 +199,8 @@ def fit_card(paths: list[str], name: str, technology: str = "unknown",
     the programming law is then fitted to clipped states (fit.censored_loglik) and the card's
     window is it. The card reader validates the card before it is returned (a ConfigError
     there is a fit this module got wrong)."""
-    datasets = []
-    by_kind: dict[str, Measurements] = {}
-    for path in paths:
-        data = read_measurements(path, g_unit, t_unit)
-        kind = measurement_kind(data)
-        if kind in by_kind:
-            raise DataError(f"{path} and {by_kind[kind].path} are both {kind} data; give one "
-                            f"file of each kind")
-        by_kind[kind] = data
-        datasets.append((data, file_digest(data.path)))
+    by_kind = read_by_kind(paths, g_unit, t_unit)
+    datasets = [(data, file_digest(data.path)) for data in by_kind.values()]
     if window is not None and "programming" not in by_kind and (
             "reads" not in by_kind or by_kind["reads"].g_target is None):
         raise DataError("--window models the clipping of programmed states; these files fit "
