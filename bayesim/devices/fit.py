@@ -62,6 +62,8 @@ class LawFit:
     n_measurements: int = 0
     replicates: list[dict[str, Any]] = field(default_factory=list, repr=False)
     """The bootstrap replicates' parameters (for intervals of derived quantities)."""
+    estimator: str = "maximum likelihood"
+    """How the parameters were estimated, in words (the card's source says it)."""
 
     def sigma(self, g: np.ndarray) -> np.ndarray:
         return sigma_of(self.family, self.params, g)
@@ -318,8 +320,14 @@ def fit_noise(g: np.ndarray, e: np.ndarray, device: np.ndarray, extra: np.ndarra
                                bounds_of(rows)))
         if progress:
             progress(b + 1, bootstrap)
+    if window is not None:
+        estimator = f"maximum likelihood of states clipped to [{window[0]:g}, {window[1]:g}] µS"
+    elif variance_fit and shape != "gaussian":
+        estimator = "Gaussian likelihood of the squared residuals (unbiased for any shape)"
+    else:
+        estimator = "maximum likelihood"
     return LawFit(family, shape, params, _intervals(params, replicates, family), cv,
-                  len(groups), int(e.size), replicates)
+                  len(groups), int(e.size), replicates, estimator)
 
 
 def _intervals(params: dict[str, Any], replicates: list[dict[str, Any]], family: str

@@ -34,7 +34,7 @@ def _law(fit: LawFit, what: str) -> dict[str, Any]:
     table: dict[str, Any] = {"shape": fit.shape, "law": fit.family}
     for key, value in fit.params.items():
         entry = {"value": value, "unit": units[key] or US,
-                 "source": f"{FIT} ({what}: maximum likelihood, {fit.n_devices} devices, "
+                 "source": f"{FIT} ({what}: {fit.estimator}, {fit.n_devices} devices, "
                            f"{fit.n_measurements} measurements)"}
         if key in fit.ci95:
             entry["ci95"] = fit.ci95[key]
