@@ -99,7 +99,7 @@ def _loglik(e: np.ndarray, sigma: np.ndarray, shape: str) -> float:
     if not np.all(sigma > 0):
         return -np.inf
     if shape == "gaussian":
-        return float(np.sum(-0.5 * np.log(2 * np.pi * sigma**2) - 0.5 * (e / sigma) ** 2))
+        return float(np.sum(_normal_logpdf(e, sigma**2)))
     b = sigma / np.sqrt(2.0)  # Laplace scale of standard deviation σ
     return float(np.sum(-np.log(2 * b) - np.abs(e) / b))
 
@@ -422,9 +422,9 @@ def fit_reads(data: Measurements, bootstrap: int = BOOTSTRAP, seed: int = 0,
     consecutive = data.read is not None and all((np.diff(data.read[idx]) == 1).all()
                                                  for idx in groups)
     if consecutive and (counts >= 3).sum() >= MIN_DEVICES_PER_BIN:
-        sums = lag1_sums(data.g - means[data.device], data.device, data.n_devices)
         informative = counts >= 3  # two demeaned reads are ±(x₁ − x₂)/2: a ratio of −1/2
-        sums = tuple(a[informative] for a in sums)
+        sums = tuple(a[informative] for a in (
+            *lag1_sums(data.g - means[data.device], data.device, data.n_devices), counts))
         lag1 = _lag1(*sums)
         rng = np.random.default_rng(seed + 2)
         boots = []
@@ -458,13 +458,12 @@ def demeaned_ar1_moments(n: int, rho: float) -> tuple[float, float]:
 
 
 def lag1_sums(raw: np.ndarray, device: np.ndarray, n_devices: int
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Per device: Σ yₜyₜ₊₁ and Σ yₜ² of its demeaned reads ``raw`` (rows of a device
-    contiguous, in read order), and its read count."""
+    contiguous, in read order)."""
     same = device[1:] == device[:-1]
     num = np.bincount(device[1:][same], weights=(raw[1:] * raw[:-1])[same], minlength=n_devices)
-    den = np.bincount(device, weights=raw * raw, minlength=n_devices)
-    return num, den, np.bincount(device, minlength=n_devices)
+    return num, np.bincount(device, weights=raw * raw, minlength=n_devices)
 
 
 def _lag1(num: np.ndarray, den: np.ndarray, count: np.ndarray) -> float:
