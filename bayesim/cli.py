@@ -887,7 +887,7 @@ def devices_fit(
     laws = {key: {k: v for k, v in card[key].items() if k in ("law", "shape")}
             for key in ("program", "read") if key in card}
     if "drift" in card:
-        laws["drift"] = {"nu_mean": card["drift"]["nu_mean"]["law"], "nu_std": "constant"}
+        laws["drift"] = card["fit"]["drift_families"]
     if as_json:
         _print_json({"card": str(out), "kinds": kinds, "laws": laws})
         return

@@ -32,6 +32,7 @@ import numpy as np
 
 from bayesim.atomic import write_text
 from bayesim.devices import load_preset
+from bayesim.devices.drift_fit import DRIFT_FAMILIES, fit_drift
 from bayesim.devices.fit import fit_programming, fit_reads
 from bayesim.devices.measurements import Measurements
 
@@ -50,6 +51,10 @@ CASES = [
 ]
 READS = 10
 SIMULATED = Path("<simulated>")
+DRIFT_CASE = ("pcm_ibm_2020", (1.0, 25.0), (100, 1000), (1.5, 4.0, 15.0))
+"""The drift case: card, target range (µS; targets log-uniform), device counts, ν(G) points."""
+DRIFT_TIMES = np.geomspace(20.0, 2e5, 9)
+"""s since programming: t₀ = 20 s, then four decades, two times per decade."""
 READ_FAMILY = {"pcm_ibm_2020": "sqrt", "rram_lin2023": "polynomial_abs"}
 """The cards' read-law families: the read law fitted beside a programming law from reads."""
 
@@ -72,6 +77,80 @@ def draw(card: str, law: str, n: int, lo: float, hi: float, seed: int) -> Measur
                         reads, targets, None, np.tile(np.arange(READS), n))
 
 
+def draw_drift(card: str, n: int, lo: float, hi: float, seed: int) -> Measurements:
+    """One drift data set: targets log-uniform in [lo, hi] µS (the laws are linear in ln G),
+    each device programmed once, drifting by the card's law (ν drawn as the machine draws it)
+    and read once at each of DRIFT_TIMES with the card's per-read noise; no 1/f noise."""
+    model = load_preset(card)
+    target = np.exp(np.random.default_rng(seed).uniform(np.log(lo), np.log(hi), n))
+    g = model.program(target, seed=seed + 1)
+    nu = model.drift_exponents(target, seed=seed + 3)
+    reads = np.array([model.read(g * (t / model.t0) ** -nu, 1, seed=seed + 10 + j)[0]
+                      for j, t in enumerate(DRIFT_TIMES)])  # (times, devices)
+    times = DRIFT_TIMES.size
+    return Measurements(SIMULATED, np.repeat(np.arange(n), times), [str(i) for i in range(n)],
+                        reads.T.reshape(-1), np.repeat(target, times), np.tile(DRIFT_TIMES, n),
+                        None)
+
+
+def drift_rows(repeats: int, bootstrap: int, only: int | None) -> list[dict]:
+    """The drift case's coverage: the card's clamped log-linear ν_mean and ν_std (their slopes,
+    intercepts and the clamp inside the targets; the other clamp lies beyond them, where the
+    fitted law has none to find), and μ(G), s(G) at DRIFT_CASE's points; fitted with the card's
+    g_max (as with --window 0 25), restricted to the true families."""
+    card, (lo, hi), counts, points = DRIFT_CASE
+    model = load_preset(card)
+    at = np.asarray(points)
+    mean_true, std_true = model.drift_nu(at)
+    truth = {key: {"a": law.a, "b": law.b, "lo": law.lo}
+             for key, law in (("nu_mean", model.drift.nu_mean), ("nu_std", model.drift.nu_std))}
+    rows = []
+    for n in counts:
+        if only is not None and n != only:
+            continue
+        start = time.perf_counter()
+        covered = {key: {k: 0 for k in values} for key, values in truth.items()}
+        covered_moments = {"nu_mean": np.zeros(at.size, dtype=int),
+                           "nu_std": np.zeros(at.size, dtype=int)}
+        ratios: dict[str, list] = {"nu_mean": [], "nu_std": []}
+        picked: dict[str, int] = {}
+        for repeat in range(repeats):
+            seed = case_seed(card, "drift", n, repeat)
+            data = draw_drift(card, n, lo, hi, seed)
+            fit = fit_drift(data, model.g_max, bootstrap, seed % 2**31,
+                            ("log_linear_clamped",), ("log_linear_clamped",))
+            for key, values in truth.items():
+                for name, value in values.items():
+                    a, b = fit.ci95[key][name]
+                    covered[key][name] += a <= value <= b
+            fitted = fit.moments(at)
+            for (low, high), value, true, key in zip(fit.moments_interval(at), fitted,
+                                                     (mean_true, std_true), ratios, strict=True):
+                covered_moments[key] += (low <= true) & (true <= high)
+                ratios[key].append(value / true)
+            if repeat < 10:
+                best = fit_drift(data, model.g_max, 0, seed % 2**31)
+                name = f"{best.nu_mean_family}/{best.nu_std_family}"
+                picked[name] = picked.get(name, 0) + 1
+        row = {"card": card, "law": "drift", "family": "log_linear_clamped/log_linear_clamped",
+               "devices": n, "repeats": repeats, "bootstrap": bootstrap,
+               "times_s": DRIFT_TIMES.round(1).tolist(),
+               "coverage": {key: {k: round(v / repeats, 3) for k, v in values.items()}
+                            for key, values in covered.items()},
+               "moments_at_uS": points,
+               "moments_coverage": {k: (v / repeats).round(3).tolist()
+                                    for k, v in covered_moments.items()},
+               "moments_ratio_mean": {k: np.mean(v, axis=0).round(5).tolist()
+                                      for k, v in ratios.items()},
+               "moments_ratio_std": {k: np.std(v, axis=0, ddof=1).round(5).tolist()
+                                     for k, v in ratios.items()},
+               "family_picked_of_10": picked, "families_tried": list(DRIFT_FAMILIES),
+               "seconds": round(time.perf_counter() - start, 1)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def fit_case(data: Measurements, card: str, law: str, family: str, bootstrap: int, seed: int,
              families: tuple[str, ...] | None = None):
     """(the law's fit, the reads' fit or None); ``families`` replaces the true family."""
@@ -91,9 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--cases", help="comma-separated indices into CASES (default: all)")
     parser.add_argument("--devices", type=int, help="only this device count")
+    parser.add_argument("--drift", action="store_true",
+                        help="run the drift case too (with --cases none: only it)")
     args = parser.parse_args(argv)
-    chosen = CASES if args.cases is None else [CASES[int(i)] for i in args.cases.split(",")]
-    rows = []
+    chosen = CASES if args.cases is None else [] if args.cases == "none" else [
+        CASES[int(i)] for i in args.cases.split(",")]
+    rows = drift_rows(args.repeats, args.bootstrap, args.devices) if args.drift else []
     for card, law, family, truth, (lo, hi), counts, points in chosen:
         model = load_preset(card)
         at = np.asarray(points)
@@ -146,9 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     redone = {(r["card"], r["law"], r["devices"]) for r in rows}
     if args.out.is_file():
         kept = [r for r in json.loads(args.out.read_text())["cases"]
-                if (r["card"], r["law"], r["devices"]) not in redone and "sigma_coverage" in r]
+                if (r["card"], r["law"], r["devices"]) not in redone
+                and ("sigma_coverage" in r or "moments_coverage" in r)]
         rows = kept + rows
-    order = {(c[0], c[1]): i for i, c in enumerate(CASES)}
+    order = {(c[0], c[1]): i for i, c in enumerate(CASES)} | {(DRIFT_CASE[0], "drift"): len(CASES)}
     rows.sort(key=lambda r: (order[(r["card"], r["law"])], r["devices"]))
     write_text(args.out, json.dumps({"reads_per_device": READS, "cpu": "2-core AMD EPYC VM",
                                      "cases": rows}, indent=1) + "\n")

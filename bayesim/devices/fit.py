@@ -20,10 +20,8 @@ intervals over devices (resampled with replacement), 95 %.
   Consecutive reads (``read`` index steps of 1) give the lag-1 correlation of AR(1) reads from
   the pooled lag-1 ratio of the residuals, with the bias that removing each device's mean
   introduces (−1/n at ρ = 0, more at larger ρ) inverted exactly (demeaned_ar1_moments).
-- Drift: each device's ν is minus the least-squares slope of ln G against ln t; ν_mean(G) is
-  ``constant`` or ``log_linear`` (a ln x + b, x = G/g_max) by cross-validated squared error, ν_std
-  the spread of the devices' ν about it less the mean variance of the slope estimates (the read
-  noise along a trace), a constant. t₀ is the first measured time.
+
+Drift laws are fitted by bayesim.devices.drift_fit.
 """
 
 from collections.abc import Callable
@@ -35,7 +33,7 @@ import numpy as np
 from bayesim.devices.measurements import Measurements
 from bayesim.errors import DataError
 
-NOISE_FAMILIES = ("constant", "proportional", "sqrt", "polynomial_abs", "table")
+NOISE_FAMILIES = ("constant", "proportional", "sqrt", "polynomial_abs", "piecewise", "table")
 FIT_SHAPES = ("gaussian", "laplace")
 FOLDS = 5
 BOOTSTRAP = 200
@@ -45,6 +43,11 @@ minute on 2 cores, and the coverage study (docs/devices_fit.md) measured 0.88-0.
 1,000 devices up. Raise it with --bootstrap."""
 MIN_DEVICES_PER_BIN = 2
 TABLE_BINS = 8
+PIECEWISE_BREAKS = np.linspace(0.15, 0.85, 15)
+"""Candidate breaks of the piecewise law: these quantiles of the fitted conductances (each
+piece keeps 15 % of the data at least), then 5 between the best one's neighbours. The profile
+likelihood of the break has several maxima, so the first grid must be fine: with steps of 0.1 a
+jump at the quantile 0.37 lost to one at 0.5."""
 
 
 @dataclass
@@ -87,6 +90,10 @@ def sigma_of(family: str, params: dict[str, Any], g: np.ndarray) -> np.ndarray:
         return params["k"] * np.sqrt(g)
     if family == "polynomial_abs":
         return np.polynomial.polynomial.polyval(g, np.asarray(params["coeffs"]))
+    if family == "piecewise":
+        return np.where(g < params["break"],
+                        np.polynomial.polynomial.polyval(g, np.asarray(params["below"])),
+                        np.polynomial.polynomial.polyval(g, np.asarray(params["above"])))
     if family == "table":
         from bayesim.devices.laws import Table
 
@@ -196,12 +203,16 @@ SHAPE_OF_ONE = {"constant": lambda g: np.ones_like(g), "proportional": lambda g:
 
 def _fit(family: str, shape: str, g: np.ndarray, e: np.ndarray, extra: np.ndarray,
          start: dict[str, Any] | None = None,
-         bounds: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+         bounds: tuple[np.ndarray, np.ndarray] | None = None, degree: int = 2
+         ) -> dict[str, Any]:
     """Maximum-likelihood parameters of ``family`` (σ_total² = σ(G)² + extra); ``start``: where
     the numerical search begins (a bootstrap replicate starts at the full fit); ``bounds``: the
-    residuals' clipping bounds per row (censored_loglik; the table law ignores them)."""
+    residuals' clipping bounds per row (censored_loglik; the table law ignores them);
+    ``degree``: of ``polynomial_abs``."""
     from scipy.optimize import minimize, minimize_scalar
 
+    if family == "piecewise":
+        return _fit_piecewise(shape, g, e, extra, start, bounds)
     if family == "table":
         knots, sigma, _ = binned_sigma(g, e, extra)
         return {"g": [float(k) for k in knots], "sigma": [float(v) for v in sigma]}
@@ -236,10 +247,10 @@ def _fit(family: str, shape: str, g: np.ndarray, e: np.ndarray, extra: np.ndarra
     rms = float(np.sqrt(max(np.mean(e**2 - extra), 1e-24)))
     if family == "polynomial_abs":
         first = np.asarray(start["coeffs"]) if start else np.polynomial.polynomial.polyfit(
-            g, np.abs(e) * np.sqrt(np.pi / 2), 2)
+            g, np.abs(e) * np.sqrt(np.pi / 2), degree)
         if not np.all(sigma_of(family, {"coeffs": first}, span) > 0):
-            first = np.array([rms, 0.0, 0.0])
-        scale = np.array([rms, rms / max(g.max(), 1e-12), rms / max(g.max(), 1e-12) ** 2])
+            first = np.r_[rms, np.zeros(degree)]
+        scale = rms / max(g.max(), 1e-12) ** np.arange(degree + 1)
         result = minimize(lambda z: nll({"coeffs": z * scale}), first / scale,
                           method="Nelder-Mead",
                           options={"xatol": 1e-4, "fatol": 1e-6, "maxiter": 2000})
@@ -251,6 +262,42 @@ def _fit(family: str, shape: str, g: np.ndarray, e: np.ndarray, extra: np.ndarra
                              bounds=(np.log(guess) - 5, np.log(guess) + 5), method="bounded",
                              options={"xatol": 1e-9})
     return {key: float(np.exp(result.x))}
+
+
+def _fit_piecewise(shape: str, g: np.ndarray, e: np.ndarray, extra: np.ndarray,
+                   start: dict[str, Any] | None,
+                   bounds: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
+    """The ``piecewise`` law: σ = b₀ + b₁ G below a break G_b, a₀ + a₁ G above it (G in µS; the
+    form of the HERMES fits, pieces on either side of a break in G/g_max). For each candidate break
+    (PIECEWISE_BREAKS) the two lines are independent maximum-likelihood fits; the break is the
+    candidate with the highest likelihood of both (a bootstrap replicate searches it again)."""
+    def at_break(level: float) -> tuple[float, dict[str, Any]] | None:
+        g_break = float(np.quantile(g, level))
+        params: dict[str, Any] = {"break": g_break}
+        total = 0.0
+        for side, rows in (("below", g < g_break), ("above", g >= g_break)):
+            if np.unique(g[rows]).size < 2:
+                return None
+            sub = None if bounds is None else (bounds[0][rows], bounds[1][rows])
+            first = {"coeffs": start[side]} if start else None
+            params[side] = _fit("polynomial_abs", shape, g[rows], e[rows], extra[rows], first,
+                                sub, degree=1)["coeffs"]
+            sigma = sigma_of("polynomial_abs", {"coeffs": params[side]}, g[rows])
+            total += _score(e[rows], np.maximum(sigma, 0), extra[rows], shape, sub)
+        return total, params
+
+    def best_of(levels: np.ndarray) -> tuple[float, float, dict[str, Any]] | None:
+        found = [(r[0], level, r[1]) for level in levels if (r := at_break(level)) is not None]
+        return max(found, key=lambda item: item[0]) if found else None
+
+    coarse = best_of(PIECEWISE_BREAKS)
+    if coarse is None:
+        raise DataError("a piecewise law needs at least two conductances on each side of its "
+                        "break")
+    step = PIECEWISE_BREAKS[1] - PIECEWISE_BREAKS[0]
+    fine = best_of(np.linspace(max(coarse[1] - step, PIECEWISE_BREAKS[0]),
+                               min(coarse[1] + step, PIECEWISE_BREAKS[-1]), 5))
+    return max((coarse, fine or coarse), key=lambda item: item[0])[2]
 
 
 def device_rows(device: np.ndarray) -> list[np.ndarray]:
@@ -399,7 +446,7 @@ def fit_reads(data: Measurements, bootstrap: int = BOOTSTRAP, seed: int = 0,
     groups = device_rows(data.device)
     means, resid = read_residuals(data)
     n = counts.astype(np.float64)
-    _check_bins(data, means)
+    check_bins(data, means)
     # a device whose reads are all equal (one at the window's floor, clipped to 0 µS; or noise
     # below the instrument's resolution) has no density under a law with σ > 0 there and none
     # to compare under one with σ = 0: it is left out of the read law and counted
@@ -506,12 +553,12 @@ def fit_programming(data: Measurements, bootstrap: int = BOOTSTRAP, seed: int = 
         raise DataError(f"{data.path}: programming data needs a g_target column (the target "
                         f"each device was programmed to)")
     check_window(data, window, achieved=True)
-    _check_bins(data, data.g_target)
+    check_bins(data, data.g_target)
     return fit_noise(data.g_target, data.g - data.g_target, data.device, None, families,
                      bootstrap, seed, window=window)
 
 
-def _check_bins(data: Measurements, g: np.ndarray) -> None:
+def check_bins(data: Measurements, g: np.ndarray) -> None:
     """Every conductance bin of the fit holds at least two devices."""
     per_device = np.array([g[idx[0]] for idx in device_rows(data.device)]) if g.size == \
         data.g.size else g
@@ -522,97 +569,3 @@ def _check_bins(data: Measurements, g: np.ndarray) -> None:
         raise DataError(f"{data.path}: {per_device.size} devices leave a conductance bin with "
                         f"fewer than {MIN_DEVICES_PER_BIN} devices; measure at least "
                         f"{MIN_DEVICES_PER_BIN} devices per conductance")
-
-
-def drift_slopes(data: Measurements, groups: list[np.ndarray]
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per device of ``groups``: (its target, else its first measured G, µS; ν, minus the
-    least-squares slope of ln G against ln t; the slope's estimation variance)."""
-    cov, nu, var = [], [], []
-    for idx in groups:
-        lt, lg = np.log(data.t[idx]), np.log(data.g[idx])
-        slope, intercept = np.polyfit(lt, lg, 1)
-        sxx = float(np.sum((lt - lt.mean()) ** 2))
-        dof = idx.size - 2
-        s2 = float(np.sum((lg - intercept - slope * lt) ** 2)) / dof if dof > 0 else 0.0
-        nu.append(-slope)
-        var.append(s2 / sxx)
-        cov.append(data.g_target[idx[0]] if data.g_target is not None else data.g[idx[0]])
-    return np.array(cov), np.array(nu), np.array(var)
-
-
-@dataclass
-class DriftFit:
-    """The drift-exponent laws: ν_mean(G) (``constant`` or ``log_linear`` in x = G/g_max) and a
-    constant ν_std, with bootstrap intervals; t₀ (s) the first measured time."""
-
-    t0: float
-    nu_mean_family: str
-    nu_mean: dict[str, float]
-    nu_std: float
-    ci95: dict[str, list[float]]
-    cv: dict[str, float]
-    n_devices: int
-    n_measurements: int
-    t_max: float
-
-
-def fit_drift(data: Measurements, g_max: float, bootstrap: int = BOOTSTRAP, seed: int = 0
-              ) -> DriftFit:
-    if data.t is None:
-        raise DataError(f"{data.path}: drift data needs a t column (time since programming)")
-    groups = [idx for idx in device_rows(data.device) if idx.size >= 2]
-    if len(groups) < 2:
-        raise DataError(f"{data.path}: drift needs at least two devices with two or more "
-                        f"times each")
-    if (data.t[np.concatenate(groups)] <= 0).any() or (data.g[np.concatenate(groups)] <= 0).any():
-        raise DataError(f"{data.path}: drift traces need t > 0 and G > 0 (a log-log fit)")
-    cov, nu_a, var_a = drift_slopes(data, groups)
-    if (cov <= 0).any():
-        name = data.names[data.device[groups[int(np.flatnonzero(cov <= 0)[0])][0]]]
-        raise DataError(f"{data.path}: device {name} is programmed to 0 µS; ν(G) is fitted "
-                        f"against ln(G/g_max), so drift traces need targets above 0 µS")
-    x = cov / g_max
-    _check_bins(data, cov)
-
-    def fit(family: str, rows: np.ndarray) -> dict[str, float]:
-        if family == "constant":
-            return {"value": float(nu_a[rows].mean())}
-        a, b = np.polyfit(np.log(x[rows]), nu_a[rows], 1)
-        return {"a": float(a), "b": float(b)}
-
-    def mean_of(family: str, params: dict[str, float], rows: np.ndarray) -> np.ndarray:
-        if family == "constant":
-            return np.full(rows.size, params["value"])
-        return params["a"] * np.log(x[rows]) + params["b"]
-
-    rng = np.random.default_rng(seed)
-    fold = rng.permutation(nu_a.size) % FOLDS
-    cv = {}
-    for family in ("constant", "log_linear"):
-        err = 0.0
-        for k in range(FOLDS):
-            train, test = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-            err += float(np.sum((nu_a[test] - mean_of(family, fit(family, train), test)) ** 2))
-        cv[family] = err
-    family = min(cv, key=lambda k: cv[k])
-    everything = np.arange(nu_a.size)
-
-    def std_of(params: dict[str, float], rows: np.ndarray) -> float:
-        spread = np.mean((nu_a[rows] - mean_of(family, params, rows)) ** 2) - np.mean(var_a[rows])
-        return float(np.sqrt(max(spread, 0.0)))
-
-    params = fit(family, everything)
-    std = std_of(params, everything)
-    boots: dict[str, list[float]] = {k: [] for k in (*params, "nu_std")}
-    for _ in range(bootstrap):
-        rows = rng.integers(0, nu_a.size, nu_a.size)
-        p = fit(family, rows)
-        for key, value in p.items():
-            boots[key].append(value)
-        boots["nu_std"].append(std_of(p, rows))
-    ci = {k: [float(v) for v in np.percentile(vals, [2.5, 97.5])] for k, vals in boots.items()
-          if vals}
-    t0 = float(data.t.min())
-    return DriftFit(t0, family, params, std, ci, cv, int(nu_a.size),
-                    int(sum(i.size for i in groups)), float(data.t.max()))

@@ -18,8 +18,9 @@ import numpy as np
 
 from bayesim import __version__
 from bayesim.data.sources import file_digest
-from bayesim.devices import fit
-from bayesim.devices.fit import DriftFit, LawFit, ReadFit
+from bayesim.devices import drift_fit, fit
+from bayesim.devices.drift_fit import DriftFit
+from bayesim.devices.fit import LawFit, ReadFit
 from bayesim.devices.measurements import Measurements, read_measurements
 from bayesim.devices.presets import FAMILIES, ONE, SECOND, US, build_model
 from bayesim.errors import DataError
@@ -29,21 +30,30 @@ FIT = "fit"
 """The source key of every fitted number."""
 
 
-def _law(fit: LawFit, what: str) -> dict[str, Any]:
-    units = FAMILIES[fit.family]
+def _law(fit: LawFit, what: str, g_max: float) -> dict[str, Any]:
+    """The card's table of a fitted σ law; a piecewise law's break in x = G/``g_max`` (µS)."""
+    units = FAMILIES.get(fit.family, {})
+    source = (f"{FIT} ({what}: {fit.estimator}, {fit.n_devices} devices, "
+              f"{fit.n_measurements} measurements)")
     table: dict[str, Any] = {"shape": fit.shape, "law": fit.family}
+    if fit.family == "piecewise":
+        ci = fit.ci95.get("break")
+        table["breaks"] = _number([fit.params["break"] / g_max], ONE, f"{source}, G_b / g_max",
+                                  [[c / g_max for c in ci]] if ci else None)
+        table["pieces"] = [{"law": "polynomial_abs",
+                            "coeffs": _number(fit.params[side], US, f"{source}, G {sign} G_b",
+                                              fit.ci95.get(side))}
+                           for side, sign in (("below", "<"), ("above", "≥"))]
+        return table
     for key, value in fit.params.items():
-        entry = {"value": value, "unit": units[key] or US,
-                 "source": f"{FIT} ({what}: {fit.estimator}, {fit.n_devices} devices, "
-                           f"{fit.n_measurements} measurements)"}
+        entry = {"value": value, "unit": units[key] or US, "source": source}
         if key in fit.ci95:
             entry["ci95"] = fit.ci95[key]
         table[key] = entry
     return table
 
 
-def _number(value: float, unit: str, source: str, ci95: list[float] | None = None
-            ) -> dict[str, Any]:
+def _number(value: Any, unit: str, source: str, ci95: list | None = None) -> dict[str, Any]:
     entry: dict[str, Any] = {"value": value, "unit": unit, "source": source}
     if ci95 is not None:
         entry["ci95"] = ci95
@@ -65,6 +75,7 @@ def build_card(name: str, technology: str, datasets: list[tuple[Measurements, st
             f"fitted from {data.path.name} (SHA-256 {digest}), {data.n_devices} devices, "
             f"{data.g.size} measurements, {today}, by bayesim {__version__} devices fit")
     lo, hi = g_range
+    g_max = window[1] if window else hi
     t_hi = 0.0 if drift is None else drift.t_max - drift.t0
     card: dict[str, Any] = {
         "name": name, "technology": technology, "status": "measured",
@@ -90,10 +101,10 @@ def build_card(name: str, technology: str, datasets: list[tuple[Measurements, st
     program = programming or (reads.program if reads else None)
     if program is not None:
         card["program"] = _law(program, "achieved − target" if programming else
-                               "device means − targets, read noise removed")
+                               "device means − targets, read noise removed", g_max)
         diagnostics["program_cv_loglik"] = program.cv
     if reads is not None:
-        card["read"] = _law(reads.read, "reads − device mean")
+        card["read"] = _law(reads.read, "reads − device mean", g_max)
         diagnostics["read_cv_loglik"] = reads.read.cv
         diagnostics["reads_per_device"] = reads.reads_per_device
         diagnostics["read_devices_without_spread"] = reads.devices_without_spread
@@ -101,17 +112,18 @@ def build_card(name: str, technology: str, datasets: list[tuple[Measurements, st
             diagnostics["read_lag1"] = reads.lag1
             diagnostics["read_lag1_ci95"] = reads.lag1_ci95
     if drift is not None:
-        source = f"{FIT} (per-device log-log slopes, {drift.n_devices} devices)"
-        mean: dict[str, Any] = {"law": drift.nu_mean_family}
-        for key, value in drift.nu_mean.items():
-            mean[key] = _number(value, ONE, source, drift.ci95.get(key))
-        card["drift"] = {
-            "t0": _number(drift.t0, SECOND, f"{FIT} (first measured time)"),
-            "nu_mean": mean,
-            "nu_std": {"law": "constant", "value": _number(drift.nu_std, ONE, source,
-                                                           drift.ci95.get("nu_std"))},
-        }
-        diagnostics["drift_cv_squared_error"] = drift.cv
+        source = f"{FIT} (per-device log-log slopes, maximum likelihood, {drift.n_devices} devices)"
+        card["drift"] = {"t0": _number(drift.t0, SECOND, f"{FIT} (first measured time)")}
+        for key, family, params in (("nu_mean", drift.nu_mean_family, drift.nu_mean),
+                                    ("nu_std", drift.nu_std_family, drift.nu_std)):
+            law: dict[str, Any] = {"law": drift_fit.CARD_LAW[family]}
+            for name, value in params.items():
+                law[name] = _number(value, ONE, source, drift.ci95[key].get(name))
+            card["drift"][key] = law
+        diagnostics["drift_families"] = {"nu_mean": drift.nu_mean_family,
+                                         "nu_std": drift.nu_std_family}
+        diagnostics["drift_cv_loglik"] = drift.cv
+        diagnostics["drift_devices_at_zero"] = drift.devices_at_zero
     card["fit"] = diagnostics
     return rounded(card)  # 6 significant digits, as every report
 
@@ -145,16 +157,21 @@ def to_toml(card: dict[str, Any]) -> str:
     diagnostics inline), sub-tables of a section (``[drift.nu_mean]``) after it."""
     lines = [f"{_key(k)} = {_value(v)}" for k, v in card.items() if not isinstance(v, dict)]
 
-    def section(path: str, table: dict[str, Any]) -> None:
-        lines.extend(["", f"[{path}]"])
-        nested = []
+    def section(path: str, table: dict[str, Any], header: str = "[{}]") -> None:
+        lines.extend(["", header.format(path)])
+        nested, arrays = [], []
         for key, value in table.items():
             if isinstance(value, dict) and "value" not in value and path != FIT:
                 nested.append((key, value))
+            elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                arrays.append((key, value))  # a piecewise law's pieces: [[path.key]] tables
             else:
                 lines.append(f"{_key(key)} = {_value(value)}")
         for key, value in nested:
             section(f"{path}.{key}", value)
+        for key, values in arrays:
+            for value in values:
+                section(f"{path}.{key}", value, "[[{}]]")
 
     for key, value in card.items():
         if isinstance(value, dict):
@@ -223,7 +240,7 @@ def fit_card(paths: list[str], name: str, technology: str = "unknown",
         covariates.append(data.g_target if data.g_target is not None else data.g)
     g_range = (float(min(c.min() for c in covariates)), float(max(c.max() for c in covariates)))
     if "drift" in by_kind:
-        drift = fit.fit_drift(by_kind["drift"], window[1] if window else g_range[1],
+        drift = drift_fit.fit_drift(by_kind["drift"], window[1] if window else g_range[1],
                               bootstrap, seed)
     if g_range[1] <= g_range[0]:
         raise DataError("the measurements span a single conductance; measure devices at "

@@ -8,7 +8,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bayesim.devices.fit import binned_sigma, device_rows, drift_slopes, read_residuals
+from bayesim.devices.drift_fit import drift_slopes
+from bayesim.devices.fit import binned_sigma, device_rows, read_residuals
 from bayesim.devices.measurements import Measurements
 from bayesim.devices.model import DeviceModel
 from bayesim.plots.figures import save_figure

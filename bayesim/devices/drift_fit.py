@@ -1,0 +1,350 @@
+"""Drift laws fitted to drift traces (bayesim.devices.measurements), with bootstrap intervals.
+
+The card's drift law (bayesim.devices.laws.DriftLaw, aihwkit 1.1.0 ``PCMLikeNoiseModel``) gives
+each device, once at programming, an exponent ν = |μ(x) + s(x)·ξ| (ξ standard normal, x = G/g_max)
+and the conductance G(t) = G_p·(t/t₀)^(−ν). From a device's trace the fit takes
+
+- ν̂, minus the least-squares slope of ln G against ln t (drift_slopes), and
+- v̂, that slope's estimation variance from the trace's residuals (s²/Sxx with n − 2 degrees of
+  freedom; 0 for a trace of two times). A v̂ from a few times is itself noisy (relative standard
+  deviation √(2/(n − 2)): 0.8 for 5 times), so each device is given v, the mean v̂ of the devices
+  in its conductance bin (fit.conductance_bins): unbiased for the bin, and precise enough to be
+  used as known.
+
+ν̂ is then a folded Gaussian plus an estimation error N(0, v), whose density has a closed form
+(folded_loglik). μ(x) and s(x) are each one of the card's families: ``constant``, ``log_linear``
+(a·ln x + b) or ``log_linear_clamped`` (clamp(a·ln x + b, lo, hi), the form of the shipped PCM
+card's fits, Nandakumar et al. 2019 as in aihwkit). Their parameters are maximum-likelihood
+estimates (Nelder–Mead, started from a grid over the clamps' positions); the pair of families is
+the one with the highest 5-fold cross-validated log-likelihood, folds splitting devices; 95 %
+percentile bootstrap intervals resample devices. A clamp is parameterised by where along ln x it
+starts, within the measured targets, so a clamp the data do not reach sits at their end: its lo or
+hi is then the law's value there, which changes nothing inside the calibrated range.
+
+What this does not model (docs/devices_fit.md, "Limits"): noise along a trace that is not white
+in ln G (1/f noise that grows with t is fitted as if it were white; the slope stays unbiased, its
+variance v̂ is the least-squares one), and relaxation. t₀ is the first measured time.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import combinations
+
+import numba
+import numpy as np
+
+from bayesim.devices import laws
+from bayesim.devices.fit import BOOTSTRAP, FOLDS, check_bins, conductance_bins, device_rows
+from bayesim.devices.measurements import Measurements
+from bayesim.errors import DataError
+
+DRIFT_FAMILIES = ("constant", "log_linear", "log_linear_clamped")
+SIZES = {"constant": 1, "log_linear": 2, "log_linear_clamped": 4}
+"""Parameters per family in the fit: (value), (a, b), (a, b, u₁, u₂) with u the clamps' ln x."""
+CARD_LAW = {"constant": "constant", "log_linear": "log_linear",
+            "log_linear_clamped": "log_linear"}
+"""The card's law of each family (a clamped log-linear law is ``log_linear`` with lo and hi)."""
+CLAMP_GRID = 8
+"""Candidate clamp positions: this many quantiles of ln x (the ends included)."""
+
+
+def drift_slopes(data: Measurements, groups: list[np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per device of ``groups``: (its target, else its first measured G, µS; ν̂, minus the
+    least-squares slope of ln G against ln t; the slope's estimation variance v̂)."""
+    cov, nu, var = [], [], []
+    for idx in groups:
+        lt, lg = np.log(data.t[idx]), np.log(data.g[idx])
+        slope, intercept = np.polyfit(lt, lg, 1)
+        sxx = float(np.sum((lt - lt.mean()) ** 2))
+        dof = idx.size - 2
+        s2 = float(np.sum((lg - intercept - slope * lt) ** 2)) / dof if dof > 0 else 0.0
+        nu.append(-slope)
+        var.append(s2 / sxx)
+        cov.append(data.g_target[idx[0]] if data.g_target is not None else data.g[idx[0]])
+    return np.array(cov), np.array(nu), np.array(var)
+
+
+def pooled_variance(g: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """Per device, the mean slope variance of the devices in its conductance bin."""
+    edges = conductance_bins(g)
+    which = np.clip(np.searchsorted(edges, g, side="right") - 1, 0, edges.size - 2)
+    total = np.bincount(which, weights=var, minlength=edges.size - 1)
+    count = np.bincount(which, minlength=edges.size - 1)
+    return (total / np.maximum(count, 1))[which]
+
+
+@numba.njit(cache=True)
+def _log_ndtr(z: float) -> float:
+    """ln Φ(z), by its asymptotic series below z = −20 (where erfc underflows the sum)."""
+    if z > -20.0:
+        return math.log(0.5 * math.erfc(-z / math.sqrt(2.0)))
+    return -0.5 * z * z - math.log(-z) - 0.5 * math.log(2.0 * math.pi) - 1.0 / (z * z)
+
+
+@numba.njit(cache=True)
+def folded_loglik(nu: np.ndarray, mu: np.ndarray, s: np.ndarray, v: np.ndarray) -> float:
+    """Log-likelihood (nats) of slopes ν̂ = |μ + s ξ| + ε, ε ~ N(0, v), per device:
+    Σ± φ(ν̂; ±μ, s² + v)·Φ(m±/τ), m± = (±μ v + ν̂ s²)/(s² + v), τ² = s² v/(s² + v) (the Gaussian
+    product in ν, integrated over ν > 0). At v = 0 it is the folded normal's density."""
+    out = 0.0
+    for i in range(nu.size):
+        var = s[i] * s[i] + v[i]
+        tau = math.sqrt(s[i] * s[i] * v[i] / var)
+        gauss = -0.5 * math.log(2.0 * math.pi * var) - 0.5 * (nu[i] - mu[i]) ** 2 / var
+        out += gauss + _log_fold(nu[i], mu[i], s[i] * s[i], v[i], var, tau)
+    return out
+
+
+@numba.njit(cache=True)
+def _log_fold(nu: float, mu: float, s2: float, v: float, var: float, tau: float) -> float:
+    """ln(Φ(m₊/τ) + exp(−2 ν̂ μ / (s² + v))·Φ(m₋/τ)): folded_loglik's terms beyond the Gaussian.
+    Below 1e-15 (the reflection's weight under e⁻³⁵, Φ above Φ(8)) they are left out."""
+    log_direct = _log_part(mu, nu, s2, v, var, tau)
+    reflection = -2.0 * nu * mu / var
+    if reflection < -35.0:
+        return log_direct
+    log_mirror = reflection + _log_part(-mu, nu, s2, v, var, tau)
+    best = max(log_direct, log_mirror)
+    if best == -math.inf:
+        return best
+    return best + math.log(math.exp(log_direct - best) + math.exp(log_mirror - best))
+
+
+@numba.njit(cache=True)
+def _log_part(mu: float, nu: float, s2: float, v: float, var: float, tau: float) -> float:
+    """ln Φ(m/τ), m = (μ v + ν̂ s²)/(s² + v): the share of ν > 0 (0 above Φ(8))."""
+    m = (mu * v + nu * s2) / var
+    if tau == 0.0:
+        return 0.0 if m >= 0.0 else -math.inf
+    z = m / tau
+    return 0.0 if z > 8.0 else _log_ndtr(z)
+
+
+def _line(family: str, z: np.ndarray, lx: np.ndarray, span: tuple[float, float]) -> np.ndarray:
+    """The law of ``family`` with fit parameters ``z`` at ln x = ``lx``."""
+    if family == "constant":
+        return np.full_like(lx, z[0])
+    if family == "log_linear":
+        return z[0] * lx + z[1]
+    u = np.clip(np.sort(z[2:4]), *span)
+    return z[0] * np.clip(lx, u[0], u[1]) + z[1]
+
+
+def card_params(family: str, z: np.ndarray, span: tuple[float, float]) -> dict[str, float]:
+    """The card's parameters of ``family`` (CARD_LAW) from fit parameters ``z``."""
+    if family == "constant":
+        return {"value": float(z[0])}
+    if family == "log_linear":
+        return {"a": float(z[0]), "b": float(z[1])}
+    ends = z[0] * np.clip(np.sort(z[2:4]), *span) + z[1]
+    return {"a": float(z[0]), "b": float(z[1]), "lo": float(ends.min()),
+            "hi": float(ends.max())}
+
+
+def card_law(family: str, params: dict[str, float]) -> object:
+    """The machine's law (bayesim.devices.laws) of card parameters ``params``."""
+    if family == "constant":
+        return laws.Constant(params["value"])
+    return laws.LogLinear(params["a"], params["b"], params.get("lo", -np.inf),
+                          params.get("hi", np.inf))
+
+
+def _nelder_mead(f: Callable[[np.ndarray], float], z0: np.ndarray, step: np.ndarray
+                 ) -> np.ndarray:
+    from scipy.optimize import minimize
+
+    simplex = np.vstack([z0, z0 + np.diag(step)])
+    result = minimize(f, z0, method="Nelder-Mead",
+                      options={"initial_simplex": simplex, "xatol": 1e-7, "fatol": 1e-4,
+                               "maxiter": 400 * z0.size, "maxfev": 400 * z0.size})
+    return result.x
+
+
+class _Problem:
+    """The likelihood of one set of devices: ln x, ν̂ and the pooled slope variance v."""
+
+    def __init__(self, lx: np.ndarray, nu: np.ndarray, v: np.ndarray,
+                 span: tuple[float, float] | None = None) -> None:
+        self.lx, self.nu, self.v = lx, nu, v
+        self.span = span or (float(lx.min()), float(lx.max()))
+        self.grid = np.linspace(*self.span, 65)  # where s ≥ 0 is required (the card reader's)
+        self.scale = max(float(np.std(nu)), 1e-6)
+
+    def nll(self, mean: str, std: str, z: np.ndarray) -> float:
+        zm, zs = z[:SIZES[mean]], z[SIZES[mean]:]
+        s = _line(std, zs, self.lx, self.span)
+        if np.any(s < 0) or np.any(_line(std, zs, self.grid, self.span) < 0):
+            return np.inf
+        mu = _line(mean, zm, self.lx, self.span)
+        return -folded_loglik(self.nu, mu, s, self.v)
+
+    def steps(self, family: str) -> np.ndarray:
+        width = max(self.span[1] - self.span[0], 1e-6)
+        return np.array([0.2 * self.scale, 0.2 * self.scale, 0.2 * width, 0.2 * width]
+                        )[:SIZES[family]]
+
+    def _clamp_pairs(self) -> list[tuple[float, float]]:
+        points = np.unique(np.quantile(self.lx, np.linspace(0, 1, CLAMP_GRID)))
+        return list(combinations(points.tolist(), 2))
+
+    def mean_start(self, family: str, spread: float) -> np.ndarray:
+        """Weighted least squares (weights 1/(spread² + v)); for clamps, the best of a grid of
+        clamp positions."""
+        w = 1.0 / (spread**2 + self.v)
+        if family == "constant":
+            return np.array([np.sum(w * self.nu) / np.sum(w)])
+
+        def wls(f: np.ndarray) -> tuple[np.ndarray, float]:
+            design = np.column_stack([f, np.ones_like(f)]) * np.sqrt(w)[:, None]
+            coef = np.linalg.lstsq(design, self.nu * np.sqrt(w), rcond=None)[0]
+            return coef, float(np.sum(w * (self.nu - coef[0] * f - coef[1]) ** 2))
+
+        if family == "log_linear":
+            return wls(self.lx)[0]
+        best = min(((wls(np.clip(self.lx, lo, hi)), (lo, hi)) for lo, hi in self._clamp_pairs()),
+                   key=lambda item: item[0][1])
+        return np.r_[best[0][0], best[1]]
+
+    def std_start(self, mean: str, zm: np.ndarray, family: str) -> np.ndarray:
+        """Maximum likelihood of the spread alone, the mean held at ``zm``; for clamps, the best
+        over a grid of clamp positions."""
+        r2 = (self.nu - _line(mean, zm, self.lx, self.span)) ** 2
+        s0 = float(np.sqrt(max(np.mean(r2 - self.v), 1e-4 * self.scale**2)))
+        if family == "constant":
+            return _nelder_mead(lambda z: self.nll(mean, family, np.r_[zm, z]), np.array([s0]),
+                                np.array([0.2 * s0]))
+        if family == "log_linear":
+            return _nelder_mead(lambda z: self.nll(mean, family, np.r_[zm, z]),
+                                np.array([0.0, s0]), np.array([0.2 * s0, 0.2 * s0]))
+        best, best_nll = None, np.inf
+        for pair in self._clamp_pairs():
+            ab = _nelder_mead(lambda z, p=pair: self.nll(mean, family, np.r_[zm, z, p]),
+                              np.array([0.0, s0]), np.array([0.2 * s0, 0.2 * s0]))
+            value = self.nll(mean, family, np.r_[zm, ab, pair])
+            if value < best_nll:
+                best, best_nll = np.r_[ab, pair], value
+        return best
+
+    def fit(self, mean: str, std: str, start: np.ndarray | None = None) -> np.ndarray:
+        """Maximum-likelihood fit parameters of the pair (mean, std), jointly; from ``start``
+        (a bootstrap replicate starts at the full fit) or from the grid starts."""
+        if start is None:
+            spread = float(np.sqrt(max(np.var(self.nu) - np.mean(self.v), 1e-4 * self.scale**2)))
+            zm = self.mean_start(mean, spread)
+            start = np.r_[zm, self.std_start(mean, zm, std)]
+        steps = np.r_[self.steps(mean), self.steps(std) * np.r_[
+            np.full(min(SIZES[std], 2), 0.5), np.ones(max(SIZES[std] - 2, 0))]]
+        return _nelder_mead(lambda z: self.nll(mean, std, z), start, steps)
+
+    def subset(self, rows: np.ndarray, same_span: bool = False) -> "_Problem":
+        """The devices ``rows``; ``same_span``: their clamps bounded by this set's span."""
+        return _Problem(self.lx[rows], self.nu[rows], self.v[rows],
+                        self.span if same_span else None)
+
+
+@dataclass
+class DriftFit:
+    """The fitted drift-exponent laws ν_mean(G), ν_std(G) (families of DRIFT_FAMILIES, card
+    parameters in CARD_LAW's form) with 95 % bootstrap intervals; t₀ (s) the first measured time,
+    g_max (µS) the x = G/g_max of the laws."""
+
+    t0: float
+    nu_mean_family: str
+    nu_mean: dict[str, float]
+    nu_std_family: str
+    nu_std: dict[str, float]
+    ci95: dict[str, dict[str, list[float]]]
+    """{"nu_mean": {parameter: [lo, hi]}, "nu_std": {…}}"""
+    cv: dict[str, float]
+    """Cross-validated log-likelihood (nats) of every pair, ``"mean family/std family"``."""
+    n_devices: int
+    n_measurements: int
+    t_max: float
+    g_max: float
+    devices_at_zero: int = 0
+    """Devices left out because a read of their trace is 0 µS."""
+    replicates: list[tuple[dict[str, float], dict[str, float]]] = field(
+        default_factory=list, repr=False)
+
+    def moments(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(μ, s) of the fitted laws at conductances ``g`` (µS)."""
+        return (card_law(self.nu_mean_family, self.nu_mean)(g, self.g_max),
+                card_law(self.nu_std_family, self.nu_std)(g, self.g_max))
+
+    def moments_interval(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """95 % percentile bootstrap intervals of μ(G) and s(G) at ``g``: each (2, *g.shape)."""
+        if not self.replicates:
+            raise ValueError("no bootstrap replicates: fit with bootstrap > 0")
+        mean = [card_law(self.nu_mean_family, m)(g, self.g_max) for m, _ in self.replicates]
+        std = [card_law(self.nu_std_family, s)(g, self.g_max) for _, s in self.replicates]
+        return (np.percentile(mean, [2.5, 97.5], axis=0),
+                np.percentile(std, [2.5, 97.5], axis=0))
+
+
+def fit_drift(data: Measurements, g_max: float, bootstrap: int = BOOTSTRAP, seed: int = 0,
+              mean_families: tuple[str, ...] = DRIFT_FAMILIES,
+              std_families: tuple[str, ...] = DRIFT_FAMILIES,
+              progress: Callable[[int, int], None] | None = None) -> DriftFit:
+    """The drift laws of the traces of ``data`` (module docstring), x = G/``g_max``: the pair of
+    ``mean_families`` × ``std_families`` with the best cross-validated likelihood (no
+    cross-validation for a single pair), its parameters and their bootstrap intervals."""
+    if data.t is None:
+        raise DataError(f"{data.path}: drift data needs a t column (time since programming)")
+    groups = [idx for idx in device_rows(data.device) if idx.size >= 2]
+    if (data.t[np.concatenate(groups)] <= 0).any() if groups else False:
+        raise DataError(f"{data.path}: drift traces need t > 0 s (a log-log fit); give the "
+                        f"time since programming")
+    # a device read at 0 µS sits at the window's floor, where nothing drifts: left out, counted
+    at_zero = sum(bool((data.g[idx] <= 0).any()) for idx in groups)
+    groups = [idx for idx in groups if (data.g[idx] > 0).all()]
+    if len(groups) < 2:
+        raise DataError(f"{data.path}: drift needs at least two devices with two or more "
+                        f"times each, all above 0 µS")
+    cov, nu, var = drift_slopes(data, groups)
+    if (cov <= 0).any():
+        name = data.names[data.device[groups[int(np.flatnonzero(cov <= 0)[0])][0]]]
+        raise DataError(f"{data.path}: device {name} is programmed to 0 µS; ν(G) is fitted "
+                        f"against ln(G/g_max), so drift traces need targets above 0 µS")
+    check_bins(data, cov)
+    problem = _Problem(np.log(cov / g_max), nu, pooled_variance(cov, var))
+    rng = np.random.default_rng(seed)
+    fold = rng.permutation(nu.size) % FOLDS
+    cv: dict[str, float] = {}
+    pairs = [(mean, std) for mean in mean_families for std in std_families]
+    for mean, std in pairs if len(pairs) > 1 else []:
+        total = 0.0
+        for k in range(FOLDS):
+            train = problem.subset(np.flatnonzero(fold != k))
+            test = problem.subset(np.flatnonzero(fold == k))
+            z = train.fit(mean, std)
+            # the test devices' laws: the train fit's clamps (at its span's ends at most)
+            zm, zs = z[:SIZES[mean]], z[SIZES[mean]:]
+            mu = _line(mean, zm, test.lx, train.span)
+            s = np.maximum(_line(std, zs, test.lx, train.span), 0.0)
+            total += folded_loglik(test.nu, mu, s, test.v)
+        cv[f"{mean}/{std}"] = total
+    mean, std = max(cv, key=lambda k: cv[k]).split("/") if cv else pairs[0]
+    z = problem.fit(mean, std)
+    size = SIZES[mean]
+    replicates = []
+    for b in range(bootstrap):
+        rows = rng.integers(0, nu.size, nu.size)
+        # each replicate is fitted from its own grid start (one started at the full fit stays
+        # near it where a clamp's position and the slope trade off: intervals too narrow), its
+        # clamps bounded by the full data's span, as the full fit's are
+        zb = problem.subset(rows, same_span=True).fit(mean, std)
+        replicates.append((card_params(mean, zb[:size], problem.span),
+                           card_params(std, zb[size:], problem.span)))
+        if progress:
+            progress(b + 1, bootstrap)
+    ci95: dict[str, dict[str, list[float]]] = {"nu_mean": {}, "nu_std": {}}
+    for i, key in enumerate(("nu_mean", "nu_std")):
+        for name in (replicates[0][i] if replicates else {}):
+            values = [r[i][name] for r in replicates]
+            ci95[key][name] = [float(v) for v in np.percentile(values, [2.5, 97.5])]
+    return DriftFit(float(data.t.min()), mean, card_params(mean, z[:size], problem.span), std,
+                    card_params(std, z[size:], problem.span), ci95, cv, int(nu.size),
+                    int(sum(i.size for i in groups)), float(data.t.max()), g_max, at_zero,
+                    replicates)
