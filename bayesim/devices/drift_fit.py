@@ -90,11 +90,16 @@ def folded_loglik(nu: np.ndarray, mu: np.ndarray, s: np.ndarray, v: np.ndarray) 
     product in ν, integrated over ν > 0). At v = 0 it is the folded normal's density."""
     out = 0.0
     for i in range(nu.size):
-        var = s[i] * s[i] + v[i]
-        tau = math.sqrt(s[i] * s[i] * v[i] / var)
-        gauss = -0.5 * math.log(2.0 * math.pi * var) - 0.5 * (nu[i] - mu[i]) ** 2 / var
-        out += gauss + _log_fold(nu[i], mu[i], s[i] * s[i], v[i], var, tau)
+        out += _folded_one(nu[i], mu[i], s[i], v[i])
     return out
+
+
+@numba.njit(cache=True)
+def _folded_one(nu: float, mu: float, s: float, v: float) -> float:
+    var = s * s + v
+    tau = math.sqrt(s * s * v / var)
+    gauss = -0.5 * math.log(2.0 * math.pi * var) - 0.5 * (nu - mu) ** 2 / var
+    return gauss + _log_fold(nu, mu, s * s, v, var, tau)
 
 
 @numba.njit(cache=True)
@@ -120,6 +125,35 @@ def _log_part(mu: float, nu: float, s2: float, v: float, var: float, tau: float)
         return 0.0 if m >= 0.0 else -math.inf
     z = m / tau
     return 0.0 if z > 8.0 else _log_ndtr(z)
+
+
+CODES = {"constant": 0, "log_linear": 1, "log_linear_clamped": 2}
+
+
+@numba.njit(cache=True)
+def _law_at(code: int, z: np.ndarray, lx: float, lo: float, hi: float) -> float:
+    """_line at one ln x, the family by its CODES number, clamps bounded by [lo, hi]."""
+    if code == 0:
+        return z[0]
+    if code == 1:
+        return z[0] * lx + z[1]
+    u1 = min(max(min(z[2], z[3]), lo), hi)
+    u2 = min(max(max(z[2], z[3]), lo), hi)
+    return z[0] * min(max(lx, u1), u2) + z[1]
+
+
+@numba.njit(cache=True)
+def _nll(lx: np.ndarray, nu: np.ndarray, v: np.ndarray, mean: int, zm: np.ndarray, std: int,
+         zs: np.ndarray, lo: float, hi: float) -> float:
+    """Minus folded_loglik of the laws (mean, zm), (std, zs); inf where s < 0 on [lo, hi] (a
+    clamped or plain line is monotone: its ends decide)."""
+    if _law_at(std, zs, lo, lo, hi) < 0.0 or _law_at(std, zs, hi, lo, hi) < 0.0:
+        return math.inf
+    out = 0.0
+    for i in range(nu.size):
+        out += _folded_one(nu[i], _law_at(mean, zm, lx[i], lo, hi),
+                           _law_at(std, zs, lx[i], lo, hi), v[i])
+    return -out
 
 
 def _line(family: str, z: np.ndarray, lx: np.ndarray, span: tuple[float, float]) -> np.ndarray:
@@ -169,16 +203,12 @@ class _Problem:
                  span: tuple[float, float] | None = None) -> None:
         self.lx, self.nu, self.v = lx, nu, v
         self.span = span or (float(lx.min()), float(lx.max()))
-        self.grid = np.linspace(*self.span, 65)  # where s ≥ 0 is required (the card reader's)
         self.scale = max(float(np.std(nu)), 1e-6)
 
     def nll(self, mean: str, std: str, z: np.ndarray) -> float:
-        zm, zs = z[:SIZES[mean]], z[SIZES[mean]:]
-        s = _line(std, zs, self.lx, self.span)
-        if np.any(s < 0) or np.any(_line(std, zs, self.grid, self.span) < 0):
-            return np.inf
-        mu = _line(mean, zm, self.lx, self.span)
-        return -folded_loglik(self.nu, mu, s, self.v)
+        z = np.asarray(z, dtype=np.float64)
+        return _nll(self.lx, self.nu, self.v, CODES[mean], z[:SIZES[mean]], CODES[std],
+                    z[SIZES[mean]:], *self.span)
 
     def steps(self, family: str) -> np.ndarray:
         width = max(self.span[1] - self.span[0], 1e-6)
@@ -208,24 +238,33 @@ class _Problem:
         return np.r_[best[0][0], best[1]]
 
     def std_start(self, mean: str, zm: np.ndarray, family: str) -> np.ndarray:
-        """Maximum likelihood of the spread alone, the mean held at ``zm``; for clamps, the best
-        over a grid of clamp positions."""
+        """The spread's start, the mean held at ``zm``: in 8 equal-count bins of ln x the
+        spread √(mean(r² − v)) of the residuals r, a line fitted to those by least squares
+        weighted by the bins' counts; for clamps the best over a grid of clamp positions."""
         r2 = (self.nu - _line(mean, zm, self.lx, self.span)) ** 2
-        s0 = float(np.sqrt(max(np.mean(r2 - self.v), 1e-4 * self.scale**2)))
+        floor = 1e-4 * self.scale**2
+        s0 = float(np.sqrt(max(np.mean(r2 - self.v), floor)))
         if family == "constant":
-            return _nelder_mead(lambda z: self.nll(mean, family, np.r_[zm, z]), np.array([s0]),
-                                np.array([0.2 * s0]))
+            return np.array([s0])
+        edges = np.quantile(self.lx, np.linspace(0, 1, 9))
+        which = np.clip(np.searchsorted(edges, self.lx, side="right") - 1, 0, 7)
+        count = np.bincount(which, minlength=8).astype(float)
+        full = count > 0
+        centre = np.bincount(which, self.lx, 8)[full] / count[full]
+        spread = np.sqrt(np.maximum(np.bincount(which, r2 - self.v, 8)[full] / count[full],
+                                    floor))
+        weight = np.sqrt(count[full])
+
+        def wls(f: np.ndarray) -> tuple[np.ndarray, float]:
+            design = np.column_stack([f, np.ones_like(f)]) * weight[:, None]
+            coef = np.linalg.lstsq(design, spread * weight, rcond=None)[0]
+            return coef, float(np.sum((weight * (spread - coef[0] * f - coef[1])) ** 2))
+
         if family == "log_linear":
-            return _nelder_mead(lambda z: self.nll(mean, family, np.r_[zm, z]),
-                                np.array([0.0, s0]), np.array([0.2 * s0, 0.2 * s0]))
-        best, best_nll = None, np.inf
-        for pair in self._clamp_pairs():
-            ab = _nelder_mead(lambda z, p=pair: self.nll(mean, family, np.r_[zm, z, p]),
-                              np.array([0.0, s0]), np.array([0.2 * s0, 0.2 * s0]))
-            value = self.nll(mean, family, np.r_[zm, ab, pair])
-            if value < best_nll:
-                best, best_nll = np.r_[ab, pair], value
-        return best
+            return wls(centre)[0]
+        best = min(((wls(np.clip(centre, lo, hi)), (lo, hi)) for lo, hi in self._clamp_pairs()),
+                   key=lambda item: item[0][1])
+        return np.r_[best[0][0], best[1]]
 
     def fit(self, mean: str, std: str, start: np.ndarray | None = None) -> np.ndarray:
         """Maximum-likelihood fit parameters of the pair (mean, std), jointly; from ``start``
@@ -236,7 +275,10 @@ class _Problem:
             start = np.r_[zm, self.std_start(mean, zm, std)]
         steps = np.r_[self.steps(mean), self.steps(std) * np.r_[
             np.full(min(SIZES[std], 2), 0.5), np.ones(max(SIZES[std] - 2, 0))]]
-        return _nelder_mead(lambda z: self.nll(mean, std, z), start, steps)
+        z = _nelder_mead(lambda z: self.nll(mean, std, z), start, steps)
+        # one restart: Nelder–Mead's simplex collapses early on the clamps' kinks (a restart
+        # gained up to 1.4 nats at 100 devices, nothing more after it)
+        return _nelder_mead(lambda z: self.nll(mean, std, z), z, steps)
 
     def subset(self, rows: np.ndarray, same_span: bool = False) -> "_Problem":
         """The devices ``rows``; ``same_span``: their clamps bounded by this set's span."""
