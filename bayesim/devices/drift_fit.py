@@ -190,9 +190,10 @@ def _nelder_mead(f: Callable[[np.ndarray], float], z0: np.ndarray, step: np.ndar
     from scipy.optimize import minimize
 
     simplex = np.vstack([z0, z0 + np.diag(step)])
-    result = minimize(f, z0, method="Nelder-Mead",
-                      options={"initial_simplex": simplex, "xatol": 1e-7, "fatol": 1e-4,
-                               "maxiter": 400 * z0.size, "maxfev": 400 * z0.size})
+    with np.errstate(invalid="ignore"):  # vertices where s < 0 are inf, inf − inf is nan
+        result = minimize(f, z0, method="Nelder-Mead",
+                          options={"initial_simplex": simplex, "xatol": 1e-7, "fatol": 1e-4,
+                                   "maxiter": 400 * z0.size, "maxfev": 400 * z0.size})
     return result.x
 
 
@@ -261,10 +262,15 @@ class _Problem:
             return coef, float(np.sum((weight * (spread - coef[0] * f - coef[1])) ** 2))
 
         if family == "log_linear":
-            return wls(centre)[0]
-        best = min(((wls(np.clip(centre, lo, hi)), (lo, hi)) for lo, hi in self._clamp_pairs()),
-                   key=lambda item: item[0][1])
-        return np.r_[best[0][0], best[1]]
+            start = wls(centre)[0]
+        else:
+            best = min(((wls(np.clip(centre, lo, hi)), (lo, hi))
+                        for lo, hi in self._clamp_pairs()), key=lambda item: item[0][1])
+            start = np.r_[best[0][0], best[1]]
+        ends = [_law_at(CODES[family], start, end, *self.span) for end in self.span]
+        if min(ends) < 0:  # a line below 0 at an end: start flat (the likelihood needs s ≥ 0)
+            start[:2] = 0.0, s0
+        return start
 
     def fit(self, mean: str, std: str, start: np.ndarray | None = None) -> np.ndarray:
         """Maximum-likelihood fit parameters of the pair (mean, std), jointly; from ``start``

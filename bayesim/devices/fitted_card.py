@@ -6,7 +6,8 @@ fitted parameter also carries its 95 % bootstrap interval (``ci95``), which the 
 ignores. The calibrated range is the measured range — conductances from the lowest to the highest
 measured target (or device mean), times from t₀ to the last measurement — so the machine refuses to
 extrapolate beyond the data. A ``[fit]`` table keeps the diagnostics: the cross-validated
-log-likelihood of every family and shape tried, the reads' lag-1 correlation, reads per device.
+log-likelihood of every family and shape tried, the drift families chosen, the reads' lag-1
+correlation, reads per device, the devices left out.
 """
 
 import datetime
