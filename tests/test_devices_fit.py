@@ -365,6 +365,10 @@ def test_a_window_recovers_the_law_of_clipped_states(tmp_path: Path) -> None:
     assert abs(fit.params["value"] - 1.0) < 4 * (high - low) / 3.92, fit.params
     card, _ = fit_card([str(path)], "clipped", bootstrap=5, window=(0.0, 10.0))
     assert card["range"]["g_min"]["value"] == 0.0 and card["range"]["g_max"]["value"] == 10.0
+    # the residuals taken as clipped, counted per end: the states on 0 and on 10 µS exactly
+    assert card["fit"]["program_clipped_at_ends"] == [int(np.sum(g == 0.0)),
+                                                      int(np.sum(g == 10.0))]
+    assert min(card["fit"]["program_clipped_at_ends"]) > 500
     result = cli("devices", "fit", str(path), "--out", str(tmp_path / "c.toml"), "--window",
                  "0", "9", "--bootstrap", "5")
     assert result.returncode == 2 and "outside the window" in result.stderr

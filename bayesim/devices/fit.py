@@ -67,6 +67,9 @@ class LawFit:
     """The bootstrap replicates' parameters (for intervals of derived quantities)."""
     estimator: str = "maximum likelihood"
     """How the parameters were estimated, in words (the card's source says it)."""
+    clipped: list[int] | None = None
+    """With a window and one value per device: the residuals taken as clipped at its lower and
+    upper end (on an end to 10⁻⁹, as censored_loglik takes them)."""
 
     def sigma(self, g: np.ndarray) -> np.ndarray:
         return sigma_of(self.family, self.params, g)
@@ -373,8 +376,13 @@ def fit_noise(g: np.ndarray, e: np.ndarray, device: np.ndarray, extra: np.ndarra
         estimator = "Gaussian likelihood of the squared residuals (unbiased for any shape)"
     else:
         estimator = "maximum likelihood"
+    clipped = None
+    if window is not None and not extra.any():
+        lo, hi = bounds_of(slice(None))
+        tol = 1e-9 * np.maximum(1.0, np.abs(hi - lo))
+        clipped = [int(np.sum(e <= lo + tol)), int(np.sum(e >= hi - tol))]
     return LawFit(family, shape, params, _intervals(params, replicates, family), cv,
-                  len(groups), int(e.size), replicates, estimator)
+                  len(groups), int(e.size), replicates, estimator, clipped)
 
 
 def _intervals(params: dict[str, Any], replicates: list[dict[str, Any]], family: str

@@ -104,6 +104,8 @@ def build_card(name: str, technology: str, datasets: list[tuple[Measurements, st
         card["program"] = _law(program, "achieved − target" if programming else
                                "device means − targets, read noise removed", g_max)
         diagnostics["program_cv_loglik"] = program.cv
+        if program.clipped is not None:
+            diagnostics["program_clipped_at_ends"] = program.clipped
     if reads is not None:
         card["read"] = _law(reads.read, "reads − device mean", g_max)
         diagnostics["read_cv_loglik"] = reads.read.cv
