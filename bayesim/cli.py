@@ -866,7 +866,7 @@ def devices_fit(
       bayesim devices show my_rram.toml
     """
     from bayesim.atomic import write_text
-    from bayesim.devices.fitted_card import fit_card, to_toml
+    from bayesim.devices.fitted_card import extrapolated, fit_card, to_toml
 
     if bootstrap < 1:
         raise ConfigError(f"--bootstrap must be at least 1, got {bootstrap}")
@@ -889,13 +889,16 @@ def devices_fit(
     if "drift" in card:
         laws["drift"] = card["fit"]["drift_families"]
     if as_json:
-        _print_json({"card": str(out), "kinds": kinds, "laws": laws})
+        _print_json({"card": str(out), "kinds": kinds, "laws": laws,
+                     "notes": extrapolated(card)})
         return
     for path, kind in kinds.items():
         out_console.print(f"{path}: {kind}", markup=False, soft_wrap=True)
     for key, law in laws.items():
         out_console.print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in law.items()),
                           markup=False)
+    for line in extrapolated(card):
+        out_console.print(line, markup=False, soft_wrap=True)
     out_console.print(f"card: {out} (bayesim devices show {out})", markup=False, soft_wrap=True)
 
 

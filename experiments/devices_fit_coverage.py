@@ -1,7 +1,8 @@
 """Coverage of the fitted cards' 95 % intervals (docs/devices_fit.md, "Recovery and coverage").
 
     python experiments/devices_fit_coverage.py --out docs/results/devices_fit_coverage.json \
-        [--repeats 100] [--bootstrap 200] [--cases 0,2] [--devices 10000]
+        [--repeats 100] [--bootstrap 200] [--cases 0,2 | none] [--devices 10000] [--drift] \
+        [--picks-only]
 
 For each case (a shipped card, a law of it, a device count) the script draws ``repeats``
 independent data sets from the card, in memory and in the format `bayesim devices fit` reads.
@@ -19,6 +20,10 @@ random numbers, and the data sets of a smaller device count are not prefixes of 
 With 100 repeats a coverage of 0.95 is measured to ±0.022 (one binomial standard error).
 ``--devices`` runs only that count of the chosen cases. ``--out`` keeps the rows of an existing
 file that this run does not redo.
+
+``--drift`` adds the drift case (drift_rows): traces of pcm_ibm_2020 devices, its clamped
+log-linear ν_mean and ν_std fitted back by fit_drift. ``--picks-only`` redoes only the family
+picks of the existing rows of ``--out`` (after a family joins the fit's candidates).
 """
 
 import argparse

@@ -464,11 +464,13 @@ def test_a_law_with_a_break_is_fitted_as_piecewise(tmp_path: Path) -> None:
     path = tmp_path / "programming.csv"
     path.write_text("device,g_target[uS],g[uS]\n" + "".join(
         f"{d},{t},{t + rng.normal(0, truth(t))}\n" for d, t in enumerate(target)))
-    card, _ = fit_card([str(path)], "broken", bootstrap=30)
+    # a window wider than the targets: the break is written in x = G/g_max with g_max = 25 µS,
+    # not the measured 20 µS, and the machine must read it back at 8 µS
+    card, _ = fit_card([str(path)], "broken", bootstrap=5, window=(0.0, 25.0))
     program = card["program"]
     assert program["law"] == "piecewise", card["fit"]["program_cv_loglik"]
-    g_max = card["range"]["g_max"]["value"]
-    assert program["breaks"]["value"][0] * g_max == pytest.approx(8.0, abs=0.6)
+    assert card["range"]["g_max"]["value"] == 25.0
+    assert program["breaks"]["value"][0] * 25.0 == pytest.approx(8.0, abs=0.6)
     model = build_model(tomllib.loads(to_toml(card)), "broken")
     at = np.array([2.0, 5.0, 7.0, 10.0, 15.0, 19.0])
     assert np.all(np.abs(model.sigma_program(at) / truth(at) - 1) < 0.15), model.sigma_program(at)

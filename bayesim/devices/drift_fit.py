@@ -49,38 +49,68 @@ CLAMP_GRID = 8
 """Candidate clamp positions: this many quantiles of ln x (the ends included)."""
 
 
-def drift_slopes(data: Measurements, groups: list[np.ndarray]
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per device of ``groups``: (its target, else its first measured G, µS; ν̂, minus the
-    least-squares slope of ln G against ln t; the slope's estimation variance v̂)."""
-    cov, nu, var = [], [], []
+@dataclass(frozen=True)
+class Slopes:
+    """Per device: its target, else its first measured G (µS); ν̂, minus the least-squares slope
+    of ln G against ln t; the fit's residual sum of squares and degrees of freedom (n − 2), and
+    Sxx = Σ(ln t − mean)², so that the slope's estimation variance is s²/Sxx."""
+
+    g: np.ndarray
+    nu: np.ndarray
+    rss: np.ndarray
+    dof: np.ndarray
+    sxx: np.ndarray
+
+
+def drift_traces(data: Measurements) -> tuple[list[np.ndarray], int]:
+    """The rows of each device with two or more times and every read above 0 µS, and the count
+    of devices left out for a read at 0 µS (at the window's floor, where G·(t/t₀)^(−ν) cannot
+    be read; the reads that noise clipped to 0 are likelier for fast drifters, a small bias)."""
+    groups = [idx for idx in device_rows(data.device) if idx.size >= 2]
+    at_zero = sum(bool((data.g[idx] <= 0).any()) for idx in groups)
+    return [idx for idx in groups if (data.g[idx] > 0).all()], at_zero
+
+
+def drift_slopes(data: Measurements, groups: list[np.ndarray]) -> Slopes:
+    """The least-squares slopes of the traces ``groups`` (Slopes)."""
+    cov, nu, rss, dof, sxx = [], [], [], [], []
     for idx in groups:
         lt, lg = np.log(data.t[idx]), np.log(data.g[idx])
         slope, intercept = np.polyfit(lt, lg, 1)
-        sxx = float(np.sum((lt - lt.mean()) ** 2))
-        dof = idx.size - 2
-        s2 = float(np.sum((lg - intercept - slope * lt) ** 2)) / dof if dof > 0 else 0.0
         nu.append(-slope)
-        var.append(s2 / sxx)
+        rss.append(float(np.sum((lg - intercept - slope * lt) ** 2)))
+        dof.append(idx.size - 2)
+        sxx.append(float(np.sum((lt - lt.mean()) ** 2)))
         cov.append(data.g_target[idx[0]] if data.g_target is not None else data.g[idx[0]])
-    return np.array(cov), np.array(nu), np.array(var)
+    return Slopes(*(np.array(x, dtype=np.float64) for x in (cov, nu, rss, dof, sxx)))
 
 
-def pooled_variance(g: np.ndarray, var: np.ndarray) -> np.ndarray:
-    """Per device, the mean slope variance of the devices in its conductance bin."""
-    edges = conductance_bins(g)
-    which = np.clip(np.searchsorted(edges, g, side="right") - 1, 0, edges.size - 2)
-    total = np.bincount(which, weights=var, minlength=edges.size - 1)
-    count = np.bincount(which, minlength=edges.size - 1)
-    return (total / np.maximum(count, 1))[which]
+def pooled_variance(slopes: Slopes, path: object = "the drift file") -> np.ndarray:
+    """Per device, its slope's estimation variance s²/Sxx with s² the residual variance pooled
+    over the traces of its conductance bin (Σ rss / Σ dof): precise where one trace's s² is
+    not, and right for traces of two times or of other times than their neighbours'."""
+    edges = conductance_bins(slopes.g)
+    which = np.clip(np.searchsorted(edges, slopes.g, side="right") - 1, 0, edges.size - 2)
+    rss = np.bincount(which, weights=slopes.rss, minlength=edges.size - 1)
+    dof = np.bincount(which, weights=slopes.dof, minlength=edges.size - 1)
+    used = np.bincount(which, minlength=edges.size - 1) > 0
+    if (dof[used] <= 0).any():
+        b = int(np.flatnonzero(used & (dof <= 0))[0])
+        raise DataError(f"{path}: no drift trace between {edges[b]:g} and {edges[b + 1]:g} µS "
+                        f"has three or more times, so the noise along the traces cannot be "
+                        f"measured there; measure some devices at three or more times")
+    return (rss / np.where(dof > 0, dof, 1.0))[which] / slopes.sxx
 
 
 @numba.njit(cache=True)
 def _log_ndtr(z: float) -> float:
-    """ln Φ(z), by its asymptotic series below z = −20 (where erfc underflows the sum)."""
+    """ln Φ(z); below z = −20 by the asymptotic series of Mills' ratio to its z⁻⁸ term
+    (relative error under 10⁻¹⁰ there; erfc alone keeps its precision to about −38)."""
     if z > -20.0:
         return math.log(0.5 * math.erfc(-z / math.sqrt(2.0)))
-    return -0.5 * z * z - math.log(-z) - 0.5 * math.log(2.0 * math.pi) - 1.0 / (z * z)
+    w = 1.0 / (z * z)
+    series = 1.0 - w * (1.0 - w * (3.0 - w * (15.0 - 105.0 * w)))
+    return -0.5 * z * z - math.log(-z) - 0.5 * math.log(2.0 * math.pi) + math.log(series)
 
 
 @numba.njit(cache=True)
@@ -96,7 +126,10 @@ def folded_loglik(nu: np.ndarray, mu: np.ndarray, s: np.ndarray, v: np.ndarray) 
 
 @numba.njit(cache=True)
 def _folded_one(nu: float, mu: float, s: float, v: float) -> float:
+    mu = abs(mu)  # |μ + sξ| and |−μ + sξ| have one law
     var = s * s + v
+    if var <= 0.0:  # ν = |μ| exactly, measured exactly: no density to compare
+        return -math.inf
     tau = math.sqrt(s * s * v / var)
     gauss = -0.5 * math.log(2.0 * math.pi * var) - 0.5 * (nu - mu) ** 2 / var
     return gauss + _log_fold(nu, mu, s * s, v, var, tau)
@@ -122,7 +155,7 @@ def _log_part(mu: float, nu: float, s2: float, v: float, var: float, tau: float)
     """ln Φ(m/τ), m = (μ v + ν̂ s²)/(s² + v): the share of ν > 0 (0 above Φ(8))."""
     m = (mu * v + nu * s2) / var
     if tau == 0.0:
-        return 0.0 if m >= 0.0 else -math.inf
+        return 0.0 if m > 0.0 else (math.log(0.5) if m == 0.0 else -math.inf)
     z = m / tau
     return 0.0 if z > 8.0 else _log_ndtr(z)
 
@@ -144,10 +177,11 @@ def _law_at(code: int, z: np.ndarray, lx: float, lo: float, hi: float) -> float:
 
 @numba.njit(cache=True)
 def _nll(lx: np.ndarray, nu: np.ndarray, v: np.ndarray, mean: int, zm: np.ndarray, std: int,
-         zs: np.ndarray, lo: float, hi: float) -> float:
-    """Minus folded_loglik of the laws (mean, zm), (std, zs); inf where s < 0 on [lo, hi] (a
-    clamped or plain line is monotone: its ends decide)."""
-    if _law_at(std, zs, lo, lo, hi) < 0.0 or _law_at(std, zs, hi, lo, hi) < 0.0:
+         zs: np.ndarray, lo: float, hi: float, check_lo: float, check_hi: float) -> float:
+    """Minus folded_loglik of the laws (mean, zm), (std, zs), clamps bounded by [lo, hi]; inf
+    where s < 0 on [check_lo, check_hi] (a clamped or plain line is monotone: its ends
+    decide)."""
+    if (_law_at(std, zs, check_lo, lo, hi) < 0.0 or _law_at(std, zs, check_hi, lo, hi) < 0.0):
         return math.inf
     out = 0.0
     for i in range(nu.size):
@@ -201,15 +235,20 @@ class _Problem:
     """The likelihood of one set of devices: ln x, ν̂ and the pooled slope variance v."""
 
     def __init__(self, lx: np.ndarray, nu: np.ndarray, v: np.ndarray,
-                 span: tuple[float, float] | None = None) -> None:
+                 span: tuple[float, float] | None = None,
+                 check: tuple[float, float] | None = None) -> None:
         self.lx, self.nu, self.v = lx, nu, v
         self.span = span or (float(lx.min()), float(lx.max()))
+        # where s ≥ 0 is required: the targets and the card's calibrated range (``check``)
+        self.given_check = check
+        self.check = self.span if check is None else (min(self.span[0], check[0]),
+                                                      max(self.span[1], check[1]))
         self.scale = max(float(np.std(nu)), 1e-6)
 
     def nll(self, mean: str, std: str, z: np.ndarray) -> float:
         z = np.asarray(z, dtype=np.float64)
         return _nll(self.lx, self.nu, self.v, CODES[mean], z[:SIZES[mean]], CODES[std],
-                    z[SIZES[mean]:], *self.span)
+                    z[SIZES[mean]:], *self.span, *self.check)
 
     def steps(self, family: str) -> np.ndarray:
         width = max(self.span[1] - self.span[0], 1e-6)
@@ -267,7 +306,7 @@ class _Problem:
             best = min(((wls(np.clip(centre, lo, hi)), (lo, hi))
                         for lo, hi in self._clamp_pairs()), key=lambda item: item[0][1])
             start = np.r_[best[0][0], best[1]]
-        ends = [_law_at(CODES[family], start, end, *self.span) for end in self.span]
+        ends = [_law_at(CODES[family], start, end, *self.span) for end in self.check]
         if min(ends) < 0:  # a line below 0 at an end: start flat (the likelihood needs s ≥ 0)
             start[:2] = 0.0, s0
         return start
@@ -289,7 +328,7 @@ class _Problem:
     def subset(self, rows: np.ndarray, same_span: bool = False) -> "_Problem":
         """The devices ``rows``; ``same_span``: their clamps bounded by this set's span."""
         return _Problem(self.lx[rows], self.nu[rows], self.v[rows],
-                        self.span if same_span else None)
+                        self.span if same_span else None, self.given_check)
 
 
 @dataclass
@@ -313,6 +352,8 @@ class DriftFit:
     g_max: float
     devices_at_zero: int = 0
     """Devices left out because a read of their trace is 0 µS."""
+    g_range: tuple[float, float] = (0.0, 0.0)
+    """µS, the conductances the laws were fitted over (the traces' targets)."""
     replicates: list[tuple[dict[str, float], dict[str, float]]] = field(
         default_factory=list, repr=False)
 
@@ -334,29 +375,32 @@ class DriftFit:
 def fit_drift(data: Measurements, g_max: float, bootstrap: int = BOOTSTRAP, seed: int = 0,
               mean_families: tuple[str, ...] = DRIFT_FAMILIES,
               std_families: tuple[str, ...] = DRIFT_FAMILIES,
-              progress: Callable[[int, int], None] | None = None) -> DriftFit:
+              progress: Callable[[int, int], None] | None = None,
+              g_span: tuple[float, float] | None = None) -> DriftFit:
     """The drift laws of the traces of ``data`` (module docstring), x = G/``g_max``: the pair of
     ``mean_families`` × ``std_families`` with the best cross-validated likelihood (no
-    cross-validation for a single pair), its parameters and their bootstrap intervals."""
+    cross-validation for a single pair), its parameters and their bootstrap intervals (for
+    that pair). ν_std stays ≥ 0 over ``g_span`` (µS, the card's calibrated range) too."""
     if data.t is None:
         raise DataError(f"{data.path}: drift data needs a t column (time since programming)")
-    groups = [idx for idx in device_rows(data.device) if idx.size >= 2]
-    if (data.t[np.concatenate(groups)] <= 0).any() if groups else False:
+    if (data.t <= 0).any() and data.per_device().max() >= 2:
         raise DataError(f"{data.path}: drift traces need t > 0 s (a log-log fit); give the "
                         f"time since programming")
-    # a device read at 0 µS sits at the window's floor, where nothing drifts: left out, counted
-    at_zero = sum(bool((data.g[idx] <= 0).any()) for idx in groups)
-    groups = [idx for idx in groups if (data.g[idx] > 0).all()]
+    groups, at_zero = drift_traces(data)
     if len(groups) < 2:
         raise DataError(f"{data.path}: drift needs at least two devices with two or more "
                         f"times each, all above 0 µS")
-    cov, nu, var = drift_slopes(data, groups)
+    slopes = drift_slopes(data, groups)
+    cov, nu = slopes.g, slopes.nu
     if (cov <= 0).any():
         name = data.names[data.device[groups[int(np.flatnonzero(cov <= 0)[0])][0]]]
         raise DataError(f"{data.path}: device {name} is programmed to 0 µS; ν(G) is fitted "
                         f"against ln(G/g_max), so drift traces need targets above 0 µS")
     check_bins(data, cov)
-    problem = _Problem(np.log(cov / g_max), nu, pooled_variance(cov, var))
+    # (x floored as laws.LogLinear floors it)
+    check = None if g_span is None else tuple(np.log(np.maximum(np.asarray(g_span) / g_max,
+                                                                laws.LogLinear.x_floor)))
+    problem = _Problem(np.log(cov / g_max), nu, pooled_variance(slopes, data.path), None, check)
     rng = np.random.default_rng(seed)
     fold = rng.permutation(nu.size) % FOLDS
     cv: dict[str, float] = {}
@@ -395,4 +439,4 @@ def fit_drift(data: Measurements, g_max: float, bootstrap: int = BOOTSTRAP, seed
     return DriftFit(float(data.t.min()), mean, card_params(mean, z[:size], problem.span), std,
                     card_params(std, z[size:], problem.span), ci95, cv, int(nu.size),
                     int(sum(i.size for i in groups)), float(data.t.max()), g_max, at_zero,
-                    replicates)
+                    (float(cov.min()), float(cov.max())), replicates)

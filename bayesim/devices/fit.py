@@ -67,6 +67,8 @@ class LawFit:
     """The bootstrap replicates' parameters (for intervals of derived quantities)."""
     estimator: str = "maximum likelihood"
     """How the parameters were estimated, in words (the card's source says it)."""
+    g_range: tuple[float, float] = (0.0, 0.0)
+    """µS, the conductances the law was fitted over (its covariate's range)."""
     clipped: list[int] | None = None
     """With a window and one value per device: the residuals taken as clipped at its lower and
     upper end (on an end to 10⁻⁹, as censored_loglik takes them)."""
@@ -206,21 +208,28 @@ SHAPE_OF_ONE = {"constant": lambda g: np.ones_like(g), "proportional": lambda g:
 
 def _fit(family: str, shape: str, g: np.ndarray, e: np.ndarray, extra: np.ndarray,
          start: dict[str, Any] | None = None,
-         bounds: tuple[np.ndarray, np.ndarray] | None = None, degree: int = 2
-         ) -> dict[str, Any]:
+         bounds: tuple[np.ndarray, np.ndarray] | None = None, degree: int = 2,
+         g_span: tuple[float, float] | None = None) -> dict[str, Any]:
     """Maximum-likelihood parameters of ``family`` (σ_total² = σ(G)² + extra); ``start``: where
     the numerical search begins (a bootstrap replicate starts at the full fit); ``bounds``: the
     residuals' clipping bounds per row (censored_loglik; the table law ignores them);
-    ``degree``: of ``polynomial_abs``."""
+    ``degree``: of ``polynomial_abs``; ``g_span`` (µS): conductances beyond ``g`` where σ must
+    stay positive too (the card's calibrated range, which other files can widen)."""
     from scipy.optimize import minimize, minimize_scalar
 
     if family == "piecewise":
-        return _fit_piecewise(shape, g, e, extra, start, bounds)
+        return _fit_piecewise(shape, g, e, extra, start, bounds, g_span)
     if family == "table":
         knots, sigma, _ = binned_sigma(g, e, extra)
         return {"g": [float(k) for k in knots], "sigma": [float(v) for v in sigma]}
 
-    span = np.linspace(g.min(), g.max(), 257)  # the card reader's check of σ ≥ 0, and more
+    lo, hi = (g.min(), g.max()) if g_span is None else (min(g.min(), g_span[0]),
+                                                         max(g.max(), g_span[1]))
+    span = np.linspace(lo, hi, 257)  # the card reader's check of σ ≥ 0, and more
+    # σ must clear 0 there by more than the card's 6-digit rounding of the coefficients moves
+    # it: a law pressed against 0 at an end of the range (extrapolated to where another file
+    # measured) is otherwise refused by the card reader once rounded
+    margin = 1e-4 * float(np.sqrt(max(np.mean(e**2), 1e-24)))
     if shape == "gaussian" and not extra.any() and bounds is None:
         # the Gaussian likelihood needs only, per distinct G, the count and Σ e² (the reads of
         # one device share its mean): ten times fewer terms for ten reads per device
@@ -232,7 +241,7 @@ def _fit(family: str, shape: str, g: np.ndarray, e: np.ndarray, extra: np.ndarra
 
     def nll(params: dict[str, Any]) -> float:
         sigma = sigma_of(family, params, g_fit)
-        if not (np.all(sigma > 0) and np.all(sigma_of(family, params, span) > 0)):
+        if not (np.all(sigma > 0) and np.all(sigma_of(family, params, span) > margin)):
             return np.inf
         if g_fit is not g:
             return float(np.sum(0.5 * count * np.log(2 * np.pi * sigma**2)
@@ -251,7 +260,7 @@ def _fit(family: str, shape: str, g: np.ndarray, e: np.ndarray, extra: np.ndarra
     if family == "polynomial_abs":
         first = np.asarray(start["coeffs"]) if start else np.polynomial.polynomial.polyfit(
             g, np.abs(e) * np.sqrt(np.pi / 2), degree)
-        if not np.all(sigma_of(family, {"coeffs": first}, span) > 0):
+        if not np.all(sigma_of(family, {"coeffs": first}, span) > margin):
             first = np.r_[rms, np.zeros(degree)]
         scale = rms / max(g.max(), 1e-12) ** np.arange(degree + 1)
         result = minimize(lambda z: nll({"coeffs": z * scale}), first / scale,
@@ -269,7 +278,8 @@ def _fit(family: str, shape: str, g: np.ndarray, e: np.ndarray, extra: np.ndarra
 
 def _fit_piecewise(shape: str, g: np.ndarray, e: np.ndarray, extra: np.ndarray,
                    start: dict[str, Any] | None,
-                   bounds: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
+                   bounds: tuple[np.ndarray, np.ndarray] | None,
+                   g_span: tuple[float, float] | None = None) -> dict[str, Any]:
     """The ``piecewise`` law: σ = b₀ + b₁ G below a break G_b, a₀ + a₁ G above it (G in µS; the
     form of the HERMES fits, pieces on either side of a break in G/g_max). For each candidate break
     (PIECEWISE_BREAKS) the two lines are independent maximum-likelihood fits; the break is the
@@ -283,8 +293,11 @@ def _fit_piecewise(shape: str, g: np.ndarray, e: np.ndarray, extra: np.ndarray,
                 return None
             sub = None if bounds is None else (bounds[0][rows], bounds[1][rows])
             first = {"coeffs": start[side]} if start else None
+            lo, hi = (g.min(), g.max()) if g_span is None else g_span
+            piece_span = (min(lo, g.min()), g_break) if side == "below" else (g_break,
+                                                                              max(hi, g.max()))
             params[side] = _fit("polynomial_abs", shape, g[rows], e[rows], extra[rows], first,
-                                sub, degree=1)["coeffs"]
+                                sub, degree=1, g_span=piece_span)["coeffs"]
             sigma = sigma_of("polynomial_abs", {"coeffs": params[side]}, g[rows])
             total += _score(e[rows], np.maximum(sigma, 0), extra[rows], shape, sub)
         return total, params
@@ -313,7 +326,8 @@ def fit_noise(g: np.ndarray, e: np.ndarray, device: np.ndarray, extra: np.ndarra
               families: tuple[str, ...] = NOISE_FAMILIES, bootstrap: int = BOOTSTRAP,
               seed: int = 0, progress: Callable[[int, int], None] | None = None,
               shapes: tuple[str, ...] = FIT_SHAPES, variance_fit: bool = False,
-              window: tuple[float, float] | None = None) -> LawFit:
+              window: tuple[float, float] | None = None,
+              g_span: tuple[float, float] | None = None) -> LawFit:
     """The law of residuals ``e`` (µS) against conductance ``g`` (µS), rows grouped by
     ``device`` (contiguous), ``extra`` a known variance per row (µS²) added to σ(G)²: the
     family and shape of ``families`` × ``shapes`` with the best cross-validated likelihood, its
@@ -328,7 +342,8 @@ def fit_noise(g: np.ndarray, e: np.ndarray, device: np.ndarray, extra: np.ndarra
     seen through little read noise this is unbiased but less efficient than the Laplace fit.)
 
     ``window`` (µS): the conductances the device clips to, with ``g`` the programming targets;
-    the states are then modelled as clipped there (censored_loglik), a Gaussian law only."""
+    the states are then modelled as clipped there (censored_loglik), a Gaussian law only.
+    ``g_span`` (µS): the card's calibrated range, where σ must stay positive beyond ``g``."""
     extra = np.zeros_like(e) if extra is None else extra
 
     def estimated(shape: str) -> str:
@@ -352,7 +367,7 @@ def fit_noise(g: np.ndarray, e: np.ndarray, device: np.ndarray, extra: np.ndarra
             for k in range(FOLDS):
                 train, test = row_fold != k, row_fold == k
                 params = _fit(family, estimated(shape), g[train], e[train], extra[train],
-                              bounds=bounds_of(train))
+                              bounds=bounds_of(train), g_span=g_span)
                 sigma = np.maximum(sigma_of(family, params, g[test]), 0)
                 total += _score(e[test], sigma, extra[test], shape, bounds_of(test))
             cv[f"{family}/{shape}"] = total
@@ -361,13 +376,14 @@ def fit_noise(g: np.ndarray, e: np.ndarray, device: np.ndarray, extra: np.ndarra
     others = [k for k in cv if not k.startswith("table")]
     if family == "table" and others:  # its shape: that of the best family's fit
         shape = max(others, key=lambda k: cv[k]).split("/")[1]
-    params = _fit(family, estimated(shape), g, e, extra, bounds=bounds_of(slice(None)))
+    params = _fit(family, estimated(shape), g, e, extra, bounds=bounds_of(slice(None)),
+                  g_span=g_span)
     replicates = []
     for b in range(bootstrap):
         chosen = rng.integers(0, len(groups), len(groups))
         rows = np.concatenate([groups[i] for i in chosen])
         replicates.append(_fit(family, estimated(shape), g[rows], e[rows], extra[rows], params,
-                               bounds_of(rows)))
+                               bounds_of(rows), g_span=g_span))
         if progress:
             progress(b + 1, bootstrap)
     if window is not None:
@@ -382,7 +398,8 @@ def fit_noise(g: np.ndarray, e: np.ndarray, device: np.ndarray, extra: np.ndarra
         tol = 1e-9 * np.maximum(1.0, np.abs(hi - lo))
         clipped = [int(np.sum(e <= lo + tol)), int(np.sum(e >= hi - tol))]
     return LawFit(family, shape, params, _intervals(params, replicates, family), cv,
-                  len(groups), int(e.size), replicates, estimator, clipped)
+                  len(groups), int(e.size), replicates, estimator,
+                  (float(g.min()), float(g.max())), clipped)
 
 
 def _intervals(params: dict[str, Any], replicates: list[dict[str, Any]], family: str
@@ -442,10 +459,11 @@ def check_window(data: Measurements, window: tuple[float, float] | None,
 def fit_reads(data: Measurements, bootstrap: int = BOOTSTRAP, seed: int = 0,
               families: tuple[str, ...] = NOISE_FAMILIES,
               program_families: tuple[str, ...] | None = None,
-              window: tuple[float, float] | None = None) -> ReadFit:
+              window: tuple[float, float] | None = None,
+              g_span: tuple[float, float] | None = None) -> ReadFit:
     """The read law, the programming law of the device means (with targets; families
     ``program_families``, default ``families``; clipped to ``window``, µS, when given) and the
-    lag-1 correlation of a repeated-read file."""
+    lag-1 correlation of a repeated-read file; both laws positive over ``g_span`` (µS)."""
     check_window(data, window, achieved=False)
     counts = data.per_device()
     if (counts < 2).any():
@@ -465,14 +483,14 @@ def fit_reads(data: Measurements, bootstrap: int = BOOTSTRAP, seed: int = 0,
                         f"least {MIN_DEVICES_PER_BIN} devices whose reads vary")
     rows = varies[data.device]
     read = fit_noise(means[data.device][rows], resid[rows], data.device[rows], None, families,
-                     bootstrap, seed, variance_fit=True)
+                     bootstrap, seed, variance_fit=True, g_span=g_span)
     program = None
     if data.g_target is not None:
         target = np.array([data.g_target[idx[0]] for idx in groups])
         extra = read.sigma(means) ** 2 / n
         program = fit_noise(target, means - target, np.arange(len(groups)), extra,
                             program_families or families, bootstrap, seed + 1,
-                            variance_fit=True, window=window)
+                            variance_fit=True, window=window, g_span=g_span)
     lag1 = lag1_ci = None
     consecutive = data.read is not None and all((np.diff(data.read[idx]) == 1).all()
                                                  for idx in groups)
@@ -554,16 +572,17 @@ def _lag1(num: np.ndarray, den: np.ndarray, count: np.ndarray) -> float:
 
 def fit_programming(data: Measurements, bootstrap: int = BOOTSTRAP, seed: int = 0,
                     families: tuple[str, ...] = NOISE_FAMILIES,
-                    window: tuple[float, float] | None = None) -> LawFit:
+                    window: tuple[float, float] | None = None,
+                    g_span: tuple[float, float] | None = None) -> LawFit:
     """σ_prog(G_target) from one achieved conductance per device (its read noise included);
-    clipped to ``window`` (µS) when given."""
+    clipped to ``window`` (µS) when given; positive over ``g_span`` (µS)."""
     if data.g_target is None:
         raise DataError(f"{data.path}: programming data needs a g_target column (the target "
                         f"each device was programmed to)")
     check_window(data, window, achieved=True)
     check_bins(data, data.g_target)
     return fit_noise(data.g_target, data.g - data.g_target, data.device, None, families,
-                     bootstrap, seed, window=window)
+                     bootstrap, seed, window=window, g_span=g_span)
 
 
 def check_bins(data: Measurements, g: np.ndarray) -> None:

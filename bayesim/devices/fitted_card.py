@@ -104,11 +104,13 @@ def build_card(name: str, technology: str, datasets: list[tuple[Measurements, st
         card["program"] = _law(program, "achieved − target" if programming else
                                "device means − targets, read noise removed", g_max)
         diagnostics["program_cv_loglik"] = program.cv
+        diagnostics["program_measured_g"] = list(program.g_range)
         if program.clipped is not None:
             diagnostics["program_clipped_at_ends"] = program.clipped
     if reads is not None:
         card["read"] = _law(reads.read, "reads − device mean", g_max)
         diagnostics["read_cv_loglik"] = reads.read.cv
+        diagnostics["read_measured_g"] = list(reads.read.g_range)
         diagnostics["reads_per_device"] = reads.reads_per_device
         diagnostics["read_devices_without_spread"] = reads.devices_without_spread
         if reads.lag1 is not None:
@@ -127,6 +129,7 @@ def build_card(name: str, technology: str, datasets: list[tuple[Measurements, st
                                          "nu_std": drift.nu_std_family}
         diagnostics["drift_cv_loglik"] = drift.cv
         diagnostics["drift_devices_at_zero"] = drift.devices_at_zero
+        diagnostics["drift_measured_g"] = list(drift.g_range)
     card["fit"] = diagnostics
     return rounded(card)  # 6 significant digits, as every report
 
@@ -182,6 +185,20 @@ def to_toml(card: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def extrapolated(card: dict[str, Any]) -> list[str]:
+    """One line per law fitted over less than the card's calibrated range (another file
+    measured further): the machine uses it there, extended by its family, not measured."""
+    lo, hi = card["range"]["calibrated_g"]["value"]
+    lines = []
+    for key in ("program", "read", "drift"):
+        measured = card[FIT].get(f"{key}_measured_g")
+        if measured and (measured[0] > lo + 1e-9 * hi or measured[1] < hi - 1e-9 * hi):
+            lines.append(f"note: the {key} law was measured over [{measured[0]:g}, "
+                         f"{measured[1]:g}] µS and is extrapolated by its family to the "
+                         f"calibrated range [{lo:g}, {hi:g}] µS")
+    return lines
+
+
 def measurement_kind(data: Measurements) -> str:
     """What a file measures: ``drift`` (several times per device), ``reads`` (several reads per
     device) or ``programming`` (one achieved conductance per device)."""
@@ -225,26 +242,31 @@ def fit_card(paths: list[str], name: str, technology: str = "unknown",
             "reads" not in by_kind or by_kind["reads"].g_target is None):
         raise DataError("--window models the clipping of programmed states; these files fit "
                         "no programming law (give the targets, a g_target column)")
-    reads = programming = drift = None
+    # the calibrated range, before anything is fitted: the targets where there are some (the
+    # machine programs targets and clips what it programs to the window), else the devices'
+    # means (reads) or first measured conductances (drift)
     covariates: list[np.ndarray] = []
     if "reads" in by_kind:
         data = by_kind["reads"]
-        reads = fit.fit_reads(data, bootstrap, seed, window=window)
-        # the calibrated range: the targets where there are some (the machine programs
-        # targets and clips what it programs to the window), else the devices' means
         covariates.append(data.g_target if data.g_target is not None else
                           fit.read_residuals(data)[0])
     if "programming" in by_kind:
-        data = by_kind["programming"]
-        programming = fit.fit_programming(data, bootstrap, seed, window=window)
-        covariates.append(data.g_target)
+        covariates.append(by_kind["programming"].g_target)
     if "drift" in by_kind:
         data = by_kind["drift"]
         covariates.append(data.g_target if data.g_target is not None else data.g)
     g_range = (float(min(c.min() for c in covariates)), float(max(c.max() for c in covariates)))
+    # every law stays positive over the whole calibrated range, which other files can widen
+    # (the files' own defects are reported first, by the fits)
+    reads = programming = drift = None
+    if "reads" in by_kind:
+        reads = fit.fit_reads(by_kind["reads"], bootstrap, seed, window=window, g_span=g_range)
+    if "programming" in by_kind:
+        programming = fit.fit_programming(by_kind["programming"], bootstrap, seed,
+                                          window=window, g_span=g_range)
     if "drift" in by_kind:
         drift = drift_fit.fit_drift(by_kind["drift"], window[1] if window else g_range[1],
-                              bootstrap, seed)
+                                    bootstrap, seed, g_span=g_range)
     if g_range[1] <= g_range[0]:
         raise DataError("the measurements span a single conductance; measure devices at "
                         "several conductances")

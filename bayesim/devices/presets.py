@@ -286,9 +286,20 @@ def _check_nonnegative(model: DeviceModel, r: _Reader) -> None:
     raw = {"program": model.program_law, "read": model.read_law}
     if model.timed_program is not None:
         raw.update({f"program.timed.{i}": law for i, law in enumerate(model.timed_program.laws)})
-    for key, law in raw.items():
+    for key, law in list(raw.items()):
+        if isinstance(law, laws.Piecewise):  # each piece over its own part of the range
+            del raw[key]
+            index = np.searchsorted(np.asarray(law.breaks), np.abs(g) / model.g_max,
+                                    side="right")
+            raw.update({f"{key}.pieces.{i}": (piece, g[index == i])
+                        for i, piece in enumerate(law.laws)})
+        else:
+            raw[key] = (law, g)
+    for key, (law, where_g) in raw.items():
+        if not where_g.size:
+            continue
         if isinstance(law, laws.Polynomial):
-            values = law.unclamped(g, model.g_max)
+            values = law.unclamped(where_g, model.g_max)
         elif isinstance(law, laws.Constant):
             values = np.array([law.value])
         elif isinstance(law, laws.Proportional | laws.Sqrt | laws.Inverse):
@@ -296,7 +307,7 @@ def _check_nonnegative(model: DeviceModel, r: _Reader) -> None:
         else:
             continue
         if values.min() < 0:
-            where = g[int(np.argmin(values))] if values.size > 1 else model.calibrated_g[0]
+            where = where_g[int(np.argmin(values))] if values.size > 1 else where_g[0]
             raise r.fail(key, f"σ is negative ({values.min():.4g} µS at g = {where:.4g} µS) "
                               f"inside the calibrated range; check the coefficients and units")
     if model.drift is not None and model.drift.nu_std(g, model.g_max).min() < 0:

@@ -8,8 +8,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bayesim.devices.drift_fit import drift_slopes
-from bayesim.devices.fit import binned_sigma, device_rows, read_residuals
+from bayesim.devices.drift_fit import drift_slopes, drift_traces
+from bayesim.devices.fit import binned_sigma, read_residuals
 from bayesim.devices.measurements import Measurements
 from bayesim.devices.model import DeviceModel
 from bayesim.plots.figures import save_figure
@@ -51,9 +51,8 @@ def plot_fit(model: DeviceModel, datasets: dict[str, Measurements],
         ax.grid(alpha=0.3)
     if drift is not None:
         ax = axes[0][-1]
-        groups = [idx for idx in device_rows(drift.device) if idx.size >= 2]
-        cov, nu, _ = drift_slopes(drift, groups)
-        ax.scatter(cov, nu, s=4, alpha=0.4, label="devices")
+        slopes = drift_slopes(drift, drift_traces(drift)[0])
+        ax.scatter(slopes.g, slopes.nu, s=4, alpha=0.4, label="devices")
         grid = np.linspace(*model.calibrated_g, 200)
         mean, std = model.drift_nu(grid)
         ax.plot(grid, mean, color="black", label="card's ν_mean ± ν_std")
