@@ -226,7 +226,7 @@ def _nelder_mead(f: Callable[[np.ndarray], float], z0: np.ndarray, step: np.ndar
     simplex = np.vstack([z0, z0 + np.diag(step)])
     with np.errstate(invalid="ignore"):  # vertices where s < 0 are inf, inf − inf is nan
         result = minimize(f, z0, method="Nelder-Mead",
-                          options={"initial_simplex": simplex, "xatol": 1e-7, "fatol": 1e-4,
+                          options={"initial_simplex": simplex, "xatol": 1e-5, "fatol": 1e-3,
                                    "maxiter": 400 * z0.size, "maxfev": 400 * z0.size})
     return result.x
 
