@@ -856,8 +856,9 @@ def devices_fit(
     as_json: DevicesJson = False,
 ) -> None:
     """Fit a device card to measurements: σ_prog(G) and σ_read(G) as the card's law families
-    (or a table) chosen by cross-validated likelihood, drift ν(G), bootstrap intervals on every
-    parameter; the calibrated range is the measured one.
+    (constant, proportional, sqrt, polynomial, piecewise, or a table) chosen by cross-validated
+    likelihood, drift ν_mean(G) and ν_std(G) (constant, log-linear, clamped log-linear),
+    bootstrap intervals on every parameter; the calibrated range is the measured one.
 
     Example:
 

@@ -94,7 +94,8 @@ def test_the_cards_clamped_drift_laws_are_fitted_back() -> None:
     from 1,000 devices: the cross-validation picks the card's clamped log-linear laws for ν_mean
     and ν_std, and the fitted μ(G), s(G) lie within their 95 % intervals' reach of the card's.
     The tolerances are 4 of the coverage study's standard deviations of fitted/true at 1,000
-    devices (docs/results/devices_fit_coverage.json: at most 0.023 for μ, 0.10 for s)."""
+    devices (docs/results/devices_fit_coverage.json, the drift row: at most 0.026 for μ, 0.049
+    for s)."""
     coverage = experiment_module("devices_fit_coverage")
     model = load_preset("pcm_ibm_2020")
     data = coverage.draw_drift("pcm_ibm_2020", 1000, 1.0, 25.0, seed=11)
@@ -103,8 +104,8 @@ def test_the_cards_clamped_drift_laws_are_fitted_back() -> None:
     at = np.array([1.5, 4.0, 15.0])
     mean, std = fit.moments(at)
     true_mean, true_std = model.drift_nu(at)
-    assert np.abs(mean / true_mean - 1) == pytest.approx(0, abs=4 * 0.023), mean / true_mean
-    assert np.abs(std / true_std - 1) == pytest.approx(0, abs=4 * 0.10), std / true_std
+    assert np.all(np.abs(mean / true_mean - 1) < 4 * 0.026), mean / true_mean
+    assert np.all(np.abs(std / true_std - 1) < 4 * 0.049), std / true_std
     # the clamp inside the targets: ν_mean's floor (0.049 above G = 5.1 µS), ν_std's (0.008
     # above 8.2 µS); each within 10 % (a floor is the mean of hundreds of devices)
     assert fit.nu_mean["lo"] == pytest.approx(model.drift.nu_mean.lo, rel=0.1)
