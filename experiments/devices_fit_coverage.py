@@ -22,8 +22,9 @@ With 100 repeats a coverage of 0.95 is measured to ±0.022 (one binomial standar
 file that this run does not redo.
 
 ``--drift`` adds the drift case (drift_rows): traces of pcm_ibm_2020 devices, its clamped
-log-linear ν_mean and ν_std fitted back by fit_drift. ``--picks-only`` redoes only the family
-picks of the existing rows of ``--out`` (after a family joins the fit's candidates).
+log-linear ν_mean and ν_std fitted back by fit_drift; ``--drift-states`` the same on the
+machine's own states, whose 1/f noise the fit does not model. ``--picks-only`` redoes only the
+family picks of the existing rows of ``--out`` (after a family joins the fit's candidates).
 """
 
 import argparse
@@ -82,15 +83,20 @@ def draw(card: str, law: str, n: int, lo: float, hi: float, seed: int) -> Measur
                         reads, targets, None, np.tile(np.arange(READS), n))
 
 
-def draw_drift(card: str, n: int, lo: float, hi: float, seed: int) -> Measurements:
+def draw_drift(card: str, n: int, lo: float, hi: float, seed: int, states: bool = False
+               ) -> Measurements:
     """One drift data set: targets log-uniform in [lo, hi] µS (the laws are linear in ln G),
     each device programmed once, drifting by the card's law (ν drawn as the machine draws it)
-    and read once at each of DRIFT_TIMES with the card's per-read noise; no 1/f noise."""
+    and read once at each of DRIFT_TIMES with the card's per-read noise; no 1/f noise. With
+    ``states`` each read is of the state the machine draws at that time (DeviceModel.at_time:
+    drift, the 1/f noise accumulated by then, drawn afresh at each time, clipped to the
+    window)."""
     model = load_preset(card)
     target = np.exp(np.random.default_rng(seed).uniform(np.log(lo), np.log(hi), n))
     g = model.program(target, seed=seed + 1)
     nu = model.drift_exponents(target, seed=seed + 3)
-    reads = np.array([model.read(g * (t / model.t0) ** -nu, 1, seed=seed + 10 + j)[0]
+    reads = np.array([model.read(model.at_time(g, nu, t - model.t0, seed=seed + 40 + j) if states
+                                 else g * (t / model.t0) ** -nu, 1, seed=seed + 10 + j)[0]
                       for j, t in enumerate(DRIFT_TIMES)])  # (times, devices)
     times = DRIFT_TIMES.size
     return Measurements(SIMULATED, np.repeat(np.arange(n), times), [str(i) for i in range(n)],
@@ -98,17 +104,23 @@ def draw_drift(card: str, n: int, lo: float, hi: float, seed: int) -> Measuremen
                         None)
 
 
-def drift_rows(repeats: int, bootstrap: int, only: int | None) -> list[dict]:
+def drift_rows(repeats: int, bootstrap: int, only: int | None, states: bool = False
+               ) -> list[dict]:
     """The drift case's coverage: the card's clamped log-linear ν_mean and ν_std (their slopes,
     intercepts and the clamp inside the targets; the other clamp lies beyond them, where the
     fitted law has none to find), and μ(G), s(G) at DRIFT_CASE's points; fitted with the card's
-    g_max (as with --window 0 25), restricted to the true families."""
+    g_max (as with --window 0 25), restricted to the true families. ``states``: the machine's
+    own states with their 1/f noise (draw_drift), targets from 2 µS (below it the 1/f noise
+    clips many reads to 0 µS), ν(G) at 2.5 µS instead of 1.5, 1,000 devices."""
     card, (lo, hi), counts, points = DRIFT_CASE
+    law = "drift_states" if states else "drift"
+    if states:  # and ν(G) scored inside those targets
+        lo, counts, points = 2.0, (1000,), (2.5, *points[1:])
     model = load_preset(card)
     at = np.asarray(points)
     mean_true, std_true = model.drift_nu(at)
-    truth = {key: {"a": law.a, "b": law.b, "lo": law.lo}
-             for key, law in (("nu_mean", model.drift.nu_mean), ("nu_std", model.drift.nu_std))}
+    truth = {key: {"a": true.a, "b": true.b, "lo": true.lo}
+             for key, true in (("nu_mean", model.drift.nu_mean), ("nu_std", model.drift.nu_std))}
     rows = []
     for n in counts:
         if only is not None and n != only:
@@ -120,8 +132,8 @@ def drift_rows(repeats: int, bootstrap: int, only: int | None) -> list[dict]:
         ratios: dict[str, list] = {"nu_mean": [], "nu_std": []}
         picked: dict[str, int] = {}
         for repeat in range(repeats):
-            seed = case_seed(card, "drift", n, repeat)
-            data = draw_drift(card, n, lo, hi, seed)
+            seed = case_seed(card, law, n, repeat)
+            data = draw_drift(card, n, lo, hi, seed, states)
             fit = fit_drift(data, model.g_max, bootstrap, seed % 2**31,
                             ("log_linear_clamped",), ("log_linear_clamped",))
             for key, values in truth.items():
@@ -137,7 +149,8 @@ def drift_rows(repeats: int, bootstrap: int, only: int | None) -> list[dict]:
                 best = fit_drift(data, model.g_max, 0, seed % 2**31)
                 name = f"{best.nu_mean_family}/{best.nu_std_family}"
                 picked[name] = picked.get(name, 0) + 1
-        row = {"card": card, "law": "drift", "family": "log_linear_clamped/log_linear_clamped",
+        row = {"card": card, "law": law, "family": "log_linear_clamped/log_linear_clamped",
+               "targets_uS": [lo, hi],
                "devices": n, "repeats": repeats, "bootstrap": bootstrap,
                "times_s": DRIFT_TIMES.round(1).tolist(),
                "coverage": {key: {k: round(v / repeats, 3) for k, v in values.items()}
@@ -202,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, help="only this device count")
     parser.add_argument("--drift", action="store_true",
                         help="run the drift case too (with --cases none: only it)")
+    parser.add_argument("--drift-states", action="store_true",
+                        help="the drift case on the machine's own states, 1/f noise included")
     parser.add_argument("--picks-only", action="store_true",
                         help="redo only the family picks of the existing rows of --out")
     args = parser.parse_args(argv)
@@ -213,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         write_text(args.out, json.dumps(data, indent=1) + "\n")
         return 0
     rows = drift_rows(args.repeats, args.bootstrap, args.devices) if args.drift else []
+    if args.drift_states:
+        rows += drift_rows(args.repeats, args.bootstrap, args.devices, states=True)
     for card, law, family, truth, (lo, hi), counts, points in chosen:
         model = load_preset(card)
         at = np.asarray(points)
@@ -266,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                 if (r["card"], r["law"], r["devices"]) not in redone
                 and ("sigma_coverage" in r or "moments_coverage" in r)]
         rows = kept + rows
-    order = {(c[0], c[1]): i for i, c in enumerate(CASES)} | {(DRIFT_CASE[0], "drift"): len(CASES)}
+    order = {(c[0], c[1]): i for i, c in enumerate(CASES)} | {
+        (DRIFT_CASE[0], "drift"): len(CASES), (DRIFT_CASE[0], "drift_states"): len(CASES) + 1}
     rows.sort(key=lambda r: (order[(r["card"], r["law"])], r["devices"]))
     write_text(args.out, json.dumps({"reads_per_device": READS, "cpu": "2-core AMD EPYC VM",
                                      "cases": rows}, indent=1) + "\n")

@@ -414,3 +414,25 @@ def test_scaled_programming_noise_keeps_the_growth_of_timed_fits() -> None:
         assert late[0] > 1.5 * early[0]
         np.testing.assert_allclose(late, scale ** 2 * reference.state_variance(g, 86400.0),
                                    rtol=1e-5)  # the window's clipping is not quite linear
+
+
+@pytest.mark.parametrize(("below", "accepted"), [
+    ([1.0, -0.08], True),    # would be negative above 12.5 µS, beyond its piece (below 10 µS)
+    ([-1.0, 0.2], False),    # negative below 5 µS, inside its piece
+])
+def test_a_piecewise_law_is_checked_piece_by_piece(below: list[float], accepted: bool) -> None:
+    """Each piece of a piecewise σ law must be non-negative over its own part of the
+    calibrated range (0-25 µS, break at x = 0.4, 10 µS), and only there."""
+    def number(value: object, unit: str) -> dict:
+        return {"value": value, "unit": unit, "source": "test"}
+
+    card = _card()
+    card["program"] = {"law": "piecewise", "breaks": number([0.4], "1"), "pieces": [
+        {"law": "polynomial_abs", "coeffs": number(below, "uS")},
+        {"law": "polynomial_abs", "coeffs": number([0.1, 0.01], "uS")}]}
+    if accepted:
+        model = build_model(card, "pieces")
+        assert model.sigma_program(np.array([5.0, 20.0])) == pytest.approx([0.6, 0.3])
+    else:
+        with pytest.raises(ConfigError, match=r"program.pieces.0: σ is negative"):
+            build_model(card, "pieces")

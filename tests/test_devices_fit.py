@@ -233,6 +233,7 @@ BAD = {
                      "1 devices have one row and 2 several"),
     "read index": ("device,g[uS],read\n0,1.0,0\n0,1.1,inf\n1,1.0,0\n1,0.9,1\n",
                    "not a whole number"),
+    "no targets": ("device,g[uS]\n0,1.0\n1,1.1\n2,0.9\n", "needs a g_target column"),
     "drift at 0 uS": ("device,g_target[uS],g[uS],t[s]\n0,0,0.5,20\n0,0,0.4,200\n"
                       "1,2,2.0,20\n1,2,1.9,200\n", "programmed to 0 µS"),
 }

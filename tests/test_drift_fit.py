@@ -177,3 +177,67 @@ def test_a_drift_law_stays_positive_where_another_file_widens_the_range(tmp_path
     assert model.drift.nu_std(grid, model.g_max).min() >= 0
     notes = extrapolated(card)
     assert len(notes) == 1 and notes[0].startswith("note: the drift law was measured over"), notes
+
+
+def _traces(path: Path, target: np.ndarray, nu: np.ndarray, rng: np.random.Generator,
+            targets_column: bool = True) -> Path:
+    """Drift traces at 5 times, 20 s to 2·10⁵ s, white ln G noise of 0.003."""
+    times = np.geomspace(20, 2e5, 5)
+    g = target[:, None] * (times / 20) ** -nu[:, None] * np.exp(rng.normal(0, 0.003, (nu.size, 5)))
+    head = "device,g_target[uS],g[uS],t[s]" if targets_column else "device,g[uS],t[s]"
+    path.write_text(head + "\n" + "".join(
+        f"{i},{float(target[i])!r}," * targets_column + (f"{i}," if not targets_column else "")
+        + f"{float(g[i, j])!r},{float(t)!r}\n" for i in range(nu.size)
+        for j, t in enumerate(times)))
+    return path
+
+
+def test_a_noise_law_stays_positive_where_another_file_widens_the_range(tmp_path: Path) -> None:
+    """Programming data at 5-20 µS with σ = 0.05 + 0.03 (G − 5) µS, a line that would cross 0
+    at 3.3 µS, and drift traces from 1 µS: the programming law is kept above 0 down to 1 µS
+    (the card reader accepts it), and the note names it as extrapolated."""
+    from bayesim.devices.fitted_card import extrapolated, fit_card
+    from bayesim.devices.presets import build_model
+
+    rng = np.random.default_rng(2)
+    targets = rng.uniform(5, 20, 1500)
+    programming = tmp_path / "programming.csv"
+    programming.write_text("device,g_target[uS],g[uS]\n" + "".join(
+        f"{i},{float(t)!r},{float(t + rng.normal(0, 0.05 + 0.03 * (t - 5)))!r}\n"
+        for i, t in enumerate(targets)))
+    target = np.exp(rng.uniform(0, np.log(20), 300))
+    drift = _traces(tmp_path / "drift.csv", target, np.abs(rng.normal(0.05, 0.01, 300)), rng)
+    card, _ = fit_card([str(programming), str(drift)], "wide", bootstrap=1)
+    model = build_model(card, "wide")
+    assert model.calibrated_g[0] < 1.1
+    assert model.sigma_program(np.linspace(*model.calibrated_g, 257)).min() > 0
+    assert any(line.startswith("note: the program law") for line in extrapolated(card))
+
+
+def test_a_spread_that_reaches_zero_survives_the_cards_rounding(tmp_path: Path) -> None:
+    """ν_std = 0.008 ln(G/5 µS), 0 at the lowest target, 200 devices (a review's seed 17, where
+    a log-linear ν_std pressed against 0 rounded below it and the card reader refused it)."""
+    from bayesim.devices.fitted_card import fit_card
+
+    rng = np.random.default_rng(17)
+    target = np.exp(rng.uniform(np.log(5), np.log(20), 200))
+    nu = np.abs(0.05 + 0.008 * np.log(target / 5) * rng.normal(size=200))
+    card, _ = fit_card([str(_traces(tmp_path / "d.csv", target, nu, rng))], "c", bootstrap=1)
+    assert card["drift"]["nu_std"]["law"] in ("constant", "log_linear")
+
+
+def test_a_drift_file_without_targets_is_calibrated_over_its_first_reads(tmp_path: Path) -> None:
+    """Without targets each trace's first read is its conductance: the calibrated range is
+    theirs (not every read's, which drift pulls lower), and no law is noted as extrapolated."""
+    from bayesim.devices.fitted_card import extrapolated, fit_card
+
+    rng = np.random.default_rng(5)
+    target = rng.uniform(2, 20, 300)
+    nu = np.abs(rng.normal(0.05, 0.01, 300))
+    path = _traces(tmp_path / "d.csv", target, nu, rng, targets_column=False)
+    card, by_kind = fit_card([str(path)], "nt", bootstrap=1)
+    data = by_kind["drift"]
+    first = data.g[np.r_[0, np.flatnonzero(np.diff(data.device)) + 1]]
+    assert card["range"]["calibrated_g"]["value"] == pytest.approx([first.min(), first.max()],
+                                                                   rel=1e-5)
+    assert extrapolated(card) == []

@@ -177,11 +177,13 @@ def _law_at(code: int, z: np.ndarray, lx: float, lo: float, hi: float) -> float:
 
 @numba.njit(cache=True)
 def _nll(lx: np.ndarray, nu: np.ndarray, v: np.ndarray, mean: int, zm: np.ndarray, std: int,
-         zs: np.ndarray, lo: float, hi: float, check_lo: float, check_hi: float) -> float:
+         zs: np.ndarray, lo: float, hi: float, check_lo: float, check_hi: float,
+         margin: float) -> float:
     """Minus folded_loglik of the laws (mean, zm), (std, zs), clamps bounded by [lo, hi]; inf
-    where s < 0 on [check_lo, check_hi] (a clamped or plain line is monotone: its ends
+    where s < ``margin`` on [check_lo, check_hi] (a clamped or plain line is monotone: its ends
     decide)."""
-    if (_law_at(std, zs, check_lo, lo, hi) < 0.0 or _law_at(std, zs, check_hi, lo, hi) < 0.0):
+    if (_law_at(std, zs, check_lo, lo, hi) < margin
+            or _law_at(std, zs, check_hi, lo, hi) < margin):
         return math.inf
     out = 0.0
     for i in range(nu.size):
@@ -244,11 +246,14 @@ class _Problem:
         self.check = self.span if check is None else (min(self.span[0], check[0]),
                                                       max(self.span[1], check[1]))
         self.scale = max(float(np.std(nu)), 1e-6)
+        # s must clear 0 by more than the card's 6-digit rounding of a and b moves it: a
+        # log-linear ν_std pressed against 0 at an end is otherwise refused once rounded
+        self.margin = 1e-4 * self.scale
 
     def nll(self, mean: str, std: str, z: np.ndarray) -> float:
         z = np.asarray(z, dtype=np.float64)
         return _nll(self.lx, self.nu, self.v, CODES[mean], z[:SIZES[mean]], CODES[std],
-                    z[SIZES[mean]:], *self.span, *self.check)
+                    z[SIZES[mean]:], *self.span, *self.check, self.margin)
 
     def steps(self, family: str) -> np.ndarray:
         width = max(self.span[1] - self.span[0], 1e-6)
@@ -307,7 +312,7 @@ class _Problem:
                         for lo, hi in self._clamp_pairs()), key=lambda item: item[0][1])
             start = np.r_[best[0][0], best[1]]
         ends = [_law_at(CODES[family], start, end, *self.span) for end in self.check]
-        if min(ends) < 0:  # a line below 0 at an end: start flat (the likelihood needs s ≥ 0)
+        if min(ends) < 2 * self.margin:  # below 0 at an end: start flat (the fit needs s > 0)
             start[:2] = 0.0, s0
         return start
 

@@ -261,7 +261,7 @@ def _fit(family: str, shape: str, g: np.ndarray, e: np.ndarray, extra: np.ndarra
         first = np.asarray(start["coeffs"]) if start else np.polynomial.polynomial.polyfit(
             g, np.abs(e) * np.sqrt(np.pi / 2), degree)
         if not np.all(sigma_of(family, {"coeffs": first}, span) > margin):
-            first = np.r_[rms, np.zeros(degree)]
+            first = np.r_[max(rms, 2 * margin), np.zeros(degree)]
         scale = rms / max(g.max(), 1e-12) ** np.arange(degree + 1)
         result = minimize(lambda z: nll({"coeffs": z * scale}), first / scale,
                           method="Nelder-Mead",
@@ -576,13 +576,18 @@ def fit_programming(data: Measurements, bootstrap: int = BOOTSTRAP, seed: int = 
                     g_span: tuple[float, float] | None = None) -> LawFit:
     """σ_prog(G_target) from one achieved conductance per device (its read noise included);
     clipped to ``window`` (µS) when given; positive over ``g_span`` (µS)."""
-    if data.g_target is None:
-        raise DataError(f"{data.path}: programming data needs a g_target column (the target "
-                        f"each device was programmed to)")
+    require_targets(data)
     check_window(data, window, achieved=True)
     check_bins(data, data.g_target)
     return fit_noise(data.g_target, data.g - data.g_target, data.device, None, families,
                      bootstrap, seed, window=window, g_span=g_span)
+
+
+def require_targets(data: Measurements) -> None:
+    """Programming data names each device's target."""
+    if data.g_target is None:
+        raise DataError(f"{data.path}: programming data needs a g_target column (the target "
+                        f"each device was programmed to)")
 
 
 def check_bins(data: Measurements, g: np.ndarray) -> None:

@@ -246,17 +246,20 @@ def fit_card(paths: list[str], name: str, technology: str = "unknown",
                         "no programming law (give the targets, a g_target column)")
     # the calibrated range, before anything is fitted: the targets where there are some (the
     # machine programs targets and clips what it programs to the window), else the devices'
-    # means (reads) or first measured conductances (drift)
+    # means (reads) or the first read of each trace the drift fit uses (drift)
     covariates: list[np.ndarray] = []
     if "reads" in by_kind:
         data = by_kind["reads"]
         covariates.append(data.g_target if data.g_target is not None else
                           fit.read_residuals(data)[0])
     if "programming" in by_kind:
+        fit.require_targets(by_kind["programming"])
         covariates.append(by_kind["programming"].g_target)
     if "drift" in by_kind:
         data = by_kind["drift"]
-        covariates.append(data.g_target if data.g_target is not None else data.g)
+        traces = drift_fit.drift_traces(data)[0] or fit.device_rows(data.device)
+        covariates.append(np.array([(data.g if data.g_target is None else data.g_target)[idx[0]]
+                                    for idx in traces]))
     g_range = (float(min(c.min() for c in covariates)), float(max(c.max() for c in covariates)))
     # every law stays positive over the whole calibrated range, which other files can widen
     # (the files' own defects are reported first, by the fits)
