@@ -3,7 +3,8 @@
 Noise laws (programming, per-read): the residuals e of the measurements are modelled as
 ``shape(0, σ(G))`` with σ one of the card's families (bayesim.devices.laws) — ``constant``
 (σ = value), ``proportional`` (σ = k G), ``sqrt`` (σ = k √G), ``polynomial_abs`` (σ = c₀ + c₁ G +
-c₂ G², G in µS) — or the ``table`` law (σ per conductance bin, monotone interpolation) for data no
+c₂ G², G in µS), ``piecewise`` (a line either side of a break, the HERMES form; _fit_piecewise)
+— or the ``table`` law (σ per conductance bin, monotone interpolation) for data no
 family describes; each under a Gaussian and a Laplace shape. Parameters are maximum-likelihood
 estimates for programming data (one achieved conductance per device: the residuals are draws of
 the law), Gaussian-likelihood fits of σ(G)² for repeated reads (fit_noise ``variance_fit``:
