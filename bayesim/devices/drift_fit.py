@@ -165,7 +165,9 @@ CODES = {"constant": 0, "log_linear": 1, "log_linear_clamped": 2}
 
 @numba.njit(cache=True)
 def _law_at(code: int, z: np.ndarray, lx: float, lo: float, hi: float) -> float:
-    """_line at one ln x, the family by its CODES number, clamps bounded by [lo, hi]."""
+    """The law with fit parameters ``z`` at one ln x, the family by its CODES number (constant
+    z₀; z₀ ln x + z₁; z₀·clip(ln x, u₁, u₂) + z₁ with u = sorted z₂, z₃), clamps bounded by
+    [lo, hi]."""
     if code == 0:
         return z[0]
     if code == 1:
@@ -192,14 +194,37 @@ def _nll(lx: np.ndarray, nu: np.ndarray, v: np.ndarray, mean: int, zm: np.ndarra
     return -out
 
 
+@numba.njit(cache=True)
+def _law_values(code: int, z: np.ndarray, lx: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """_law_at at every ln x of ``lx``."""
+    out = np.empty(lx.size)
+    for i in range(lx.size):
+        out[i] = _law_at(code, z, lx[i], lo, hi)
+    return out
+
+
 def _line(family: str, z: np.ndarray, lx: np.ndarray, span: tuple[float, float]) -> np.ndarray:
-    """The law of ``family`` with fit parameters ``z`` at ln x = ``lx``."""
-    if family == "constant":
-        return np.full_like(lx, z[0])
-    if family == "log_linear":
-        return z[0] * lx + z[1]
-    u = np.clip(np.sort(z[2:4]), *span)
-    return z[0] * np.clip(lx, u[0], u[1]) + z[1]
+    """The law of ``family`` with fit parameters ``z`` at ln x = ``lx`` (clamps within
+    ``span``)."""
+    return _law_values(CODES[family], np.asarray(z, dtype=np.float64),
+                       np.asarray(lx, dtype=np.float64), *span)
+
+
+def _line_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray,
+              pairs: list[tuple[float, float]] | None = None) -> np.ndarray:
+    """Weighted least squares of y on a line in x, weights ``w``: (a, b); with clamp positions
+    ``pairs``, the best (a, b, u₁, u₂) of y ≈ a·clip(x, u₁, u₂) + b over them."""
+    def wls(f: np.ndarray) -> tuple[np.ndarray, float]:
+        root = np.sqrt(w)
+        coef = np.linalg.lstsq(np.column_stack([f, np.ones_like(f)]) * root[:, None], y * root,
+                               rcond=None)[0]
+        return coef, float(np.sum(w * (y - coef[0] * f - coef[1]) ** 2))
+
+    if pairs is None:
+        return wls(x)[0]
+    (coef, _), pair = min(((wls(np.clip(x, lo, hi)), (lo, hi)) for lo, hi in pairs),
+                          key=lambda item: item[0][1])
+    return np.r_[coef, pair]
 
 
 def card_params(family: str, z: np.ndarray, span: tuple[float, float]) -> dict[str, float]:
@@ -208,7 +233,7 @@ def card_params(family: str, z: np.ndarray, span: tuple[float, float]) -> dict[s
         return {"value": float(z[0])}
     if family == "log_linear":
         return {"a": float(z[0]), "b": float(z[1])}
-    ends = z[0] * np.clip(np.sort(z[2:4]), *span) + z[1]
+    ends = _line(family, z, np.asarray(z[2:4], dtype=np.float64), span)  # at the clamps
     return {"a": float(z[0]), "b": float(z[1]), "lo": float(ends.min()),
             "hi": float(ends.max())}
 
@@ -270,17 +295,8 @@ class _Problem:
         w = 1.0 / (spread**2 + self.v)
         if family == "constant":
             return np.array([np.sum(w * self.nu) / np.sum(w)])
-
-        def wls(f: np.ndarray) -> tuple[np.ndarray, float]:
-            design = np.column_stack([f, np.ones_like(f)]) * np.sqrt(w)[:, None]
-            coef = np.linalg.lstsq(design, self.nu * np.sqrt(w), rcond=None)[0]
-            return coef, float(np.sum(w * (self.nu - coef[0] * f - coef[1]) ** 2))
-
-        if family == "log_linear":
-            return wls(self.lx)[0]
-        best = min(((wls(np.clip(self.lx, lo, hi)), (lo, hi)) for lo, hi in self._clamp_pairs()),
-                   key=lambda item: item[0][1])
-        return np.r_[best[0][0], best[1]]
+        return _line_fit(self.lx, self.nu, w,
+                         self._clamp_pairs() if family == "log_linear_clamped" else None)
 
     def std_start(self, mean: str, zm: np.ndarray, family: str) -> np.ndarray:
         """The spread's start, the mean held at ``zm``: in 8 equal-count bins of ln x the
@@ -298,19 +314,8 @@ class _Problem:
         centre = np.bincount(which, self.lx, 8)[full] / count[full]
         spread = np.sqrt(np.maximum(np.bincount(which, r2 - self.v, 8)[full] / count[full],
                                     floor))
-        weight = np.sqrt(count[full])
-
-        def wls(f: np.ndarray) -> tuple[np.ndarray, float]:
-            design = np.column_stack([f, np.ones_like(f)]) * weight[:, None]
-            coef = np.linalg.lstsq(design, spread * weight, rcond=None)[0]
-            return coef, float(np.sum((weight * (spread - coef[0] * f - coef[1])) ** 2))
-
-        if family == "log_linear":
-            start = wls(centre)[0]
-        else:
-            best = min(((wls(np.clip(centre, lo, hi)), (lo, hi))
-                        for lo, hi in self._clamp_pairs()), key=lambda item: item[0][1])
-            start = np.r_[best[0][0], best[1]]
+        start = _line_fit(centre, spread, count[full],
+                          self._clamp_pairs() if family == "log_linear_clamped" else None)
         ends = [_law_at(CODES[family], start, end, *self.span) for end in self.check]
         if min(ends) < 2 * self.margin:  # below 0 at an end: start flat (the fit needs s > 0)
             start[:2] = 0.0, s0

@@ -285,6 +285,8 @@ def _fit_piecewise(shape: str, g: np.ndarray, e: np.ndarray, extra: np.ndarray,
     form of the HERMES fits, pieces on either side of a break in G/g_max). For each candidate break
     (PIECEWISE_BREAKS) the two lines are independent maximum-likelihood fits; the break is the
     candidate with the highest likelihood of both (a bootstrap replicate searches it again)."""
+    lo, hi = (g.min(), g.max()) if g_span is None else g_span  # _fit adds the data's range
+
     def at_break(level: float) -> tuple[float, dict[str, Any]] | None:
         g_break = float(np.quantile(g, level))
         params: dict[str, Any] = {"break": g_break}
@@ -294,9 +296,7 @@ def _fit_piecewise(shape: str, g: np.ndarray, e: np.ndarray, extra: np.ndarray,
                 return None
             sub = None if bounds is None else (bounds[0][rows], bounds[1][rows])
             first = {"coeffs": start[side]} if start else None
-            lo, hi = (g.min(), g.max()) if g_span is None else g_span
-            piece_span = (min(lo, g.min()), g_break) if side == "below" else (g_break,
-                                                                              max(hi, g.max()))
+            piece_span = (lo, g_break) if side == "below" else (g_break, hi)
             params[side] = _fit("polynomial_abs", shape, g[rows], e[rows], extra[rows], first,
                                 sub, degree=1, g_span=piece_span)["coeffs"]
             sigma = sigma_of("polynomial_abs", {"coeffs": params[side]}, g[rows])

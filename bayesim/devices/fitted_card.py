@@ -61,6 +61,12 @@ def _number(value: Any, unit: str, source: str, ci95: list | None = None) -> dic
     return entry
 
 
+def card_g_max(g_range: tuple[float, float], window: tuple[float, float] | None) -> float:
+    """The card's g_max (µS): the window's ceiling when given, else the highest measured
+    conductance; the x = G/g_max of its laws."""
+    return window[1] if window else g_range[1]
+
+
 def build_card(name: str, technology: str, datasets: list[tuple[Measurements, str]],
                reads: ReadFit | None, programming: LawFit | None, drift: DriftFit | None,
                g_range: tuple[float, float], window: tuple[float, float] | None = None
@@ -76,7 +82,7 @@ def build_card(name: str, technology: str, datasets: list[tuple[Measurements, st
             f"fitted from {data.path.name} (SHA-256 {digest}), {data.n_devices} devices, "
             f"{data.g.size} measurements, {today}, by bayesim {__version__} devices fit")
     lo, hi = g_range
-    g_max = window[1] if window else hi
+    g_max = card_g_max(g_range, window)
     t_hi = 0.0 if drift is None else drift.t_max - drift.t0
     card: dict[str, Any] = {
         "name": name, "technology": technology, "status": "measured",
@@ -270,8 +276,8 @@ def fit_card(paths: list[str], name: str, technology: str = "unknown",
         programming = fit.fit_programming(by_kind["programming"], bootstrap, seed,
                                           window=window, g_span=g_range)
     if "drift" in by_kind:
-        drift = drift_fit.fit_drift(by_kind["drift"], window[1] if window else g_range[1],
-                                    bootstrap, seed, g_span=g_range)
+        drift = drift_fit.fit_drift(by_kind["drift"], card_g_max(g_range, window), bootstrap,
+                                    seed, g_span=g_range)
     if g_range[1] <= g_range[0]:
         raise DataError("the measurements span a single conductance; measure devices at "
                         "several conductances")

@@ -286,16 +286,16 @@ def _check_nonnegative(model: DeviceModel, r: _Reader) -> None:
     raw = {"program": model.program_law, "read": model.read_law}
     if model.timed_program is not None:
         raw.update({f"program.timed.{i}": law for i, law in enumerate(model.timed_program.laws)})
-    for key, law in list(raw.items()):
-        if isinstance(law, laws.Piecewise):  # each piece over its own part of the range
-            del raw[key]
+    checks = []  # (key, law, the conductances it serves); a piecewise law's pieces one by one
+    for key, law in raw.items():
+        if isinstance(law, laws.Piecewise):
             index = np.searchsorted(np.asarray(law.breaks), np.abs(g) / model.g_max,
                                     side="right")
-            raw.update({f"{key}.pieces.{i}": (piece, g[index == i])
-                        for i, piece in enumerate(law.laws)})
+            checks += [(f"{key}.pieces.{i}", piece, g[index == i])
+                       for i, piece in enumerate(law.laws)]
         else:
-            raw[key] = (law, g)
-    for key, (law, where_g) in raw.items():
+            checks.append((key, law, g))
+    for key, law, where_g in checks:
         if not where_g.size:
             continue
         if isinstance(law, laws.Polynomial):
