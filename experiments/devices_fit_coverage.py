@@ -112,10 +112,11 @@ def drift_rows(repeats: int, bootstrap: int, only: int | None, states: bool = Fa
     g_max (as with --window 0 25), restricted to the true families. ``states``: the machine's
     own states with their 1/f noise (draw_drift), targets from 2 µS (below it the 1/f noise
     clips many reads to 0 µS), ν(G) at 2.5 µS instead of 1.5, 1,000 devices."""
-    card, (lo, hi), counts, points = DRIFT_CASE
+    card, _, counts, points = DRIFT_CASE
     law = "drift_states" if states else "drift"
+    lo, hi, _ = drift_draw_of(law)
     if states:  # and ν(G) scored inside those targets
-        lo, counts, points = 2.0, (1000,), (2.5, *points[1:])
+        counts, points = (1000,), (2.5, *points[1:])
     model = load_preset(card)
     at = np.asarray(points)
     mean_true, std_true = model.drift_nu(at)
@@ -146,8 +147,7 @@ def drift_rows(repeats: int, bootstrap: int, only: int | None, states: bool = Fa
                 covered_moments[key] += (low <= true) & (true <= high)
                 ratios[key].append(value / true)
             if repeat < 10:
-                best = fit_drift(data, model.g_max, 0, seed % 2**31)
-                name = f"{best.nu_mean_family}/{best.nu_std_family}"
+                name = picked_drift_pair(data, model.g_max, seed)
                 picked[name] = picked.get(name, 0) + 1
         row = {"card": card, "law": law, "family": "log_linear_clamped/log_linear_clamped",
                "targets_uS": [lo, hi],
@@ -181,6 +181,18 @@ def fit_case(data: Measurements, card: str, law: str, family: str, bootstrap: in
     return fit.program, fit
 
 
+def drift_draw_of(law: str) -> tuple[float, float, bool]:
+    """The drift case's (lo, hi, states) for ``law`` (drift or drift_states; drift_rows)."""
+    _, (lo, hi), _, _ = DRIFT_CASE
+    return (2.0 if law == "drift_states" else lo), hi, law == "drift_states"
+
+
+def picked_drift_pair(data: Measurements, g_max: float, seed: int) -> str:
+    """The pair of drift families the full cross-validation (every family) picks."""
+    best = fit_drift(data, g_max, 0, seed % 2**31)
+    return f"{best.nu_mean_family}/{best.nu_std_family}"
+
+
 def picked_family(data: Measurements, card: str, law: str, family: str, seed: int) -> str:
     """The family and shape the full cross-validation (every family of NOISE_FAMILIES) picks."""
     best, _ = fit_case(data, card, law, family, 0, seed % 2**31, families=NOISE_FAMILIES)
@@ -204,6 +216,20 @@ def refresh_picks(rows: list[dict], chosen: list[tuple], only: int | None) -> No
             row["family_picked_of_10"], row["families_tried"] = picked, list(NOISE_FAMILIES)
             print(json.dumps({k: row[k] for k in ("card", "law", "devices",
                                                   "family_picked_of_10")}), flush=True)
+    for row in rows:  # the drift rows, whichever cases were chosen
+        if not row["law"].startswith("drift") or only not in (None, row["devices"]):
+            continue
+        lo, hi, states = drift_draw_of(row["law"])
+        g_max = load_preset(row["card"]).g_max
+        picked = {}
+        for repeat in range(10):
+            seed = case_seed(row["card"], row["law"], row["devices"], repeat)
+            name = picked_drift_pair(draw_drift(row["card"], row["devices"], lo, hi, seed, states),
+                                     g_max, seed)
+            picked[name] = picked.get(name, 0) + 1
+        row["family_picked_of_10"], row["families_tried"] = picked, list(DRIFT_FAMILIES)
+        print(json.dumps({k: row[k] for k in ("card", "law", "devices",
+                                              "family_picked_of_10")}), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -241,3 +241,38 @@ def test_a_drift_file_without_targets_is_calibrated_over_its_first_reads(tmp_pat
     assert card["range"]["calibrated_g"]["value"] == pytest.approx([first.min(), first.max()],
                                                                    rel=1e-5)
     assert extrapolated(card) == []
+
+
+def test_traces_no_family_describes_get_the_table_law(tmp_path: Path) -> None:
+    """Traces drawn from pcm_hermes_2023, whose ν_mean and ν_std are piecewise (a log-linear law
+    below a break, a polynomial above): the cross-validation prefers the table pair to every
+    family, and the card the machine reads back gives ν_mean within 6 % and ν_std within 15 %
+    of the card's between the outer bins (1,000 devices, 125 per bin: the standard error of a
+    bin's s is about 1/√250 = 6 % of it, and 15 % is 2.5 of them)."""
+    import tomllib
+
+    from bayesim.devices.fitted_card import fit_card, to_toml
+    from bayesim.devices.presets import build_model
+
+    model = load_preset("pcm_hermes_2023")
+    times = np.geomspace(model.t0, model.t0 * 1e4, 9)
+    rng = np.random.default_rng(0)
+    n = 1000
+    target = np.exp(rng.uniform(0.0, np.log(20.0), n))
+    nu = model.drift_exponents(target, seed=3)
+    g = target[:, None] * (times / model.t0) ** -nu[:, None] * np.exp(
+        rng.normal(0, 0.003, (n, times.size)))
+    path = tmp_path / "hermes.csv"
+    path.write_text("device,g_target[uS],g[uS],t[s]\n" + "".join(
+        f"{i},{float(target[i])!r},{float(g[i, j])!r},{float(t)!r}\n"
+        for i in range(n) for j, t in enumerate(times)))
+    card, _ = fit_card([str(path)], "hermes_fit", bootstrap=5)
+    assert card["fit"]["drift_families"] == {"nu_mean": "table", "nu_std": "table"}
+    cv = card["fit"]["drift_cv_loglik"]
+    assert max(cv, key=cv.get) == "table/table" and "table/constant" not in cv
+    fitted = build_model(tomllib.loads(to_toml(card)), "hermes_fit")
+    assert card["drift"]["nu_mean"]["g"]["unit"] == "uS"
+    at = np.array([2.5, 5.0, 10.0])
+    (mean, std), (true_mean, true_std) = fitted.drift_nu(at), model.drift_nu(at)
+    assert np.all(np.abs(mean / true_mean - 1) < 0.06), mean / true_mean
+    assert np.all(np.abs(std / true_std - 1) < 0.15), std / true_std

@@ -35,15 +35,26 @@ import numba
 import numpy as np
 
 from bayesim.devices import laws
-from bayesim.devices.fit import BOOTSTRAP, FOLDS, check_bins, conductance_bins, device_rows
+from bayesim.devices.fit import (
+    BOOTSTRAP,
+    FOLDS,
+    MIN_DEVICES_PER_BIN,
+    check_bins,
+    conductance_bins,
+    device_rows,
+)
 from bayesim.devices.measurements import Measurements
 from bayesim.errors import DataError
 
-DRIFT_FAMILIES = ("constant", "log_linear", "log_linear_clamped")
+DRIFT_FAMILIES = ("constant", "log_linear", "log_linear_clamped", "table")
+"""ν_mean's and ν_std's families. ``table`` goes only with itself: μ and s fitted as constants
+in each conductance bin (fit.conductance_bins), the card's ``table`` law between the bins'
+median G (monotone cubic, held at the ends), for traces no family describes (the HERMES
+card's piecewise fits)."""
 SIZES = {"constant": 1, "log_linear": 2, "log_linear_clamped": 4}
 """Parameters per family in the fit: (value), (a, b), (a, b, u₁, u₂) with u the clamps' ln x."""
 CARD_LAW = {"constant": "constant", "log_linear": "log_linear",
-            "log_linear_clamped": "log_linear"}
+            "log_linear_clamped": "log_linear", "table": "table"}
 """The card's law of each family (a clamped log-linear law is ``log_linear`` with lo and hi)."""
 CLAMP_GRID = 8
 """Candidate clamp positions: this many quantiles of ln x (the ends included)."""
@@ -238,10 +249,12 @@ def card_params(family: str, z: np.ndarray, span: tuple[float, float]) -> dict[s
             "hi": float(ends.max())}
 
 
-def card_law(family: str, params: dict[str, float]) -> object:
+def card_law(family: str, params: dict) -> object:
     """The machine's law (bayesim.devices.laws) of card parameters ``params``."""
     if family == "constant":
         return laws.Constant(params["value"])
+    if family == "table":
+        return laws.Table(tuple(params["g"]), tuple(params["sigma"]))
     return laws.LogLinear(params["a"], params["b"], params.get("lo", -np.inf),
                           params.get("hi", np.inf))
 
@@ -341,6 +354,27 @@ class _Problem:
                         self.span if same_span else None, self.given_check)
 
 
+def _fit_pair(problem: "_Problem", mean: str, std: str, g: np.ndarray, edges: np.ndarray
+              ) -> tuple[dict, dict]:
+    """The card parameters of the laws (mean, std) fitted to ``problem``, whose devices are
+    at conductances ``g`` (µS). The table pair: constant μ and s in each bin of ``edges``
+    holding at least two of them, at the bin's median G."""
+    if mean != "table":
+        z = problem.fit(mean, std)
+        size = SIZES[mean]
+        return card_params(mean, z[:size], problem.span), card_params(std, z[size:], problem.span)
+    which = np.clip(np.searchsorted(edges, g, side="right") - 1, 0, edges.size - 2)
+    knots, mus, sigmas = [], [], []
+    for b in range(edges.size - 1):
+        rows = np.flatnonzero(which == b)
+        if rows.size >= MIN_DEVICES_PER_BIN:
+            mu, s = problem.subset(rows).fit("constant", "constant")
+            knots.append(float(np.median(g[rows])))
+            mus.append(float(abs(mu)))
+            sigmas.append(float(s))
+    return {"g": knots, "sigma": mus}, {"g": knots, "sigma": sigmas}
+
+
 @dataclass
 class DriftFit:
     """The fitted drift-exponent laws ν_mean(G), ν_std(G) (families of DRIFT_FAMILIES, card
@@ -411,42 +445,48 @@ def fit_drift(data: Measurements, g_max: float, bootstrap: int = BOOTSTRAP, seed
     check = None if g_span is None else tuple(np.log(np.maximum(np.asarray(g_span) / g_max,
                                                                 laws.LogLinear.x_floor)))
     problem = _Problem(np.log(cov / g_max), nu, pooled_variance(slopes, data.path), None, check)
+    edges = conductance_bins(cov)
     rng = np.random.default_rng(seed)
     fold = rng.permutation(nu.size) % FOLDS
     cv: dict[str, float] = {}
-    pairs = [(mean, std) for mean in mean_families for std in std_families]
+    pairs = [(mean, std) for mean in mean_families for std in std_families
+             if (mean == "table") == (std == "table")]
     for mean, std in pairs if len(pairs) > 1 else []:
         total = 0.0
         for k in range(FOLDS):
-            train = problem.subset(np.flatnonzero(fold != k))
-            test = problem.subset(np.flatnonzero(fold == k))
-            z = train.fit(mean, std)
-            # the test devices' laws: the train fit's clamps (at its span's ends at most)
-            zm, zs = z[:SIZES[mean]], z[SIZES[mean]:]
-            mu = _line(mean, zm, test.lx, train.span)
-            s = np.maximum(_line(std, zs, test.lx, train.span), 0.0)
-            total += folded_loglik(test.nu, mu, s, test.v)
+            train, test = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+            # the test devices' laws: the train fit's (clamps at its span's ends at most)
+            laws_k = _fit_pair(problem.subset(train), mean, std, cov[train], edges)
+            mu = card_law(mean, laws_k[0])(cov[test], g_max)
+            s = np.maximum(card_law(std, laws_k[1])(cov[test], g_max), 0.0)
+            total += folded_loglik(nu[test], mu, s, problem.v[test])
         cv[f"{mean}/{std}"] = total
     mean, std = max(cv, key=lambda k: cv[k]).split("/") if cv else pairs[0]
-    z = problem.fit(mean, std)
-    size = SIZES[mean]
+    fitted = _fit_pair(problem, mean, std, cov, edges)
     replicates = []
     for b in range(bootstrap):
         rows = rng.integers(0, nu.size, nu.size)
         # each replicate is fitted from its own grid start (one started at the full fit stays
         # near it where a clamp's position and the slope trade off: intervals too narrow), its
-        # clamps bounded by the full data's span, as the full fit's are
-        zb = problem.subset(rows, same_span=True).fit(mean, std)
-        replicates.append((card_params(mean, zb[:size], problem.span),
-                           card_params(std, zb[size:], problem.span)))
+        # clamps bounded by the full data's span, as the full fit's are; a table is read at
+        # the full fit's knots (its own move with the resampled devices)
+        pair = _fit_pair(problem.subset(rows, same_span=True), mean, std, cov[rows], edges)
+        if mean == "table":
+            pair = tuple({"g": full["g"], "sigma": card_law("table", law)(
+                np.asarray(full["g"]), g_max).tolist()} for full, law in zip(fitted, pair,
+                                                                               strict=True))
+        replicates.append(pair)
         if progress:
             progress(b + 1, bootstrap)
-    ci95: dict[str, dict[str, list[float]]] = {"nu_mean": {}, "nu_std": {}}
+    ci95: dict[str, dict[str, list]] = {"nu_mean": {}, "nu_std": {}}
     for i, key in enumerate(("nu_mean", "nu_std")):
         for name in (replicates[0][i] if replicates else {}):
-            values = [r[i][name] for r in replicates]
-            ci95[key][name] = [float(v) for v in np.percentile(values, [2.5, 97.5])]
-    return DriftFit(float(data.t.min()), mean, card_params(mean, z[:size], problem.span), std,
-                    card_params(std, z[size:], problem.span), ci95, cv, int(nu.size),
+            if name == "g":  # a table's knots: the full fit's in every replicate
+                continue
+            values = np.array([np.atleast_1d(r[i][name]) for r in replicates], dtype=float)
+            lo, hi = np.percentile(values, [2.5, 97.5], axis=0)
+            ci95[key][name] = ([[float(x), float(y)] for x, y in zip(lo, hi, strict=True)]
+                               if mean == "table" else [float(lo[0]), float(hi[0])])
+    return DriftFit(float(data.t.min()), mean, fitted[0], std, fitted[1], ci95, cv, int(nu.size),
                     int(sum(i.size for i in groups)), float(data.t.max()), g_max, at_zero,
                     (float(cov.min()), float(cov.max())), replicates)

@@ -128,8 +128,9 @@ def build_card(name: str, technology: str, datasets: list[tuple[Measurements, st
         for key, family, params in (("nu_mean", drift.nu_mean_family, drift.nu_mean),
                                     ("nu_std", drift.nu_std_family, drift.nu_std)):
             law: dict[str, Any] = {"law": drift_fit.CARD_LAW[family]}
+            units = FAMILIES[law["law"]]  # a table's knots in µS, every value dimensionless
             for name, value in params.items():
-                law[name] = _number(value, ONE, source, drift.ci95[key].get(name))
+                law[name] = _number(value, units[name] or ONE, source, drift.ci95[key].get(name))
             card["drift"][key] = law
         diagnostics["drift_families"] = {"nu_mean": drift.nu_mean_family,
                                          "nu_std": drift.nu_std_family}
