@@ -115,7 +115,8 @@ def test_the_cards_clamped_drift_laws_are_fitted_back() -> None:
 def test_bootstrap_intervals_cover_a_constant_law() -> None:
     """60 fits of traces with ν ~ |N(0.05, 0.01)| and white ln G noise of 0.01 over 5 times,
     200 devices: the intervals of μ and s cover the truth in ≥ 52 of 60. At a true coverage of
-    0.95 that fails with probability 0.003; at 0.80 it passes with probability 0.13."""
+    0.95 one parameter fails with probability 0.003, either of the two about 0.006; at 0.80
+    it passes with probability 0.13."""
     times = np.array([20.0, 200.0, 2e3, 2e4, 2e5])
     covered = np.zeros(2, dtype=int)
     for repeat in range(60):
